@@ -1,0 +1,1 @@
+"""EnviroStream bench."""

@@ -1,0 +1,27 @@
+"""The package's exception hierarchy: catch narrow types, read structured fields."""
+
+from __future__ import annotations
+
+
+class EnviroStreamError(Exception):
+    """Base class of every error raised on purpose by EnviroStream."""
+
+
+class ConfigurationError(EnviroStreamError):
+    """A setting is invalid; ``setting`` names the environment variable."""
+
+    def __init__(self, setting: str, message: str) -> None:
+        super().__init__(f"{setting}: {message}")
+        self.setting = setting
+
+
+class ServiceUnavailableError(EnviroStreamError):
+    """A service (Kafka, the ClickHouse store, Prometheus) did not answer in time."""
+
+    def __init__(self, service: str, address: str, hint: str = "") -> None:
+        text = f"{service} at {address} did not answer"
+        if hint:
+            text += f"; {hint}"
+        super().__init__(text)
+        self.service = service
+        self.address = address

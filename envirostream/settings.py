@@ -1,0 +1,161 @@
+"""One validated settings object, read from ``ENVIROSTREAM_*`` environment variables.
+
+Every field has a default that works on one laptop; docs/configuration.md lists them.
+An invalid value stops the process at start with a message naming the variable.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from envirostream.errors import ConfigurationError
+
+ENV_PREFIX = "ENVIROSTREAM_"
+
+
+class Settings(BaseSettings):
+    """Settings of every EnviroStream process (frozen once built)."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="ignore")
+
+    # --- where things live -------------------------------------------------------------
+    data_dir: Path = Field(
+        default=Path(".envirostream"),
+        description="Local state: Kafka log dirs, the embedded ClickHouse store, pid files, logs.",
+    )
+    cache_dir: Path = Field(
+        default=Path(".cache"),
+        description="Downloaded artefacts kept between runs (Kafka's jars from Maven Central).",
+    )
+    # --- Kafka -------------------------------------------------------------------------
+    kafka_bootstrap: str | None = Field(
+        default=None,
+        description="host:port[,host:port] of an existing cluster; unset = the local broker.",
+    )
+    kafka_port: int = Field(default=19092, ge=1, le=65535, description="Local broker port.")
+    kafka_controller_port: int = Field(default=19093, ge=1, le=65535)
+    kafka_version: str = Field(default="4.1.1", description="Apache Kafka fetched from Maven.")
+    kafka_heap: str = Field(default="768m", description="-Xmx of the local broker.")
+    topic_partitions: int = Field(default=4, ge=1, le=1024)
+    topic_replication: int = Field(default=1, ge=1, le=16)
+    readings_retention_hours: float = Field(default=72.0, gt=0)
+    derived_retention_hours: float = Field(default=168.0, gt=0)
+    # --- ClickHouse --------------------------------------------------------------------
+    clickhouse_url: str | None = Field(
+        default=None,
+        description="http(s)://user:password@host:port of a ClickHouse server; "
+        "unset = the embedded chdb store under the data dir.",
+    )
+    clickhouse_database: str = Field(default="envirostream", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    store_port: int = Field(default=18123, ge=1, le=65535, description="Embedded store HTTP port.")
+    readings_ttl_days: int = Field(default=30, ge=1)
+    aggregates_ttl_days: int = Field(default=365, ge=1)
+    # --- schemas -----------------------------------------------------------------------
+    schema_registry_url: str | None = None
+    # --- stream worker -----------------------------------------------------------------
+    app_id: str = Field(default="envirostream", pattern=r"^[A-Za-z0-9._-]+$")
+    window_seconds: float = Field(default=60.0, gt=0, le=86400)
+    allowed_lateness_seconds: float = Field(default=10.0, ge=0, le=86400)
+    late_policy: Literal["dlq", "drop"] = "dlq"
+    max_future_seconds: float = Field(default=300.0, gt=0)
+    worker_batch_size: int = Field(default=5000, ge=1, le=1_000_000)
+    worker_batch_seconds: float = Field(default=0.5, gt=0, le=60)
+    # --- sinks -------------------------------------------------------------------------
+    sink_batch_rows: int = Field(default=50_000, ge=1)
+    sink_batch_seconds: float = Field(default=1.0, gt=0, le=600)
+    # --- metrics and alerting ----------------------------------------------------------
+    metrics_port: int = Field(default=9464, ge=0, le=65535, description="Worker /metrics; 0=off.")
+    sink_metrics_port: int = Field(default=9465, ge=0, le=65535)
+    simulator_metrics_port: int = Field(default=9466, ge=0, le=65535)
+    alertmanager_url: str | None = None
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("kafka_bootstrap")
+    @classmethod
+    def _check_bootstrap(cls, value: str | None) -> str | None:
+        if value is None or value.strip() == "":
+            return None
+        for part in value.split(","):
+            host, sep, port = part.strip().rpartition(":")
+            if not sep or not host or not port.isdigit():
+                msg = f"expected host:port[,host:port], got {value!r}"
+                raise ValueError(msg)
+        return value.strip()
+
+    @field_validator("clickhouse_url", "schema_registry_url", "alertmanager_url")
+    @classmethod
+    def _check_url(cls, value: str | None) -> str | None:
+        if value is None or value.strip() == "":
+            return None
+        if not value.startswith(("http://", "https://")):
+            msg = f"expected an http:// or https:// URL, got {value!r}"
+            raise ValueError(msg)
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _check_ports(self) -> Settings:
+        if self.kafka_bootstrap is None and self.kafka_port == self.kafka_controller_port:
+            msg = "kafka_port and kafka_controller_port must differ"
+            raise ValueError(msg)
+        return self
+
+    # --- derived values ----------------------------------------------------------------
+    @property
+    def uses_local_kafka(self) -> bool:
+        return self.kafka_bootstrap is None
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return self.kafka_bootstrap or f"127.0.0.1:{self.kafka_port}"
+
+    @property
+    def uses_local_store(self) -> bool:
+        return self.clickhouse_url is None
+
+    @property
+    def store_url(self) -> str:
+        return self.clickhouse_url or f"http://127.0.0.1:{self.store_port}"
+
+    @property
+    def window_ms(self) -> int:
+        return round(self.window_seconds * 1000)
+
+    @property
+    def lateness_ms(self) -> int:
+        return round(self.allowed_lateness_seconds * 1000)
+
+    @property
+    def window_label(self) -> str:
+        """Human form of the window size, as stored in ``aggregates.window_size`` (``1m``)."""
+        ms = self.window_ms
+        for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)):
+            if ms % size == 0:
+                return f"{ms // size}{unit}"
+        return f"{ms}ms"
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+    """Build and validate the settings; raise :class:`ConfigurationError` naming the variable."""
+    env = os.environ if environ is None else environ
+    values: dict[str, object] = {}
+    for name in Settings.model_fields:
+        key = ENV_PREFIX + name.upper()
+        if key in env:
+            values[name] = env[key]
+    values.update(overrides)
+    try:
+        # Values are passed explicitly so an injected environ is honoured, not os.environ.
+        return Settings.model_validate(values)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = str(err["loc"][0]) if err["loc"] else "settings"
+        given = values.get(field, "<unset>")
+        raise ConfigurationError(
+            ENV_PREFIX + field.upper(), f"{err['msg']} (given: {given!r})"
+        ) from exc
