@@ -1,1 +1,27 @@
-"""EnviroStream topics."""
+"""Topic definitions and the admin that creates and verifies them."""
+
+from topics.admin import TopicAdmin, TopicDrift, TopicState
+from topics.definitions import (
+    AGGREGATES,
+    ALERTS,
+    ALERTS_FEEDBACK,
+    ANOMALIES,
+    DLQ,
+    READINGS,
+    TopicSpec,
+    topic_specs,
+)
+
+__all__ = [
+    "AGGREGATES",
+    "ALERTS",
+    "ALERTS_FEEDBACK",
+    "ANOMALIES",
+    "DLQ",
+    "READINGS",
+    "TopicAdmin",
+    "TopicDrift",
+    "TopicSpec",
+    "TopicState",
+    "topic_specs",
+]
