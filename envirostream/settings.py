@@ -63,6 +63,12 @@ class Settings(BaseSettings):
     window_seconds: float = Field(default=60.0, gt=0, le=86400)
     allowed_lateness_seconds: float = Field(default=10.0, ge=0, le=86400)
     late_policy: Literal["dlq", "drop"] = "dlq"
+    idle_close_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="Close a partition's open windows after this long without input.",
+    )
+    commit_interval_seconds: float = Field(default=1.0, gt=0, le=60)
     max_future_seconds: float = Field(default=300.0, gt=0)
     worker_batch_size: int = Field(default=5000, ge=1, le=1_000_000)
     worker_batch_seconds: float = Field(default=0.5, gt=0, le=60)

@@ -1,0 +1,149 @@
+"""The one DDL source of the ClickHouse tables, identical for the chdb store and a server.
+
+Every table is a ReplacingMergeTree whose sorting key holds a deterministic row identity,
+so replaying the same Kafka offsets never changes what ``SELECT ... FINAL`` returns.
+``aggregates`` uses ``count`` as its version: a window re-emitted from a partial replay
+(fewer readings) never replaces the complete one. Retention (TTL) counts from the time a
+row was stored, not from its event time, so replayed historical data is not dropped on
+arrival.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from envirostream.settings import Settings
+
+__all__ = ["TABLES", "TableDef", "create_statements"]
+
+
+@dataclass(frozen=True)
+class TableDef:
+    """A table: its columns in insert order and its engine clause."""
+
+    name: str
+    columns: tuple[tuple[str, str], ...]
+    engine: str
+    order_by: str
+    ttl_column: str
+    ttl_setting: str  # name of the Settings field holding the retention in days
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c for c, _ in self.columns]
+
+    def create_sql(self, ttl_days: int) -> str:
+        cols = ",\n  ".join(f"`{name}` {ctype}" for name, ctype in self.columns)
+        return (
+            f"CREATE TABLE IF NOT EXISTS {self.name} (\n  {cols},\n"
+            f"  `stored_at` DateTime64(3, 'UTC') DEFAULT now64(3)\n)\n"
+            f"ENGINE = {self.engine}\n"
+            f"PARTITION BY toYYYYMM({self.ttl_column})\n"
+            f"ORDER BY ({self.order_by})\n"
+            f"TTL toDateTime(stored_at) + INTERVAL {ttl_days} DAY"
+        )
+
+
+_TS = "DateTime64(3, 'UTC')"
+_LC = "LowCardinality(String)"
+
+TABLES: dict[str, TableDef] = {
+    "readings": TableDef(
+        "readings",
+        (
+            ("ts", _TS),
+            ("tenant_id", _LC),
+            ("device_id", "String"),
+            ("device_type", _LC),
+            ("sensor_id", "String"),
+            ("capability", _LC),
+            ("value", "Float64"),
+            ("unit", _LC),
+            ("quality", _LC),
+            ("sequence", "Int64"),
+            ("reading_id", "String"),
+            ("scenario", _LC),
+            ("phase", _LC),
+        ),
+        "ReplacingMergeTree",
+        "tenant_id, device_id, capability, ts, reading_id",
+        "ts",
+        "readings_ttl_days",
+    ),
+    "aggregates": TableDef(
+        "aggregates",
+        (
+            ("window_start", _TS),
+            ("window_end", _TS),
+            ("window_size", _LC),
+            ("tenant_id", _LC),
+            ("device_id", "String"),
+            ("device_type", _LC),
+            ("capability", _LC),
+            ("unit", _LC),
+            ("count", "UInt64"),
+            ("mean", "Float64"),
+            ("min", "Float64"),
+            ("max", "Float64"),
+            ("std", "Float64"),
+            ("first", "Float64"),
+            ("last", "Float64"),
+            ("first_ts", _TS),
+            ("last_ts", _TS),
+        ),
+        "ReplacingMergeTree(count)",
+        "tenant_id, device_id, capability, window_size, window_start",
+        "window_start",
+        "aggregates_ttl_days",
+    ),
+    "anomalies": TableDef(
+        "anomalies",
+        (
+            ("ts", _TS),
+            ("tenant_id", _LC),
+            ("device_id", "String"),
+            ("device_type", _LC),
+            ("capability", _LC),
+            ("detector", _LC),
+            ("score", "Float64"),
+            ("threshold", "Float64"),
+            ("value", "Float64"),
+            ("is_anomaly", "Bool"),
+            ("reading_id", "String"),
+        ),
+        "ReplacingMergeTree",
+        "tenant_id, device_id, capability, detector, ts, reading_id",
+        "ts",
+        "aggregates_ttl_days",
+    ),
+    "alerts": TableDef(
+        "alerts",
+        (
+            ("alert_id", "String"),
+            ("alert_key", "String"),
+            ("tenant_id", _LC),
+            ("device_id", "String"),
+            ("device_type", _LC),
+            ("capability", _LC),
+            ("rule", _LC),
+            ("severity", _LC),
+            ("state", _LC),
+            ("first_seen", _TS),
+            ("last_seen", _TS),
+            ("resolved_at", f"Nullable({_TS})"),
+            ("duplicates", "UInt64"),
+            ("summary", "String"),
+            ("version", "UInt64"),
+            ("attributes", "Map(String, String)"),
+        ),
+        "ReplacingMergeTree(version)",
+        "tenant_id, alert_key, alert_id",
+        "first_seen",
+        "aggregates_ttl_days",
+    ),
+}
+
+
+def create_statements(settings: Settings) -> list[str]:
+    """``CREATE TABLE IF NOT EXISTS`` for every table, with the configured retention."""
+    return [t.create_sql(int(getattr(settings, t.ttl_setting))) for t in TABLES.values()]

@@ -1,0 +1,218 @@
+"""The worker's per-batch logic for ``telemetry.readings``, free of Kafka and clocks.
+
+``ReadingsProcessor.process`` takes a batch of raw input records and returns what must be
+sent on: dead letters (with the reason), closed windows as ``WindowAggregate`` records, and
+the rows for the ``readings`` table (kept in a :class:`RowBuffer`). ``commit_offset`` says
+how far input offsets may be committed: below the first reading of any window still open
+and of any row not yet stored, so a crash and replay rebuild everything in full.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from schemas import AvroCodec, DecodeError
+from sinks.ddl import TABLES
+from sinks.writer import RowBuffer
+from streams.validate import check_reading
+from streams.windows import ClosedWindow, PartitionWindows
+
+__all__ = ["BatchResult", "DeadLetter", "InputRecord", "ReadingsProcessor"]
+
+READING = "UniversalSensorReading"
+
+
+@dataclass(frozen=True, slots=True)
+class InputRecord:
+    """One record as fetched: where it came from and its bytes."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+    @property
+    def source(self) -> tuple[str, int]:
+        return (self.topic, self.partition)
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A record refused by the pipeline, with the original bytes and why."""
+
+    record: InputRecord
+    reason: str
+    message: str
+    stage: str
+
+    def headers(self) -> list[tuple[str, bytes]]:
+        r = self.record
+        return [
+            ("error.reason", self.reason.encode()),
+            ("error.message", self.message.encode()),
+            ("error.stage", self.stage.encode()),
+            ("source.topic", r.topic.encode()),
+            ("source.partition", str(r.partition).encode()),
+            ("source.offset", str(r.offset).encode()),
+        ]
+
+
+@dataclass
+class BatchResult:
+    consumed: int = 0
+    accepted: int = 0
+    late: int = 0
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    aggregates: list[dict[str, Any]] = field(default_factory=list)
+
+
+class ReadingsProcessor:
+    """Decode, validate, window; buffers ``readings`` rows for the sink."""
+
+    def __init__(
+        self,
+        codec: AvroCodec,
+        *,
+        window_ms: int,
+        lateness_ms: int,
+        window_label: str,
+        late_policy: str = "dlq",
+    ) -> None:
+        self.codec = codec
+        self.window_ms = window_ms
+        self.lateness_ms = lateness_ms
+        self.window_label = window_label
+        self.late_policy = late_policy
+        self.windows: dict[Hashable, PartitionWindows] = {}
+        self.next_offset: dict[Hashable, int] = {}
+        self.readings = RowBuffer(TABLES["readings"])
+        # Per series: (tenant_id, device_type, unit), copied into each closed window.
+        self._series_meta: dict[tuple[str, str], tuple[str, str, str]] = {}
+
+    # -- the batch ----------------------------------------------------------------------
+    def process(self, batch: Sequence[InputRecord]) -> BatchResult:
+        result = BatchResult(consumed=len(batch))
+        if not batch:
+            return result
+        decoded = self.codec.decode_batch(READING, [r.value or b"" for r in batch])
+        cols: dict[Hashable, list[list[Any]]] = {}
+        first_offsets: dict[Hashable, int] = {}
+        for rec, item in zip(batch, decoded, strict=True):
+            src = rec.source
+            self.next_offset[src] = rec.offset + 1
+            if isinstance(item, DecodeError):
+                result.dead_letters.append(DeadLetter(rec, "decode_error", str(item), "decode"))
+                continue
+            problem = check_reading(item)
+            if problem is not None:
+                result.dead_letters.append(DeadLetter(rec, problem[0], problem[1], "validate"))
+                continue
+            windows = self.windows.get(src)
+            if windows is None:
+                windows = self.windows[src] = PartitionWindows(self.window_ms, self.lateness_ms)
+            device, cap, ts = item["device_id"], item["capability"], item["timestamp"]
+            if not windows.add(device, cap, item["value"], ts, rec.offset):
+                result.late += 1
+                if self.late_policy == "dlq":
+                    wm = windows.watermark_ms
+                    msg = (
+                        f"event time {ts} is in a window that closed (watermark {wm}, "
+                        f"allowed lateness {self.lateness_ms} ms)"
+                    )
+                    result.dead_letters.append(DeadLetter(rec, "late", msg, "window"))
+                continue
+            result.accepted += 1
+            meta = (item["tenant_id"], item["device_type"], item["unit"])
+            if self._series_meta.get((device, cap)) != meta:
+                self._series_meta[(device, cap)] = meta
+            label = item.get("label") or {}
+            c = cols.get(src)
+            if c is None:
+                c = cols[src] = [[] for _ in range(13)]
+                first_offsets[src] = rec.offset
+            c[0].append(ts)
+            c[1].append(item["tenant_id"])
+            c[2].append(device)
+            c[3].append(item["device_type"])
+            c[4].append(item["sensor_id"])
+            c[5].append(cap)
+            c[6].append(item["value"])
+            c[7].append(item["unit"])
+            c[8].append(item["quality"])
+            c[9].append(item["sequence"])
+            c[10].append(item["reading_id"])
+            c[11].append(label.get("scenario", ""))
+            c[12].append(label.get("phase", ""))
+        for src, columns in cols.items():
+            self.readings.extend(columns, src, first_offsets[src])
+        for src in {r.source for r in batch}:
+            windows = self.windows.get(src)
+            if windows is not None:
+                result.aggregates.extend(self._to_records(windows.close_due()))
+        return result
+
+    def close_all(self, sources: Iterable[Hashable] | None = None) -> list[dict[str, Any]]:
+        """Close every open window of ``sources`` (all by default): the input went idle."""
+        out: list[dict[str, Any]] = []
+        for src in list(self.windows if sources is None else sources):
+            if src in self.windows:
+                out.extend(self._to_records(self.windows[src].close_all()))
+        return out
+
+    def _to_records(self, closed: Iterable[ClosedWindow]) -> list[dict[str, Any]]:
+        out = []
+        for w in closed:
+            tenant, dtype, unit = self._series_meta[(w.device_id, w.capability)]
+            out.append(
+                {
+                    "window_start": w.start_ms,
+                    "window_end": w.end_ms,
+                    "window_size": self.window_label,
+                    "tenant_id": tenant,
+                    "device_id": w.device_id,
+                    "device_type": dtype,
+                    "capability": w.capability,
+                    "unit": unit,
+                    "count": w.count,
+                    "mean": w.mean,
+                    "min": w.min,
+                    "max": w.max,
+                    "std": w.std,
+                    "first": w.first,
+                    "last": w.last,
+                    "first_ts": w.first_ts,
+                    "last_ts": w.last_ts,
+                }
+            )
+        return out
+
+    # -- progress -----------------------------------------------------------------------
+    def commit_offset(self, source: Hashable) -> int | None:
+        """The offset up to which ``source`` may be committed (None: nothing seen)."""
+        nxt = self.next_offset.get(source)
+        if nxt is None:
+            return None
+        candidates = [nxt]
+        windows = self.windows.get(source)
+        if windows is not None and (low := windows.min_open_offset()) is not None:
+            candidates.append(low)
+        if (pending := self.readings.pending_from.get(source)) is not None:
+            candidates.append(pending)
+        return min(candidates)
+
+    def open_windows(self) -> int:
+        return sum(w.open_count for w in self.windows.values())
+
+    def forget(self, sources: Iterable[Hashable]) -> None:
+        """Drop the state of partitions this worker no longer owns (after a rebalance).
+
+        Rows of theirs already buffered are still written (harmless: the table deduplicates
+        on the reading id); only the bookkeeping for their commits is dropped.
+        """
+        for src in sources:
+            self.windows.pop(src, None)
+            self.next_offset.pop(src, None)
+            self.readings.pending_from.pop(src, None)

@@ -1,0 +1,38 @@
+"""Rules that decide whether a decoded reading may enter the pipeline.
+
+A refused reading is dead-lettered with one of these machine-readable reasons plus a
+readable message; nothing is silently dropped.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+__all__ = ["REASONS", "check_reading"]
+
+REASONS = {
+    "decode_error": "the bytes are not a readable UniversalSensorReading",
+    "missing_field": "a required field is empty",
+    "non_finite_value": "value is NaN or infinite",
+    "unknown_capability": "capability is UNKNOWN (written with a newer schema?)",
+    "late": "event time is beyond the allowed lateness of its window",
+}
+
+
+def check_reading(rec: dict[str, Any]) -> tuple[str, str] | None:
+    """None when the reading is usable, else ``(reason, message)``.
+
+    >>> check_reading({"reading_id": "r", "device_id": "d", "capability": "VOC", "value": 1.0})
+    >>> check_reading({"reading_id": "r", "device_id": "", "capability": "VOC", "value": 1.0})
+    ('missing_field', 'device_id is empty')
+    """
+    for name in ("reading_id", "device_id"):
+        if not rec.get(name):
+            return "missing_field", f"{name} is empty"
+    value = rec.get("value")
+    if not isinstance(value, float) or not math.isfinite(value):
+        return "non_finite_value", f"value is {value!r}; readings must be finite numbers"
+    if rec.get("capability") == "UNKNOWN":
+        return "unknown_capability", "capability UNKNOWN cannot be windowed; upgrade the reader"
+    return None
