@@ -69,6 +69,12 @@ class Settings(BaseSettings):
         description="Close a partition's open windows after this long without input.",
     )
     commit_interval_seconds: float = Field(default=1.0, gt=0, le=60)
+    session_timeout_seconds: float = Field(
+        default=30.0,
+        ge=6,
+        le=300,
+        description="Consumer-group session timeout: how soon a dead worker's partitions move.",
+    )
     max_future_seconds: float = Field(default=300.0, gt=0)
     worker_batch_size: int = Field(default=5000, ge=1, le=1_000_000)
     worker_batch_seconds: float = Field(default=0.5, gt=0, le=60)

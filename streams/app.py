@@ -225,6 +225,8 @@ def create_app(settings: Settings, build_worker: Callable[[faust.App], PipelineW
         consumer_auto_offset_reset="earliest",
         stream_wait_empty=False,
         broker_max_poll_records=settings.worker_batch_size,
+        broker_session_timeout=settings.session_timeout_seconds,
+        broker_heartbeat_interval=min(3.0, settings.session_timeout_seconds / 3),
         producer_compression_type="lz4",
         datadir=str(settings.data_dir / "faust"),
     )

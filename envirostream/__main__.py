@@ -1,0 +1,5 @@
+"""``python -m envirostream`` = the ``envirostream`` command."""
+
+from envirostream.cli import main
+
+raise SystemExit(main())

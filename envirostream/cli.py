@@ -1,0 +1,235 @@
+"""The ``envirostream`` command line (stable: scripts and users depend on it)."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+import threading
+from collections.abc import Sequence
+
+from envirostream.errors import ConfigurationError, EnviroStreamError
+from envirostream.settings import Settings, load_settings
+
+__all__ = ["KNOWN_COMMANDS", "build_parser", "main"]
+
+KNOWN_COMMANDS = (
+    "up",
+    "worker",
+    "simulate",
+    "replay",
+    "query",
+    "infra",
+    "topics",
+    "status",
+    "bench",
+)
+KINDS = ("grid", "battery", "vehicle", "machine")
+
+
+def _kinds(text: str) -> tuple[str, ...]:
+    kinds = tuple(k.strip().lower() for k in text.split(",") if k.strip())
+    unknown = [k for k in kinds if k not in KINDS]
+    if unknown or not kinds:
+        msg = f"unknown device kind(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(KINDS)}"
+        raise argparse.ArgumentTypeError(msg)
+    return kinds
+
+
+def _start(text: str) -> int:
+    try:
+        when = dt.datetime.fromisoformat(text)
+    except ValueError:
+        msg = f"expected an ISO time such as 2026-01-01T00:00:00Z, got {text!r}"
+        raise argparse.ArgumentTypeError(msg) from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return int(when.timestamp() * 1000)
+
+
+def _add_simulation_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--devices", type=int, default=100, help="number of devices (default 100)")
+    p.add_argument("--kinds", type=_kinds, default=KINDS, help="comma list of " + ",".join(KINDS))
+    p.add_argument("--rate", type=float, default=1.0, help="readings per sensor per second")
+    p.add_argument(
+        "--speedup",
+        type=float,
+        default=1.0,
+        help="event seconds per wall second (1 = real time, 0 = as fast as possible)",
+    )
+    p.add_argument("--start", type=_start, default=None, help="first event time (ISO, UTC)")
+    p.add_argument("--duration", type=float, default=None, help="event-time seconds to simulate")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="envirostream",
+        description="Sensor-fleet telemetry: Kafka → windows and detectors → ClickHouse.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    up = sub.add_parser("up", help="start services, worker and a simulated fleet; live summary")
+    _add_simulation_args(up)
+    up.add_argument("--for", dest="run_for", type=float, default=None,
+                    help="stop after this many wall seconds (default: until Ctrl-C)")
+
+    sub.add_parser("worker", help="run the stream worker (scale by running more)")
+
+    sim = sub.add_parser("simulate", help="produce a simulated fleet's readings")
+    _add_simulation_args(sim)
+
+    q = sub.add_parser("query", help="run ClickHouse SQL against the configured store")
+    q.add_argument("sql")
+    q.add_argument("--format", default="PrettyCompact",
+                   choices=["PrettyCompact", "CSV", "CSVWithNames", "JSONEachRow", "TSV",
+                            "TabSeparatedWithNames"])
+
+    infra = sub.add_parser("infra", help="start, stop or report the local services")
+    infra.add_argument("action", choices=["up", "down", "status"])
+
+    topics = sub.add_parser("topics", help="create missing topics or describe them")
+    topics.add_argument("action", choices=["create", "describe"])
+
+    sub.add_parser("status", help="one-screen health summary")
+
+    bench = sub.add_parser("bench", help="run a benchmark; last line is JSON")
+    bench.add_argument("name", choices=["throughput"])
+    bench.add_argument("--readings", type=int, default=200_000)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+        return _dispatch(args, settings)
+    except ConfigurationError as exc:
+        print(f"envirostream: invalid configuration: {exc}", file=sys.stderr)
+        return 2
+    except EnviroStreamError as exc:
+        print(f"envirostream: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
+    cmd = args.command
+    if cmd == "worker":
+        from streams.run import run_worker
+
+        run_worker(settings)
+        return 0
+    if cmd == "simulate":
+        return _simulate(args, settings)
+    if cmd == "query":
+        from sinks.query import run_query
+
+        sys.stdout.write(run_query(settings, args.sql, args.format))
+        return 0
+    if cmd == "infra":
+        from infra.services import services_down, services_status, services_up
+
+        if args.action == "up":
+            for line in services_up(settings):
+                print(line)
+        elif args.action == "down":
+            for line in services_down(settings):
+                print(line)
+        else:
+            for line in services_status(settings):
+                print(line)
+        return 0
+    if cmd == "topics":
+        return _topics(args.action, settings)
+    if cmd == "up":
+        from envirostream.demo import run_up
+
+        return run_up(settings, _sim_config(args), run_for=args.run_for)
+    if cmd == "status":
+        from envirostream.demo import print_status
+
+        print_status(settings)
+        return 0
+    if cmd == "bench":
+        from bench.throughput import run_throughput_bench
+
+        run_throughput_bench(settings, readings=args.readings)
+        return 0
+    msg = f"unknown command {cmd!r}"
+    raise EnviroStreamError(msg)
+
+
+def _sim_config(args: argparse.Namespace) -> object:
+    from producers.simulator import SimulationConfig
+
+    try:
+        return SimulationConfig(
+            devices=args.devices,
+            kinds=tuple(args.kinds),
+            rate_hz=args.rate,
+            speedup=args.speedup,
+            start_ms=args.start,
+            duration_s=args.duration,
+            seed=args.seed,
+        )
+    except ValueError as exc:
+        raise EnviroStreamError(str(exc)) from exc
+
+
+def _simulate(args: argparse.Namespace, settings: Settings) -> int:
+    from producers.kafka_out import RecordProducer, wait_for_broker
+    from producers.simulator import SimulationConfig, run_simulation
+    from schemas import AvroCodec
+    from topics import READINGS
+
+    config = _sim_config(args)
+    assert isinstance(config, SimulationConfig)
+    wait_for_broker(settings.bootstrap_servers, timeout=30)
+    producer = RecordProducer(settings.bootstrap_servers)
+    stop = threading.Event()
+    try:
+        report = run_simulation(
+            config,
+            producer,
+            AvroCodec(registry_url=settings.schema_registry_url),
+            READINGS,
+            stop=stop,
+        )
+    except KeyboardInterrupt:
+        stop.set()
+        return 130
+    print(
+        f"sent {report.produced} readings in {report.ticks} ticks "
+        f"({report.wall_seconds:.1f}s wall); delivered {report.delivered}, "
+        f"undelivered {report.undelivered}"
+        + (f"; last error: {report.last_error}" if report.last_error else "")
+    )
+    return 0 if report.undelivered == 0 and report.delivered == report.produced else 1
+
+
+def _topics(action: str, settings: Settings) -> int:
+    from producers.kafka_out import wait_for_broker
+    from topics import TopicAdmin, topic_specs
+
+    wait_for_broker(settings.bootstrap_servers, timeout=30)
+    admin = TopicAdmin(settings.bootstrap_servers)
+    specs = topic_specs(settings)
+    if action == "create":
+        created = admin.create_missing(specs)
+        print("created: " + (", ".join(created) if created else "nothing (all exist)"))
+    for state in admin.describe(specs):
+        print(
+            f"{state.name:28} "
+            + (
+                f"partitions={state.partitions} retention.ms={state.retention_ms} "
+                f"cleanup.policy={state.cleanup_policy}"
+                if state.exists
+                else "MISSING"
+            )
+        )
+    drift = admin.drift(specs)
+    for d in drift:
+        print(f"drift: {d}")
+    return 1 if drift else 0

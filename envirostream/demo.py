@@ -1,0 +1,212 @@
+"""``envirostream up`` (services + worker + simulated fleet + live summary) and ``status``."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass, field
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from envirostream.errors import EnviroStreamError
+from envirostream.settings import Settings
+from producers.simulator import SimulationConfig, SimulationReport
+
+__all__ = ["Snapshot", "print_status", "run_up", "take_snapshot"]
+
+TABLES = ("readings", "aggregates")
+
+
+@dataclass
+class Snapshot:
+    """Counters read at one moment from the worker's /metrics and the store."""
+
+    at: float
+    consumed: float = 0.0
+    windows: float = 0.0
+    dead_letters: float = 0.0
+    late: float = 0.0
+    rows: dict[str, int] = field(default_factory=dict)
+    worker_up: bool = False
+    store_up: bool = False
+
+
+def _scrape(port: int) -> dict[str, float]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:  # noqa: S310
+        text = resp.read().decode()
+    totals: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name.endswith("_total"):
+                totals[sample.name] = totals.get(sample.name, 0.0) + sample.value
+    return totals
+
+
+def take_snapshot(settings: Settings, client: object | None) -> Snapshot:
+    snap = Snapshot(at=time.monotonic())
+    try:
+        m = _scrape(settings.metrics_port)
+        snap.worker_up = True
+        snap.consumed = m.get("envirostream_readings_consumed_total", 0.0)
+        snap.windows = m.get("envirostream_windows_emitted_total", 0.0)
+        snap.dead_letters = m.get("envirostream_records_dead_lettered_total", 0.0)
+        snap.late = m.get("envirostream_late_readings_total", 0.0)
+    except OSError:
+        pass
+    if client is not None:
+        try:
+            for table in TABLES:
+                snap.rows[table] = int(client.command(f"SELECT count() FROM {table}"))  # type: ignore[attr-defined]
+            snap.store_up = True
+        except Exception:  # noqa: BLE001 - a summary never stops the pipeline
+            snap.store_up = False
+    return snap
+
+
+def _rate(now: float, before: float, seconds: float) -> str:
+    return f"{(now - before) / seconds:>10,.0f}/s" if seconds > 0 else " " * 12
+
+
+def format_summary(
+    cur: Snapshot, prev: Snapshot, report: SimulationReport, started: float, settings: Settings
+) -> list[str]:
+    dt_s = cur.at - prev.at
+    produced_rate = ""
+    return [
+        f"EnviroStream — running {time.monotonic() - started:6.0f}s   "
+        f"Kafka {settings.bootstrap_servers}   ClickHouse {settings.store_url}",
+        "",
+        f"  simulator   produced {report.produced:>12,}   delivered {report.delivered:>12,}"
+        + produced_rate,
+        f"  worker      {'up  ' if cur.worker_up else 'DOWN'}  consumed {cur.consumed:>12,.0f} "
+        f"{_rate(cur.consumed, prev.consumed, dt_s)}",
+        f"  windows     closed   {cur.windows:>12,.0f} {_rate(cur.windows, prev.windows, dt_s)}"
+        f"   ({settings.window_label} tumbling, lateness {settings.allowed_lateness_seconds:g}s)",
+        f"  dead letters         {cur.dead_letters:>12,.0f}   late readings {cur.late:,.0f}",
+        "  stored      "
+        + "   ".join(f"{t} {cur.rows.get(t, 0):>12,}" for t in TABLES)
+        + ("" if cur.store_up else "   (store not answering)"),
+        "",
+        '  query: envirostream query "SELECT capability, count(), avg(mean) '
+        'FROM aggregates FINAL GROUP BY capability"',
+        "  Ctrl-C stops what `up` started; the data stays queryable.",
+    ]
+
+
+def run_up(settings: Settings, config: SimulationConfig, run_for: float | None = None) -> int:
+    """Start what is missing, run worker + simulator with a live summary until Ctrl-C."""
+    from infra.prereqs import check_prerequisites
+    from infra.services import started_services
+    from infra.store import stop_store
+    from infra.kafka import stop_kafka
+    from producers.kafka_out import RecordProducer
+    from producers.simulator import run_simulation
+    from schemas import AvroCodec
+    from sinks.client import get_client
+    from topics import READINGS, TopicAdmin, topic_specs
+
+    problems = check_prerequisites(need_kafka=settings.uses_local_kafka)
+    if problems:
+        raise EnviroStreamError("missing prerequisites:\n  " + "\n  ".join(problems))
+    print("starting local services (first run fetches Kafka from Maven Central)...", flush=True)
+    started = started_services(settings)
+    TopicAdmin(settings.bootstrap_servers).create_missing(topic_specs(settings))
+    log_path = settings.data_dir / "logs" / "worker.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    worker_log = open(log_path, "ab")  # noqa: SIM115 - lives as long as the worker
+    worker = subprocess.Popen(  # noqa: S603
+        [sys.executable, "-m", "envirostream", "worker"],
+        stdout=worker_log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )
+    stop = threading.Event()
+    report = SimulationReport()
+
+    def simulate() -> None:
+        nonlocal report
+        producer = RecordProducer(settings.bootstrap_servers)
+        report = run_simulation(
+            config,
+            producer,
+            AvroCodec(registry_url=settings.schema_registry_url),
+            READINGS,
+            stop=stop,
+            on_tick=lambda r: _copy(r, report),
+        )
+
+    sim = threading.Thread(target=simulate, name="simulator", daemon=True)
+    sim.start()
+    client = get_client(settings)
+    interactive = sys.stdout.isatty()
+    t0 = time.monotonic()
+    prev = take_snapshot(settings, client)
+    exit_code = 0
+    try:
+        while run_for is None or time.monotonic() - t0 < run_for:
+            time.sleep(1.0 if interactive else 5.0)
+            if worker.poll() is not None:
+                print(f"worker exited with code {worker.returncode}; see {log_path}")
+                exit_code = 1
+                break
+            cur = take_snapshot(settings, client)
+            lines = format_summary(cur, prev, report, t0, settings)
+            if interactive:
+                sys.stdout.write("\x1b[H\x1b[2J" + "\n".join(lines) + "\n")
+            else:
+                print(" | ".join(line.strip() for line in lines[2:7]), flush=True)
+            prev = cur
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop.set()
+        sim.join(timeout=60)
+        time.sleep(settings.worker_batch_seconds + settings.sink_batch_seconds + 1)
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+        worker_log.close()
+        final = take_snapshot(settings, client)
+        print(
+            f"stopped. produced {report.produced:,} readings; stored "
+            + ", ".join(f"{t} {final.rows.get(t, 0):,}" for t in TABLES)
+        )
+        if "store" in started:
+            stop_store(settings)
+        if "kafka" in started:
+            stop_kafka(settings)
+        print('data kept in ' + str(settings.data_dir) + '; query it: envirostream query "SQL"')
+    return exit_code
+
+
+def _copy(src: SimulationReport, dest: SimulationReport) -> None:
+    dest.produced, dest.delivered, dest.ticks = src.produced, src.delivered, src.ticks
+
+
+def print_status(settings: Settings) -> None:
+    from infra.services import services_status
+    from sinks.client import get_client
+
+    for line in services_status(settings):
+        print(line)
+    try:
+        client = get_client(settings)
+    except EnviroStreamError:
+        client = None
+    snap = take_snapshot(settings, client)
+    print(
+        f"worker {'up' if snap.worker_up else 'not answering'} on :{settings.metrics_port}; "
+        f"consumed {snap.consumed:,.0f}, windows {snap.windows:,.0f}, "
+        f"dead letters {snap.dead_letters:,.0f}"
+    )
+    for table, rows in snap.rows.items():
+        print(f"{table:12} {rows:>14,} rows")
+    if os.environ.get("ENVIROSTREAM_CLICKHOUSE_URL") is None and not snap.store_up:
+        print("store not running: `envirostream infra up` starts it")

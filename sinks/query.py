@@ -1,0 +1,24 @@
+"""``envirostream query``: ClickHouse SQL against the configured store, while the pipeline runs."""
+
+from __future__ import annotations
+
+from envirostream.settings import Settings
+from sinks.client import get_client
+
+__all__ = ["run_query"]
+
+
+def run_query(settings: Settings, sql: str, fmt: str = "PrettyCompact") -> str:
+    """Run ``sql`` and return the server's text output in ``fmt``.
+
+    With the embedded store, the store is started if it is not running (the data stays
+    queryable after ``envirostream up`` stopped everything it started).
+    """
+    if settings.uses_local_store:
+        from infra.store import start_store
+
+        start_store(settings)
+    client = get_client(settings)
+    result = client.raw_query(sql, fmt=fmt)
+    text = result.decode("utf-8", errors="replace")
+    return text if text.endswith("\n") or not text else text + "\n"
