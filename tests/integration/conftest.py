@@ -1,0 +1,107 @@
+"""Real services for integration tests: a Kafka broker and a chdb store per test module.
+
+Each module gets its own data directory, free loopback ports and database, so modules
+never see each other's data and can run beside a developer's own pipeline. A service that
+cannot start fails the test with the reason (never a skip).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from envirostream.settings import ENV_PREFIX, Settings, load_settings
+from infra.processes import free_port
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def service_env(settings: Settings) -> dict[str, str]:
+    """The environment that makes a child process use exactly these settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
+    for name, value in settings.model_dump().items():
+        if value is not None:
+            env[ENV_PREFIX + name.upper()] = str(value)
+    return env
+
+
+def make_settings(tmp: Path, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "data_dir": tmp / "data",
+        "cache_dir": REPO / ".cache",
+        "kafka_port": free_port(),
+        "kafka_controller_port": free_port(),
+        "store_port": free_port(),
+        "metrics_port": free_port(),
+        "topic_partitions": 4,
+        "window_seconds": 10,
+        "allowed_lateness_seconds": 5,
+        "idle_close_seconds": 3,
+        "worker_batch_seconds": 0.2,
+        "sink_batch_seconds": 0.5,
+        "commit_interval_seconds": 0.5,
+        "session_timeout_seconds": 6,
+        "log_level": "WARNING",
+    }
+    values.update(overrides)
+    return load_settings({}, **values)
+
+
+@pytest.fixture(scope="module")
+def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """A running Kafka broker and chdb store; stopped after the module."""
+    from infra.kafka import start_kafka, stop_kafka
+    from infra.store import start_store, stop_store
+
+    settings = make_settings(tmp_path_factory.mktemp("pipeline"))
+    try:
+        start_kafka(settings)
+        start_store(settings)
+    except Exception as exc:
+        stop_store(settings)
+        stop_kafka(settings)
+        pytest.fail(f"could not start the real services: {exc}")
+    yield settings
+    stop_store(settings)
+    stop_kafka(settings)
+
+
+class WorkerProcess:
+    """``envirostream worker`` in a child process, with its log kept for failures."""
+
+    def __init__(self, settings: Settings, log: Path) -> None:
+        self.log = log
+        self._fh = open(log, "ab")  # noqa: SIM115
+        self.proc = subprocess.Popen(  # noqa: S603
+            [sys.executable, "-m", "envirostream", "worker"],
+            env=service_env(settings),
+            stdout=self._fh,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+        )
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait(timeout=30)
+        self._fh.close()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        self._fh.close()
