@@ -1,0 +1,188 @@
+"""``envirostream bench throughput``: the worker's drain rate against the raw ceiling.
+
+In one run, on a private broker and store (own data dir and ports, so a running pipeline
+is untouched): fill ``telemetry.readings`` with N simulated readings, then measure
+(a) the raw ceiling — a plain consumer that only fetches and decodes them — and
+(b) the worker draining them through validation, windowing and the ClickHouse sink.
+Prints readings/s for both, their ratio and peak memory; the last line is JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+from confluent_kafka import Consumer, TopicPartition
+
+from envirostream.settings import ENV_PREFIX, Settings, load_settings
+from infra.kafka import start_kafka, stop_kafka
+from infra.processes import free_port
+from infra.store import start_store, stop_store
+from producers.kafka_out import RecordProducer
+from producers.simulator import SimulationConfig, run_simulation
+from schemas import AvroCodec
+from sinks.client import get_client
+from topics import READINGS, TopicAdmin, topic_specs
+
+__all__ = ["run_throughput_bench"]
+
+
+def _env(settings: Settings) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
+    for name, value in settings.model_dump().items():
+        if value is not None:
+            env[ENV_PREFIX + name.upper()] = str(value)
+    return env
+
+
+def _raw_ceiling(settings: Settings, total: int) -> tuple[float, int]:
+    codec = AvroCodec()
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.bootstrap_servers,
+            "group.id": f"bench-raw-{uuid.uuid4()}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "fetch.max.bytes": 64 * 1024 * 1024,
+        }
+    )
+    parts = consumer.list_topics(READINGS, timeout=10).topics[READINGS].partitions
+    consumer.assign([TopicPartition(READINGS, p, 0) for p in parts])
+    seen = decoded = 0
+    t0 = time.perf_counter()
+    while seen < total:
+        msgs = consumer.consume(num_messages=10_000, timeout=1.0)
+        if not msgs:
+            continue
+        seen += len(msgs)
+        out = codec.decode_batch("UniversalSensorReading", [m.value() for m in msgs])
+        decoded += sum(1 for o in out if isinstance(o, dict))
+    elapsed = time.perf_counter() - t0
+    consumer.close()
+    return elapsed, decoded
+
+
+def _metric(port: int, name: str) -> float:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:  # noqa: S310
+            for line in r.read().decode().splitlines():
+                if line.startswith(name + " "):
+                    return float(line.split()[1])
+    except OSError:
+        return -1.0
+    return 0.0
+
+
+def _peak_rss_kib(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return -1
+
+
+def _worker_drain(settings: Settings, total: int, log: Path) -> tuple[float, int, int]:
+    client = get_client(settings)
+    with open(log, "ab") as fh:
+        proc = subprocess.Popen(  # noqa: S603
+            [sys.executable, "-m", "envirostream", "worker"],
+            env=_env(settings),
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        consumed_metric = "envirostream_readings_consumed_total"
+        deadline = time.monotonic() + 600
+        while _metric(settings.metrics_port, consumed_metric) <= 0:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                msg = f"worker did not start consuming; see {log}"
+                raise RuntimeError(msg)
+            time.sleep(0.05)
+        t0 = time.perf_counter()
+        stored = 0
+        while stored < total:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                msg = f"worker stopped before draining ({stored}/{total}); see {log}"
+                raise RuntimeError(msg)
+            time.sleep(0.1)
+            stored = int(client.command("SELECT count() FROM readings"))
+        elapsed = time.perf_counter() - t0
+        peak = _peak_rss_kib(proc.pid)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    return elapsed, stored, peak
+
+
+def run_throughput_bench(base: Settings, readings: int = 200_000) -> dict[str, float]:
+    tmp = Path(tempfile.mkdtemp(prefix="envirostream-bench-"))
+    settings = load_settings(
+        {},
+        data_dir=tmp,
+        cache_dir=base.cache_dir.resolve(),
+        kafka_port=free_port(),
+        kafka_controller_port=free_port(),
+        store_port=free_port(),
+        metrics_port=free_port(),
+        topic_partitions=base.topic_partitions,
+        app_id=f"bench-{uuid.uuid4().hex[:8]}",
+        idle_close_seconds=2,
+        log_level="WARNING",
+    )
+    print(f"bench throughput: {readings:,} readings, private services under {tmp}", flush=True)
+    start_kafka(settings)
+    start_store(settings)
+    try:
+        TopicAdmin(settings.bootstrap_servers).create_missing(topic_specs(settings))
+        devices = 1000
+        per_tick = 1000 * 5  # 1,000 devices x ~5 channels on average
+        config = SimulationConfig(
+            devices=devices,
+            kinds=("grid", "battery", "vehicle", "machine"),
+            speedup=0,
+            start_ms=1_767_225_600_000,
+            duration_s=max(1, readings // per_tick),
+            seed=1,
+        )
+        t0 = time.perf_counter()
+        report = run_simulation(config, RecordProducer(settings.bootstrap_servers), AvroCodec(), READINGS)
+        fill_s = time.perf_counter() - t0
+        total = report.delivered
+        print(f"  filled {total:,} readings in {fill_s:.1f}s ({total / fill_s:,.0f}/s)", flush=True)
+        raw_s, decoded = _raw_ceiling(settings, total)
+        raw_rate = decoded / raw_s
+        raw_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        print(f"  (a) raw fetch+decode:   {raw_rate:>10,.0f} readings/s", flush=True)
+        work_s, stored, peak = _worker_drain(settings, total, tmp / "worker.log")
+        work_rate = stored / work_s
+        print(f"  (b) worker → ClickHouse: {work_rate:>9,.0f} readings/s", flush=True)
+        ratio = work_rate / raw_rate
+        print(f"  ratio worker/raw: {ratio:.2f}   peak RSS worker {peak / 1024:,.0f} MiB, "
+              f"bench process {raw_peak / 1024:,.0f} MiB")
+        figures = {
+            "readings": total,
+            "fill_per_s": round(total / fill_s),
+            "raw_per_s": round(raw_rate),
+            "worker_per_s": round(work_rate),
+            "ratio": round(ratio, 3),
+            "worker_peak_rss_mib": round(peak / 1024, 1),
+            "bench_peak_rss_mib": round(raw_peak / 1024, 1),
+        }
+        print(json.dumps(figures))
+        return figures
+    finally:
+        stop_store(settings)
+        stop_kafka(settings)
