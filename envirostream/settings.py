@@ -39,54 +39,105 @@ class Settings(BaseSettings):
         description="host:port[,host:port] of an existing cluster; unset = the local broker.",
     )
     kafka_port: int = Field(default=19092, ge=1, le=65535, description="Local broker port.")
-    kafka_controller_port: int = Field(default=19093, ge=1, le=65535)
+    kafka_controller_port: int = Field(
+        default=19093, ge=1, le=65535, description="Local broker's KRaft controller port."
+    )
     kafka_version: str = Field(default="4.1.1", description="Apache Kafka fetched from Maven.")
     kafka_heap: str = Field(default="768m", description="-Xmx of the local broker.")
-    topic_partitions: int = Field(default=4, ge=1, le=1024)
-    topic_replication: int = Field(default=1, ge=1, le=16)
-    readings_retention_hours: float = Field(default=72.0, gt=0)
-    derived_retention_hours: float = Field(default=168.0, gt=0)
+    topic_partitions: int = Field(
+        default=4, ge=1, le=1024, description="Partitions of the data topics (= max workers)."
+    )
+    topic_replication: int = Field(
+        default=1, ge=1, le=16, description="Replication factor of created topics."
+    )
+    readings_retention_hours: float = Field(
+        default=72.0, gt=0, description="Kafka retention of telemetry.readings."
+    )
+    derived_retention_hours: float = Field(
+        default=168.0, gt=0, description="Kafka retention of aggregates, anomalies, alerts, DLQ."
+    )
     # --- ClickHouse --------------------------------------------------------------------
     clickhouse_url: str | None = Field(
         default=None,
         description="http(s)://user:password@host:port of a ClickHouse server; "
         "unset = the embedded chdb store under the data dir.",
     )
-    clickhouse_database: str = Field(default="envirostream", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    clickhouse_database: str = Field(
+        default="envirostream",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="Database holding the tables (created if missing).",
+    )
     store_port: int = Field(default=18123, ge=1, le=65535, description="Embedded store HTTP port.")
-    readings_ttl_days: int = Field(default=30, ge=1)
-    aggregates_ttl_days: int = Field(default=365, ge=1)
+    readings_ttl_days: int = Field(
+        default=30, ge=1, description="ClickHouse TTL of raw readings (from storage time)."
+    )
+    aggregates_ttl_days: int = Field(
+        default=365, ge=1, description="ClickHouse TTL of aggregates, anomalies and alerts."
+    )
     # --- schemas -----------------------------------------------------------------------
-    schema_registry_url: str | None = None
+    schema_registry_url: str | None = Field(
+        default=None,
+        description="Confluent-compatible Schema Registry; set = Confluent wire format.",
+    )
     # --- stream worker -----------------------------------------------------------------
-    app_id: str = Field(default="envirostream", pattern=r"^[A-Za-z0-9._-]+$")
-    window_seconds: float = Field(default=60.0, gt=0, le=86400)
-    allowed_lateness_seconds: float = Field(default=10.0, ge=0, le=86400)
-    late_policy: Literal["dlq", "drop"] = "dlq"
+    app_id: str = Field(
+        default="envirostream",
+        pattern=r"^[A-Za-z0-9._-]+$",
+        description="Faust app id = the workers' consumer group.",
+    )
+    window_seconds: float = Field(
+        default=60.0, gt=0, le=86400, description="Tumbling window size (event time)."
+    )
+    allowed_lateness_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        le=86400,
+        description="How far behind the newest event time a reading may still arrive.",
+    )
+    late_policy: Literal["dlq", "drop"] = Field(
+        default="dlq", description="Readings beyond the lateness: dead-letter or count and drop."
+    )
     idle_close_seconds: float = Field(
         default=30.0,
         gt=0,
         description="Close a partition's open windows after this long without input.",
     )
-    commit_interval_seconds: float = Field(default=1.0, gt=0, le=60)
+    commit_interval_seconds: float = Field(
+        default=1.0, gt=0, le=60, description="How often safe input offsets are committed."
+    )
     session_timeout_seconds: float = Field(
         default=30.0,
         ge=6,
         le=300,
         description="Consumer-group session timeout: how soon a dead worker's partitions move.",
     )
-    max_future_seconds: float = Field(default=300.0, gt=0)
-    worker_batch_size: int = Field(default=5000, ge=1, le=1_000_000)
-    worker_batch_seconds: float = Field(default=0.5, gt=0, le=60)
+    worker_batch_size: int = Field(
+        default=5000, ge=1, le=1_000_000, description="Records per worker batch (max)."
+    )
+    worker_batch_seconds: float = Field(
+        default=0.5, gt=0, le=60, description="Max wait to fill a worker batch."
+    )
     # --- sinks -------------------------------------------------------------------------
-    sink_batch_rows: int = Field(default=50_000, ge=1)
-    sink_batch_seconds: float = Field(default=1.0, gt=0, le=600)
+    sink_batch_rows: int = Field(
+        default=50_000, ge=1, description="Rows per ClickHouse insert (max)."
+    )
+    sink_batch_seconds: float = Field(
+        default=1.0, gt=0, le=600, description="Max age of buffered rows before an insert."
+    )
     # --- metrics and alerting ----------------------------------------------------------
     metrics_port: int = Field(default=9464, ge=0, le=65535, description="Worker /metrics; 0=off.")
-    sink_metrics_port: int = Field(default=9465, ge=0, le=65535)
-    simulator_metrics_port: int = Field(default=9466, ge=0, le=65535)
-    alertmanager_url: str | None = None
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    sink_metrics_port: int = Field(
+        default=9465, ge=0, le=65535, description="/metrics of a standalone sink; 0=off."
+    )
+    simulator_metrics_port: int = Field(
+        default=9466, ge=0, le=65535, description="/metrics of the simulator; 0=off."
+    )
+    alertmanager_url: str | None = Field(
+        default=None, description="Alertmanager to forward device alerts to (optional)."
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="Log level of every process."
+    )
 
     @field_validator("kafka_bootstrap")
     @classmethod
@@ -171,3 +222,13 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         raise ConfigurationError(
             ENV_PREFIX + field.upper(), f"{err['msg']} (given: {given!r})"
         ) from exc
+
+
+def settings_table() -> str:
+    """The Markdown table of every setting (docs/configuration.md embeds it verbatim)."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for name, field in Settings.model_fields.items():
+        default = "unset" if field.default is None else f"`{field.default}`"
+        meaning = (field.description or "").replace("|", "\\|")
+        rows.append(f"| `{ENV_PREFIX}{name.upper()}` | {default} | {meaning} |")
+    return "\n".join(rows) + "\n"

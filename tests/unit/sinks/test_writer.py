@@ -1,0 +1,61 @@
+"""Row buffers: column-wise accumulation, flush rules and pending offsets."""
+
+from __future__ import annotations
+
+import pytest
+
+from envirostream.settings import load_settings
+from sinks.ddl import TABLES, create_statements
+from sinks.writer import RowBuffer
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_buffer_collects_columns_and_lowest_offset_per_source() -> None:
+    clock = FakeClock()
+    buf = RowBuffer(TABLES["anomalies"], clock=clock)
+    width = len(TABLES["anomalies"].columns)
+    buf.extend([[1]] * width, ("t", 0), 10)
+    buf.extend([[2, 3]] * width, ("t", 0), 7)
+    buf.hold(("t", 1), 4)
+    assert len(buf) == 3
+    assert buf.pending_from == {("t", 0): 7, ("t", 1): 4}
+    cols = buf.take()
+    assert cols[0] == [1, 2, 3]
+    assert len(buf) == 0 and buf.pending_from == {}
+
+
+def test_flush_is_due_by_rows_or_by_age() -> None:
+    clock = FakeClock()
+    buf = RowBuffer(TABLES["anomalies"], clock=clock)
+    width = len(TABLES["anomalies"].columns)
+    assert not buf.due(max_rows=2, max_seconds=1.0)
+    buf.extend([[1]] * width, "s", 0)
+    assert not buf.due(max_rows=2, max_seconds=1.0)
+    clock.now += 1.0
+    assert buf.due(max_rows=2, max_seconds=1.0)
+    buf.take()
+    buf.extend([[1, 2]] * width, "s", 0)
+    assert buf.due(max_rows=2, max_seconds=60.0)
+
+
+def test_wrong_column_count_is_refused_with_the_table_name() -> None:
+    buf = RowBuffer(TABLES["readings"])
+    with pytest.raises(ValueError, match="readings: expected 13 columns"):
+        buf.extend([[1]], "s", 0)
+
+
+def test_every_table_is_a_replacing_merge_tree_with_ttl() -> None:
+    statements = create_statements(load_settings({"ENVIROSTREAM_READINGS_TTL_DAYS": "3"}))
+    assert len(statements) == 4
+    for sql in statements:
+        assert "ReplacingMergeTree" in sql
+        assert "TTL toDateTime(stored_at) + INTERVAL" in sql
+    assert "INTERVAL 3 DAY" in statements[0]
+    assert "ReplacingMergeTree(count)" in statements[1]
