@@ -21,15 +21,15 @@ import uuid
 from pathlib import Path
 
 from confluent_kafka import Consumer, TopicPartition
+from infra.store import start_store, stop_store
+from sinks.client import get_client
 
 from envirostream.settings import ENV_PREFIX, Settings, load_settings
 from infra.kafka import start_kafka, stop_kafka
 from infra.processes import free_port
-from infra.store import start_store, stop_store
 from producers.kafka_out import RecordProducer
 from producers.simulator import SimulationConfig, run_simulation
 from schemas import AvroCodec
-from sinks.client import get_client
 from topics import READINGS, TopicAdmin, topic_specs
 
 __all__ = ["run_throughput_bench"]
@@ -72,7 +72,7 @@ def _raw_ceiling(settings: Settings, total: int) -> tuple[float, int]:
 
 def _metric(port: int, name: str) -> float:
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:  # noqa: S310
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
             for line in r.read().decode().splitlines():
                 if line.startswith(name + " "):
                     return float(line.split()[1])
@@ -94,7 +94,7 @@ def _peak_rss_kib(pid: int) -> int:
 def _worker_drain(settings: Settings, total: int, log: Path) -> tuple[float, int, int]:
     client = get_client(settings)
     with open(log, "ab") as fh:
-        proc = subprocess.Popen(  # noqa: S603
+        proc = subprocess.Popen(
             [sys.executable, "-m", "envirostream", "worker"],
             env=_env(settings),
             stdout=fh,
@@ -158,7 +158,9 @@ def run_throughput_bench(base: Settings, readings: int = 200_000) -> dict[str, f
             seed=1,
         )
         t0 = time.perf_counter()
-        report = run_simulation(config, RecordProducer(settings.bootstrap_servers), AvroCodec(), READINGS)
+        report = run_simulation(
+            config, RecordProducer(settings.bootstrap_servers), AvroCodec(), READINGS
+        )
         fill_s = time.perf_counter() - t0
         total = report.delivered
         print(f"  filled {total:,} readings in {fill_s:.1f}s ({total / fill_s:,.0f}/s)", flush=True)
@@ -170,8 +172,10 @@ def run_throughput_bench(base: Settings, readings: int = 200_000) -> dict[str, f
         work_rate = stored / work_s
         print(f"  (b) worker → ClickHouse: {work_rate:>9,.0f} readings/s", flush=True)
         ratio = work_rate / raw_rate
-        print(f"  ratio worker/raw: {ratio:.2f}   peak RSS worker {peak / 1024:,.0f} MiB, "
-              f"bench process {raw_peak / 1024:,.0f} MiB")
+        print(
+            f"  ratio worker/raw: {ratio:.2f}   peak RSS worker {peak / 1024:,.0f} MiB, "
+            f"bench process {raw_peak / 1024:,.0f} MiB"
+        )
         figures = {
             "readings": total,
             "fill_per_s": round(total / fill_s),

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from envirostream.errors import ConfigurationError, EnviroStreamError
 from envirostream.settings import Settings, load_settings
+from producers.simulator import SimulationConfig
 
 __all__ = ["KNOWN_COMMANDS", "build_parser", "main"]
 
@@ -31,7 +32,8 @@ def _kinds(text: str) -> tuple[str, ...]:
     kinds = tuple(k.strip().lower() for k in text.split(",") if k.strip())
     unknown = [k for k in kinds if k not in KINDS]
     if unknown or not kinds:
-        msg = f"unknown device kind(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(KINDS)}"
+        given = ", ".join(unknown) or "(none)"
+        msg = f"unknown device kind(s) {given}; choose from {', '.join(KINDS)}"
         raise argparse.ArgumentTypeError(msg)
     return kinds
 
@@ -71,8 +73,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     up = sub.add_parser("up", help="start services, worker and a simulated fleet; live summary")
     _add_simulation_args(up)
-    up.add_argument("--for", dest="run_for", type=float, default=None,
-                    help="stop after this many wall seconds (default: until Ctrl-C)")
+    up.add_argument(
+        "--for",
+        dest="run_for",
+        type=float,
+        default=None,
+        help="stop after this many wall seconds (default: until Ctrl-C)",
+    )
 
     sub.add_parser("worker", help="run the stream worker (scale by running more)")
 
@@ -81,9 +88,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     q = sub.add_parser("query", help="run ClickHouse SQL against the configured store")
     q.add_argument("sql")
-    q.add_argument("--format", default="PrettyCompact",
-                   choices=["PrettyCompact", "CSV", "CSVWithNames", "JSONEachRow", "TSV",
-                            "TabSeparatedWithNames"])
+    q.add_argument(
+        "--format",
+        default="PrettyCompact",
+        choices=[
+            "PrettyCompact",
+            "CSV",
+            "CSVWithNames",
+            "JSONEachRow",
+            "TSV",
+            "TabSeparatedWithNames",
+        ],
+    )
 
     infra = sub.add_parser("infra", help="start, stop or report the local services")
     infra.add_argument("action", choices=["up", "down", "status"])
@@ -161,8 +177,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     raise EnviroStreamError(msg)
 
 
-def _sim_config(args: argparse.Namespace) -> object:
-    from producers.simulator import SimulationConfig
+def _sim_config(args: argparse.Namespace) -> SimulationConfig:
 
     try:
         return SimulationConfig(
@@ -180,12 +195,11 @@ def _sim_config(args: argparse.Namespace) -> object:
 
 def _simulate(args: argparse.Namespace, settings: Settings) -> int:
     from producers.kafka_out import RecordProducer, wait_for_broker
-    from producers.simulator import SimulationConfig, run_simulation
+    from producers.simulator import run_simulation
     from schemas import AvroCodec
     from topics import READINGS
 
     config = _sim_config(args)
-    assert isinstance(config, SimulationConfig)
     wait_for_broker(settings.bootstrap_servers, timeout=30)
     producer = RecordProducer(settings.bootstrap_servers)
     stop = threading.Event()

@@ -37,7 +37,7 @@ class Snapshot:
 
 
 def _scrape(port: int) -> dict[str, float]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:  # noqa: S310
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:
         text = resp.read().decode()
     totals: dict[str, float] = {}
     for family in text_string_to_metric_families(text):
@@ -63,7 +63,7 @@ def take_snapshot(settings: Settings, client: object | None) -> Snapshot:
             for table in TABLES:
                 snap.rows[table] = int(client.command(f"SELECT count() FROM {table}"))  # type: ignore[attr-defined]
             snap.store_up = True
-        except Exception:  # noqa: BLE001 - a summary never stops the pipeline
+        except Exception:
             snap.store_up = False
     return snap
 
@@ -101,13 +101,14 @@ def format_summary(
 def run_up(settings: Settings, config: SimulationConfig, run_for: float | None = None) -> int:
     """Start what is missing, run worker + simulator with a live summary until Ctrl-C."""
     from infra.prereqs import check_prerequisites
-    from infra.services import started_services
     from infra.store import stop_store
+    from sinks.client import get_client
+
     from infra.kafka import stop_kafka
+    from infra.services import started_services
     from producers.kafka_out import RecordProducer
     from producers.simulator import run_simulation
     from schemas import AvroCodec
-    from sinks.client import get_client
     from topics import READINGS, TopicAdmin, topic_specs
 
     problems = check_prerequisites(need_kafka=settings.uses_local_kafka)
@@ -119,7 +120,7 @@ def run_up(settings: Settings, config: SimulationConfig, run_for: float | None =
     log_path = settings.data_dir / "logs" / "worker.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     worker_log = open(log_path, "ab")  # noqa: SIM115 - lives as long as the worker
-    worker = subprocess.Popen(  # noqa: S603
+    worker = subprocess.Popen(
         [sys.executable, "-m", "envirostream", "worker"],
         stdout=worker_log,
         stderr=subprocess.STDOUT,
@@ -182,7 +183,7 @@ def run_up(settings: Settings, config: SimulationConfig, run_for: float | None =
             stop_store(settings)
         if "kafka" in started:
             stop_kafka(settings)
-        print('data kept in ' + str(settings.data_dir) + '; query it: envirostream query "SQL"')
+        print("data kept in " + str(settings.data_dir) + '; query it: envirostream query "SQL"')
     return exit_code
 
 
@@ -191,8 +192,9 @@ def _copy(src: SimulationReport, dest: SimulationReport) -> None:
 
 
 def print_status(settings: Settings) -> None:
-    from infra.services import services_status
     from sinks.client import get_client
+
+    from infra.services import services_status
 
     for line in services_status(settings):
         print(line)

@@ -53,7 +53,9 @@ class BulkHistogram(Collector):
         with self._lock:
             for value, counts in self._counts.items():
                 cumulative = np.cumsum(counts)
-                buckets = [(repr(float(e)), int(c)) for e, c in zip(self.edges, cumulative)]
+                buckets = [
+                    (repr(float(e)), int(c)) for e, c in zip(self.edges, cumulative, strict=False)
+                ]
                 buckets.append(("+Inf", int(cumulative[-1])))
                 family.add_metric([value], buckets, self._sums[value])
         yield family

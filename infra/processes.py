@@ -7,6 +7,7 @@ stopped one does nothing. ``start_service`` waits until the service answers.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -123,7 +124,7 @@ def start_service(
     service.pid_file.parent.mkdir(parents=True, exist_ok=True)
     service.log_file.parent.mkdir(parents=True, exist_ok=True)
     with open(service.log_file, "ab") as log:
-        proc = subprocess.Popen(  # noqa: S603 - argv is built by this package
+        proc = subprocess.Popen(
             list(argv),
             stdin=subprocess.DEVNULL,
             stdout=log,
@@ -159,15 +160,11 @@ def stop_service(service: ServiceProcess, timeout: float = 30.0) -> bool:
     pid = read_pid(service)
     if pid is None:
         return False
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        pass
     if not wait_until(lambda: not _alive(pid), timeout):
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         wait_until(lambda: not _alive(pid), 10)
     service.pid_file.unlink(missing_ok=True)
     return True

@@ -52,11 +52,15 @@ def services_status(settings: Settings) -> list[str]:
         state = f"running (pid {k.get('pid')})" if k.get("running") else "stopped"
         lines.append(f"kafka  {settings.bootstrap_servers:24} {state}")
     else:
-        lines.append(f"kafka  {settings.bootstrap_servers:24} external (ENVIROSTREAM_KAFKA_BOOTSTRAP)")
+        lines.append(
+            f"kafka  {settings.bootstrap_servers:24} external (ENVIROSTREAM_KAFKA_BOOTSTRAP)"
+        )
     if settings.uses_local_store:
         s = store_status(settings)
         state = f"running (pid {s.get('pid')})" if s.get("running") else "stopped"
-        lines.append(f"store  {settings.store_url:24} {state}, data {settings.data_dir / 'clickhouse'}")
+        lines.append(
+            f"store  {settings.store_url:24} {state}, data {settings.data_dir / 'clickhouse'}"
+        )
     else:
         lines.append(f"store  {settings.store_url:24} external (ENVIROSTREAM_CLICKHOUSE_URL)")
     return lines

@@ -29,9 +29,9 @@ def wait_for_broker(bootstrap: str, timeout: float) -> None:
         except KafkaException:
             if time.monotonic() >= deadline:
                 raise ServiceUnavailableError(
-                    "Kafka",
-                    bootstrap,
-                    f"no answer within {timeout:.0f}s; start it with `envirostream infra up` "
+                    service="Kafka",
+                    address=bootstrap,
+                    hint=f"no answer within {timeout:.0f}s; start it with `envirostream infra up` "
                     "or set ENVIROSTREAM_KAFKA_BOOTSTRAP",
                 ) from None
             time.sleep(0.5)

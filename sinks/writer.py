@@ -84,7 +84,5 @@ class ClickHouseWriter:
         if not columns or not columns[0]:
             return 0
         tdef = TABLES[table]
-        self.client.insert(
-            tdef.name, columns, column_names=tdef.column_names, column_oriented=True
-        )
+        self.client.insert(tdef.name, columns, column_names=tdef.column_names, column_oriented=True)
         return len(columns[0])

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import faust
@@ -26,7 +26,7 @@ from producers.kafka_out import RecordProducer
 from schemas import AvroCodec, DecodeError
 from sinks.ddl import TABLES
 from sinks.writer import ClickHouseWriter, RowBuffer
-from streams.readings import DeadLetter, InputRecord, ReadingsProcessor
+from streams.readings import DeadLetter, InputRecord, ReadingsProcessor, Source
 from topics import AGGREGATES, DLQ, READINGS
 
 __all__ = ["PipelineWorker", "create_app"]
@@ -64,9 +64,9 @@ class PipelineWorker:
             late_policy=settings.late_policy,
         )
         self.aggregates = RowBuffer(TABLES["aggregates"])
-        self.agg_next: dict[Hashable, int] = {}
-        self.committed: dict[Hashable, int] = {}
-        self.last_input: dict[Hashable, float] = {}
+        self.agg_next: dict[Source, int] = {}
+        self.committed: dict[Source, int] = {}
+        self.last_input: dict[Source, float] = {}
         self.lock = asyncio.Lock()
         self._last_commit = 0.0
 
@@ -110,7 +110,7 @@ class PipelineWorker:
             cols: list[list[Any]] = [[] for _ in TABLES["aggregates"].columns]
             names = TABLES["aggregates"].column_names
             bad: list[DeadLetter] = []
-            first: dict[Hashable, int] = {}
+            first: dict[Source, int] = {}
             for rec, item in zip(batch, decoded, strict=True):
                 self.agg_next[rec.source] = rec.offset + 1
                 if isinstance(item, DecodeError):
@@ -141,7 +141,9 @@ class PipelineWorker:
                 self._send_aggregates(self.processor.close_all(idle))
             await self._maybe_flush_and_commit(force=False)
 
-    async def _flush_table(self, buffer: RowBuffer, latency_of: Callable[[list], np.ndarray]) -> None:
+    async def _flush_table(
+        self, buffer: RowBuffer, latency_of: Callable[[list], np.ndarray]
+    ) -> None:
         name = buffer.table.name
         columns = buffer.take()
         started = time.monotonic()
@@ -213,7 +215,9 @@ def _records(events: Sequence[Any]) -> list[InputRecord]:
     ]
 
 
-def create_app(settings: Settings, build_worker: Callable[[faust.App], PipelineWorker]) -> faust.App:
+def create_app(
+    settings: Settings, build_worker: Callable[[faust.App], PipelineWorker]
+) -> faust.App:
     """The Faust app; ``build_worker`` makes the worker state once the app exists."""
     app = faust.App(
         settings.app_id,
@@ -259,8 +263,9 @@ def create_app(settings: Settings, build_worker: Callable[[faust.App], PipelineW
     async def housekeeping() -> None:
         await worker().tick()
 
-    @app.on_partitions_revoked.connect
     async def on_revoked(app: faust.App, revoked: set[TP], **kwargs: Any) -> None:
         worker().forget(sorted(revoked))
+
+    app.on_partitions_revoked.connect(on_revoked)  # type: ignore[arg-type]
 
     return app

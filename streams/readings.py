@@ -9,7 +9,7 @@ and of any row not yet stored, so a crash and replay rebuild everything in full.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,9 +19,12 @@ from sinks.writer import RowBuffer
 from streams.validate import check_reading
 from streams.windows import ClosedWindow, PartitionWindows
 
-__all__ = ["BatchResult", "DeadLetter", "InputRecord", "ReadingsProcessor"]
+__all__ = ["BatchResult", "DeadLetter", "InputRecord", "ReadingsProcessor", "Source"]
 
 READING = "UniversalSensorReading"
+
+Source = tuple[str, int]
+"""(topic, partition): where input records come from and where offsets are committed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +38,7 @@ class InputRecord:
     value: bytes | None
 
     @property
-    def source(self) -> tuple[str, int]:
+    def source(self) -> Source:
         return (self.topic, self.partition)
 
 
@@ -86,8 +89,8 @@ class ReadingsProcessor:
         self.lateness_ms = lateness_ms
         self.window_label = window_label
         self.late_policy = late_policy
-        self.windows: dict[Hashable, PartitionWindows] = {}
-        self.next_offset: dict[Hashable, int] = {}
+        self.windows: dict[Source, PartitionWindows] = {}
+        self.next_offset: dict[Source, int] = {}
         self.readings = RowBuffer(TABLES["readings"])
         # Per series: (tenant_id, device_type, unit), copied into each closed window.
         self._series_meta: dict[tuple[str, str], tuple[str, str, str]] = {}
@@ -98,8 +101,8 @@ class ReadingsProcessor:
         if not batch:
             return result
         decoded = self.codec.decode_batch(READING, [r.value or b"" for r in batch])
-        cols: dict[Hashable, list[list[Any]]] = {}
-        first_offsets: dict[Hashable, int] = {}
+        cols: dict[Source, list[list[Any]]] = {}
+        first_offsets: dict[Source, int] = {}
         for rec, item in zip(batch, decoded, strict=True):
             src = rec.source
             self.next_offset[src] = rec.offset + 1
@@ -154,7 +157,7 @@ class ReadingsProcessor:
                 result.aggregates.extend(self._to_records(windows.close_due()))
         return result
 
-    def close_all(self, sources: Iterable[Hashable] | None = None) -> list[dict[str, Any]]:
+    def close_all(self, sources: Iterable[Source] | None = None) -> list[dict[str, Any]]:
         """Close every open window of ``sources`` (all by default): the input went idle."""
         out: list[dict[str, Any]] = []
         for src in list(self.windows if sources is None else sources):
@@ -190,7 +193,7 @@ class ReadingsProcessor:
         return out
 
     # -- progress -----------------------------------------------------------------------
-    def commit_offset(self, source: Hashable) -> int | None:
+    def commit_offset(self, source: Source) -> int | None:
         """The offset up to which ``source`` may be committed (None: nothing seen)."""
         nxt = self.next_offset.get(source)
         if nxt is None:
@@ -206,7 +209,7 @@ class ReadingsProcessor:
     def open_windows(self) -> int:
         return sum(w.open_count for w in self.windows.values())
 
-    def forget(self, sources: Iterable[Hashable]) -> None:
+    def forget(self, sources: Iterable[Source]) -> None:
         """Drop the state of partitions this worker no longer owns (after a rebalance).
 
         Rows of theirs already buffered are still written (harmless: the table deduplicates

@@ -6,13 +6,13 @@ import logging
 
 import faust
 from prometheus_client import CollectorRegistry, start_http_server
+from sinks.client import get_client
 
 from envirostream.errors import ConfigurationError
 from envirostream.metrics import PipelineMetrics
 from envirostream.settings import Settings
 from producers.kafka_out import RecordProducer, wait_for_broker
 from schemas import AvroCodec
-from sinks.client import get_client
 from sinks.writer import ClickHouseWriter
 from streams.app import PipelineWorker, create_app
 from topics import TopicAdmin, topic_specs
@@ -27,7 +27,7 @@ def serve_metrics(port: int, registry: CollectorRegistry, setting: str) -> None:
     if port == 0:
         return
     try:
-        start_http_server(port, addr="0.0.0.0", registry=registry)  # noqa: S104 - scraped
+        start_http_server(port, addr="0.0.0.0", registry=registry)
     except OSError as exc:
         raise ConfigurationError(
             setting, f"cannot serve /metrics on port {port}: {exc.strerror}; choose a free port"
@@ -55,7 +55,7 @@ def run_worker(settings: Settings) -> None:
             writer,
             producer,
             metrics,
-            commit=app.consumer._commit,  # noqa: SLF001
+            commit=app.consumer._commit,  # type: ignore[attr-defined]  # noqa: SLF001
         )
 
     app = create_app(settings, build)

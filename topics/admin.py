@@ -55,7 +55,9 @@ class TopicAdmin:
             meta = self._admin.list_topics(timeout=self.timeout)
         except KafkaException as exc:
             raise ServiceUnavailableError(
-                "Kafka", self.bootstrap, "start it with `envirostream infra up`"
+                service="Kafka",
+                address=self.bootstrap,
+                hint="start it with `envirostream infra up`",
             ) from exc
         return {name: len(t.partitions) for name, t in meta.topics.items()}
 
@@ -119,8 +121,12 @@ class TopicAdmin:
         if not missing:
             return []
         new = [
-            NewTopic(s.name, num_partitions=s.partitions, replication_factor=s.replication,
-                     config=dict(s.config))
+            NewTopic(
+                s.name,
+                num_partitions=s.partitions,
+                replication_factor=s.replication,
+                config=dict(s.config),
+            )
             for s in missing
         ]
         created = []

@@ -55,8 +55,9 @@ def make_settings(tmp: Path, **overrides: object) -> Settings:
 @pytest.fixture(scope="module")
 def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     """A running Kafka broker and chdb store; stopped after the module."""
-    from infra.kafka import start_kafka, stop_kafka
     from infra.store import start_store, stop_store
+
+    from infra.kafka import start_kafka, stop_kafka
 
     settings = make_settings(tmp_path_factory.mktemp("pipeline"))
     try:
@@ -77,7 +78,7 @@ class WorkerProcess:
     def __init__(self, settings: Settings, log: Path) -> None:
         self.log = log
         self._fh = open(log, "ab")  # noqa: SIM115
-        self.proc = subprocess.Popen(  # noqa: S603
+        self.proc = subprocess.Popen(
             [sys.executable, "-m", "envirostream", "worker"],
             env=service_env(settings),
             stdout=self._fh,

@@ -19,13 +19,13 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Consumer
+from sinks.client import get_client
 
 from envirostream.settings import Settings
 from producers.fleet import Fleet
 from producers.kafka_out import RecordProducer
 from producers.simulator import SimulationConfig, build_records, run_simulation
 from schemas import AvroCodec
-from sinks.client import get_client
 from tests.integration.conftest import WorkerProcess
 from topics import DLQ, READINGS, TopicAdmin, topic_specs
 
@@ -118,7 +118,9 @@ def produce(settings: Settings, records: list[dict[str, Any]], codec: AvroCodec)
     assert producer.flush(60) == 0
 
 
-def read_dlq(settings: Settings, expected: int, timeout: float = 30) -> list[tuple[bytes, dict[str, str]]]:
+def read_dlq(
+    settings: Settings, expected: int, timeout: float = 30
+) -> list[tuple[bytes, dict[str, str]]]:
     consumer = Consumer(
         {
             "bootstrap.servers": settings.bootstrap_servers,
@@ -205,7 +207,9 @@ def regenerate_fleet(seconds: int) -> list[dict[str, Any]]:
     return out
 
 
-def expected_aggregates(records: list[dict[str, Any]]) -> dict[tuple[str, str, int], list[tuple[int, float]]]:
+def expected_aggregates(
+    records: list[dict[str, Any]],
+) -> dict[tuple[str, str, int], list[tuple[int, float]]]:
     groups: dict[tuple[str, str, int], list[tuple[int, float]]] = defaultdict(list)
     for r in records:
         ts = r["timestamp"]
@@ -245,14 +249,17 @@ def test_row_count_is_devices_times_capabilities_times_windows(run: Run) -> None
     channels = sum(len(fleet.channels_of(d)) for d in fleet.device_ids)
     windows = SECONDS * 1000 // WINDOW_MS
     client = get_client(run.settings)
-    stored = client.command(f"SELECT count() FROM aggregates FINAL WHERE device_id != '{LATE_DEVICE}'")
+    stored = client.command(
+        f"SELECT count() FROM aggregates FINAL WHERE device_id != '{LATE_DEVICE}'"
+    )
     assert stored == channels * windows == 1000 * 6
 
 
 def test_readings_are_stored_once_each_despite_the_kill(run: Run) -> None:
     client = get_client(run.settings)
     fleet_ids = client.command(
-        f"SELECT uniqExact(reading_id), count() FROM readings FINAL WHERE device_id != '{LATE_DEVICE}'"
+        "SELECT uniqExact(reading_id), count() FROM readings FINAL "
+        f"WHERE device_id != '{LATE_DEVICE}'"
     )
     assert fleet_ids == [len(run.fleet_records), len(run.fleet_records)]
 

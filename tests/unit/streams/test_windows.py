@@ -102,5 +102,5 @@ def test_keys_are_separate_per_device_and_capability() -> None:
 
 @pytest.mark.parametrize(("size", "lateness"), [(0, 0), (1000, -1)])
 def test_invalid_parameters_are_rejected(size: int, lateness: int) -> None:
-    with pytest.raises(ValueError, match="window size|lateness"):
+    with pytest.raises(ValueError, match=r"window size|lateness"):
         PartitionWindows(size_ms=size, lateness_ms=lateness)
