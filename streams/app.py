@@ -130,6 +130,8 @@ class PipelineWorker:
     # -- flushing and committing --------------------------------------------------------
     async def tick(self) -> None:
         """Time-driven work: idle windows, time-bound flushes, commits."""
+        if self.lock.locked():
+            return  # a batch is being handled; it flushes and commits itself
         async with self.lock:
             now = time.monotonic()
             idle = [
@@ -219,6 +221,7 @@ def create_app(
     settings: Settings, build_worker: Callable[[faust.App], PipelineWorker]
 ) -> faust.App:
     """The Faust app; ``build_worker`` makes the worker state once the app exists."""
+    (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)
     app = faust.App(
         settings.app_id,
         broker=f"kafka://{settings.bootstrap_servers}",
@@ -231,7 +234,6 @@ def create_app(
         broker_max_poll_records=settings.worker_batch_size,
         broker_session_timeout=settings.session_timeout_seconds,
         broker_heartbeat_interval=min(3.0, settings.session_timeout_seconds / 3),
-        producer_compression_type="lz4",
         datadir=str(settings.data_dir / "faust"),
     )
     readings = app.topic(READINGS, value_serializer="raw", key_serializer="raw", acks=False)
