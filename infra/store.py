@@ -33,8 +33,8 @@ def start_store(settings: Settings, timeout: float = 60.0) -> int | None:
     port = settings.store_port
     if read_pid(service) is None and port_open("127.0.0.1", port):
         raise ConfigurationError(
-            "ENVIROSTREAM_STORE_PORT",
-            f"port {port} is taken by another program; choose a free port for the store",
+            setting="ENVIROSTREAM_STORE_PORT",
+            message=f"port {port} is taken by another program; choose a free port for the store",
         )
     data = (settings.data_dir / "clickhouse").resolve()
     argv = [sys.executable, "-m", "sinks.store", "--data-dir", str(data), "--port", str(port)]
