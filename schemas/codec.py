@@ -273,7 +273,10 @@ class AvroCodec:
         writer = self._writers.get(fp_bytes)
         if writer is None:
             fp = int.from_bytes(fp_bytes, "little")
-            msg = f"unknown schema fingerprint {fp:#018x} for {name}: written with a schema this reader does not know"
+            msg = (
+                f"unknown schema fingerprint {fp:#018x} for {name}: "
+                "written with a schema this reader does not know"
+            )
             raise UnknownSchemaError(msg)
         if writer[0] != name:
             msg = f"record was written as {writer[0]}, expected {name}"
@@ -291,6 +294,7 @@ class AvroCodec:
             try:
                 schema = self._registry.schema(schema_id)
             except EnviroStreamError as exc:
-                raise UnknownSchemaError(f"schema id {schema_id}: {exc}") from exc
+                msg = f"schema id {schema_id}: {exc}"
+                raise UnknownSchemaError(msg) from exc
             self._pairs[key] = (parse_schema(_strip_logical(schema)), reader)
         return self._pairs[key]
