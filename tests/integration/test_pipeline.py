@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer
 from sinks.client import get_client
+from sinks.writer import ClickHouseWriter
 
 from envirostream.settings import Settings
 from producers.fleet import Fleet
@@ -163,8 +164,9 @@ def run(services: Settings, tmp_path_factory: pytest.TempPathFactory) -> Run:
     assert producer.flush(30) == 0
 
     log_dir = tmp_path_factory.mktemp("logs")
-    worker = WorkerProcess(settings, log_dir / "worker-1.log")
     client = get_client(settings)
+    ClickHouseWriter(client).ensure_tables(settings)  # idempotent; the worker does it too
+    worker = WorkerProcess(settings, log_dir / "worker-1.log")
     try:
         wait_for(
             lambda: client.command("SELECT count() FROM readings") >= 5_000,
@@ -257,11 +259,11 @@ def test_row_count_is_devices_times_capabilities_times_windows(run: Run) -> None
 
 def test_readings_are_stored_once_each_despite_the_kill(run: Run) -> None:
     client = get_client(run.settings)
-    fleet_ids = client.command(
+    (unique, rows), *_ = client.query(
         "SELECT uniqExact(reading_id), count() FROM readings FINAL "
         f"WHERE device_id != '{LATE_DEVICE}'"
-    )
-    assert fleet_ids == [len(run.fleet_records), len(run.fleet_records)]
+    ).result_rows
+    assert unique == rows == len(run.fleet_records)
 
 
 def test_late_and_out_of_order_readings_within_lateness_land_in_their_window(run: Run) -> None:
