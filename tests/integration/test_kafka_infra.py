@@ -102,6 +102,16 @@ def test_start_round_trip_status_stop(settings: Settings) -> None:
     assert status["answering"] is False
 
 
+def test_restart_keeps_the_formatted_storage(settings: Settings) -> None:
+    start_kafka(settings)
+    meta = settings.data_dir / "kafka" / "logs" / "meta.properties"
+    formatted = meta.read_text()
+    assert stop_kafka(settings) is True
+    second = start_kafka(settings)  # formats nothing: the same cluster id answers
+    assert isinstance(second, int) and meta.read_text() == formatted
+    assert kafka_status(settings)["answering"] is True
+
+
 def test_taken_port_is_refused_naming_the_setting(tmp_path: Path) -> None:
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", 0))
