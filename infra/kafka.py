@@ -102,6 +102,7 @@ def _fetch_command(mvn: str, version: str, output_dir: Path) -> list[str]:
         mvn,
         "-q",
         "-B",
+        "-Dstyle.color=never",
         "-f",
         str(POM),
         "dependency:copy-dependencies",
