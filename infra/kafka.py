@@ -19,6 +19,7 @@ import fcntl
 import json
 import logging
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -62,6 +63,7 @@ MARKER = "fetched.json"
 NODE_ID = 1
 SERVICE_NAME = "kafka"
 _MVN_TIMEOUT = 900.0
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")  # Maven colours its output even with -B
 _FORMAT_TIMEOUT = 120.0
 
 
@@ -173,7 +175,7 @@ def ensure_kafka_jars(settings: Settings) -> Path:
             )
             raise KafkaSetupError(msg) from exc
         if result.returncode != 0:
-            output = (result.stdout + result.stderr).strip().splitlines()
+            output = _ANSI.sub("", result.stdout + result.stderr).strip().splitlines()
             tail = "\n".join(output[-15:])
             msg = (
                 f"Maven failed (exit {result.returncode}) to fetch Apache Kafka {version} from "
