@@ -1,57 +1,167 @@
-"""Start, stop and inspect the embedded ClickHouse store (``python -m sinks.store``)."""
+"""Start, stop and inspect the embedded ClickHouse store (``python -m sinks.store``).
+
+The store is a background process (pid and log under the data dir, see
+:mod:`infra.processes`) that owns ``<ENVIROSTREAM_DATA_DIR>/clickhouse`` and serves
+ClickHouse's HTTP interface on ``127.0.0.1:<ENVIROSTREAM_STORE_PORT>``. Nothing is started
+when ``ENVIROSTREAM_CLICKHOUSE_URL`` names a ClickHouse server.
+"""
 
 from __future__ import annotations
 
+import logging
 import sys
 import urllib.request
+from pathlib import Path
 from typing import Any
 
-from envirostream.errors import ConfigurationError
+from envirostream.errors import ConfigurationError, ServiceUnavailableError
 from envirostream.settings import Settings
-from infra.processes import ServiceProcess, port_open, read_pid, start_service, stop_service
+from infra.processes import (
+    ServiceProcess,
+    port_open,
+    read_pid,
+    start_service,
+    stop_service,
+    wait_until,
+)
 
-__all__ = ["start_store", "stop_store", "store_status"]
+__all__ = ["start_store", "stop_store", "store_data_dir", "store_service", "store_status"]
+
+log = logging.getLogger("envirostream.infra.store")
+
+_SERVER_NAME = "envirostream-store"  # X-ClickHouse-Server-Display-Name of sinks.store
 
 
-def _service(settings: Settings) -> ServiceProcess:
+def store_service(settings: Settings) -> ServiceProcess:
+    """Where the store keeps its pid file and log."""
     return ServiceProcess("store", settings.data_dir)
 
 
-def _answers(port: int) -> bool:
+def store_data_dir(settings: Settings) -> Path:
+    """The chdb data directory the store owns."""
+    return (settings.data_dir / "clickhouse").resolve()
+
+
+def _without_credentials(url: str) -> str:
+    """``url`` with any ``user:password@`` removed (for messages and status output)."""
+    scheme, sep, rest = url.partition("://")
+    return scheme + sep + rest.rsplit("@", 1)[-1] if sep else url.rsplit("@", 1)[-1]
+
+
+def _store_answers(port: int) -> bool:
+    """True when our store (not another ClickHouse) answers /ping on the port."""
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=1) as resp:
-            return bool(resp.status == 200 and resp.read().startswith(b"Ok."))
+            return bool(
+                resp.status == 200
+                and resp.headers.get("X-ClickHouse-Server-Display-Name") == _SERVER_NAME
+                and resp.read().startswith(b"Ok.")
+            )
     except OSError:
         return False
 
 
-def start_store(settings: Settings, timeout: float = 60.0) -> int | None:
-    """Start the store unless it runs (idempotent); None when a ClickHouse URL is configured."""
-    if not settings.uses_local_store:
+def _is_store_process(pid: int, settings: Settings) -> bool:
+    """True when ``pid`` is the store of this data dir (pid files outlive reboots)."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return True  # no /proc: trust the pid file
+    return b"sinks.store" in argv and str(store_data_dir(settings)).encode() in argv
+
+
+def _running_pid(settings: Settings) -> int | None:
+    service = store_service(settings)
+    pid = read_pid(service)
+    if pid is not None and not _is_store_process(pid, settings):
+        service.pid_file.unlink(missing_ok=True)
         return None
-    service = _service(settings)
-    port = settings.store_port
-    if read_pid(service) is None and port_open("127.0.0.1", port):
-        raise ConfigurationError(
-            setting="ENVIROSTREAM_STORE_PORT",
-            message=f"port {port} is taken by another program; choose a free port for the store",
+    return pid
+
+
+def start_store(settings: Settings, timeout: float = 60.0) -> int | None:
+    """Start the store unless it runs and return its pid (idempotent).
+
+    Returns None, starting nothing, when ``ENVIROSTREAM_CLICKHOUSE_URL`` names a server.
+    Raises :class:`ConfigurationError` when the port is taken by another program and
+    :class:`ServiceUnavailableError` when the store exits or does not answer in ``timeout``.
+    """
+    if not settings.uses_local_store:
+        log.info(
+            "ENVIROSTREAM_CLICKHOUSE_URL is set (%s): the embedded store is not started",
+            _without_credentials(settings.store_url),
         )
-    data = (settings.data_dir / "clickhouse").resolve()
-    argv = [sys.executable, "-m", "sinks.store", "--data-dir", str(data), "--port", str(port)]
-    return start_service(service, argv, lambda: _answers(port), settings.store_url, timeout=timeout)
+        return None
+    service = store_service(settings)
+    port = settings.store_port
+
+    def ready() -> bool:
+        return _store_answers(port)
+
+    pid = _running_pid(settings)
+    if pid is not None:
+        if wait_until(ready, timeout):
+            return pid
+        hint = f"pid {pid} runs but does not answer; see {service.log_file}"
+        raise ServiceUnavailableError(
+            service="ClickHouse store", address=settings.store_url, hint=hint
+        )
+    if port_open("127.0.0.1", port):
+        msg = (
+            f"127.0.0.1:{port} is already in use by another program, not the store of "
+            f"{settings.data_dir} (which is not running); stop that program or choose a free "
+            "port with ENVIROSTREAM_STORE_PORT"
+        )
+        raise ConfigurationError(setting="ENVIROSTREAM_STORE_PORT", message=msg)
+    data = store_data_dir(settings)
+    data.mkdir(parents=True, exist_ok=True)
+    argv = [
+        sys.executable,
+        "-m",
+        "sinks.store",
+        "--data-dir",
+        str(data),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "DEBUG" if settings.log_level == "DEBUG" else "INFO",
+    ]
+    # The store runs from the repository root so `-m sinks.store` resolves to this checkout.
+    root = Path(__file__).resolve().parents[1]
+    return start_service(service, argv, ready, settings.store_url, timeout=timeout, cwd=root)
 
 
-def stop_store(settings: Settings) -> bool:
-    """Stop the store (True if it was running); its data stays on disk."""
-    return stop_service(_service(settings))
+def stop_store(settings: Settings, timeout: float = 30.0) -> bool:
+    """Stop the store (SIGTERM: running requests finish); True if it was running.
+
+    Its data stays on disk. False too when a ClickHouse server is configured.
+    """
+    if not settings.uses_local_store or _running_pid(settings) is None:
+        return False
+    return stop_service(store_service(settings), timeout=timeout)
 
 
 def store_status(settings: Settings) -> dict[str, Any]:
-    pid = read_pid(_service(settings))
+    """``running``, ``pid``, ``url``, ``answering``, ``data_dir``, ``log`` of the store."""
+    service = store_service(settings)
+    if not settings.uses_local_store:
+        return {
+            "running": False,
+            "pid": None,
+            "url": _without_credentials(settings.store_url),
+            "answering": False,
+            "data_dir": None,
+            "local": False,
+        }
+    pid = _running_pid(settings)
     return {
         "running": pid is not None,
         "pid": pid,
         "url": settings.store_url,
-        "answering": _answers(settings.store_port) if pid is not None else False,
-        "data_dir": str(settings.data_dir / "clickhouse"),
+        "answering": pid is not None and _store_answers(settings.store_port),
+        "data_dir": str(store_data_dir(settings)),
+        "log": str(service.log_file),
+        "local": True,
     }

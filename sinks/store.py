@@ -5,16 +5,32 @@ chdb allows one process per data directory; this process is that one, so the wor
 ``envirostream query`` and any ClickHouse client share the data while the pipeline runs.
 Switching to a real ClickHouse server is only a change of ``ENVIROSTREAM_CLICKHOUSE_URL``.
 
-Run: ``python -m sinks.store --data-dir DIR --port 18123``.
+Run: ``python -m sinks.store --data-dir DIR [--host 127.0.0.1] [--port 18123]``.
 
-What is served: ``GET/POST /`` with the SQL in ``query=`` and/or the body, ``database=``,
-``default_format=``, ``session_id=`` (one chdb connection per session, so ``USE`` and ``SET``
-stay in it), ``param_<name>=`` for ``{name:Type}`` placeholders, other URL parameters as
-settings; INSERTs with inline data in any input format (``INSERT ... FORMAT Native`` + data,
-streamed into chdb), request bodies compressed with lz4/zstd/gzip/deflate (every frame);
-``/ping``. Errors answer with the ClickHouse text, its HTTP status and the
-``X-ClickHouse-Exception-Code`` header. Not served: response compression, progress headers,
-external tables (multipart), TLS, users and passwords (loopback only).
+Served:
+
+- ``GET/POST /`` (and ``/query``) with the SQL in ``query=`` and/or the body, ``database=``,
+  ``default_format=``, ``query_id=``, ``param_<name>=`` for ``{name:Type}`` placeholders and
+  every other URL parameter as a setting of that one query;
+- ``session_id=`` (+ ``session_timeout=``): one chdb connection per session, so ``USE`` and
+  ``SET`` stay in it and never reach another client; without it every request gets a fresh
+  connection;
+- INSERTs with inline data in any input format (``INSERT ... FORMAT Native`` + data), streamed
+  into chdb; request bodies compressed with lz4 / zstd / gzip / deflate (``Content-Encoding``
+  or ``decompress=1``; every frame, not only the first);
+- ``/ping`` and ``GET /`` answer ``Ok.``;
+- errors: ClickHouse's text (``Code: 60. DB::Exception: ...``), its HTTP status and the
+  ``X-ClickHouse-Exception-Code`` header, so clickhouse-connect raises ``DatabaseError`` with
+  the code.
+
+Not served: response compression (answers are sent uncompressed, which every client accepts),
+progress headers, external tables (multipart bodies), TLS, users and passwords (loopback only),
+``/play`` and ``/replicas_status``. Results are buffered before they are sent, so a query's
+result must fit in memory.
+
+An acknowledged insert (HTTP 200) has written its MergeTree part to the data directory, so a
+killed store loses none (the operating system holds the written files; power loss would
+additionally need fsync, which is not configured).
 """
 
 from __future__ import annotations
@@ -24,6 +40,7 @@ import json
 import logging
 import signal
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -31,100 +48,136 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from types import FrameType
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
 import chdb
 
-from sinks._http_body import decompress_body, error_code, split_insert, status_for_code
+from sinks._store_http import (
+    RequestParams,
+    decompress_body,
+    error_code,
+    error_text,
+    parse_params,
+    result_format,
+    setting_literal,
+    split_insert,
+    status_for_code,
+)
 
 __all__ = ["StoreServer", "main"]
 
 log = logging.getLogger("envirostream.store")
 
-# URL parameters that belong to the HTTP protocol, not to ClickHouse settings.
-_HTTP_PARAMS = {
-    "query",
-    "database",
-    "default_format",
-    "session_id",
-    "session_timeout",
-    "session_check",
-    "query_id",
-    "user",
-    "password",
-    "compress",
-    "decompress",
-    "enable_http_compression",
-    "send_progress_in_http_headers",
-    "http_headers_progress_interval_ms",
-    "wait_end_of_query",
-    "buffer_size",
-    "quota_key",
-    "client_protocol_version",
-    "role",
-    "http_response_buffer_size",
-}
-_SETTING_NAME = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
-SESSION_IDLE_SECONDS = 300.0
+SERVER_NAME = "envirostream-store"
+_APPEND_CHUNK = 4 << 20  # bytes handed to chdb per append: bounds the extra copy
+_TEXT_FORMATS = ("TabSeparated", "TSV", "CSV", "Pretty", "Values", "Vertical", "Markdown")
 
 
 class _Session:
     """A chdb connection kept for one ``session_id`` (state such as USE/SET lives in it)."""
 
-    def __init__(self, conn: Any) -> None:
+    def __init__(self, conn: Any, timeout: float) -> None:
         self.conn = conn
         self.lock = threading.Lock()
+        self.timeout = timeout
         self.used = time.monotonic()
+        # URL settings applied to this connection by earlier requests (to undo them later).
+        self.url_settings: dict[str, str] = {}
 
 
 class StoreServer(ThreadingHTTPServer):
-    """ThreadingHTTPServer that owns the chdb data directory."""
+    """A threaded HTTP server that owns the chdb data directory.
+
+    Queries from different connections run in parallel inside chdb; requests of one
+    session are serialised by the session's lock (as ClickHouse does).
+    """
 
     daemon_threads = True
     allow_reuse_address = True
 
     def __init__(self, address: tuple[str, int], data_dir: Path) -> None:
-        self.data_dir = data_dir
-        data_dir.mkdir(parents=True, exist_ok=True)
-        # The primary connection holds the directory for the life of the process.
-        self.primary = chdb.connect(str(data_dir))
+        self.data_dir = data_dir.resolve()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
         self.sessions: dict[str, _Session] = {}
         self.sessions_lock = threading.Lock()
+        self._busy = 0
+        self._busy_cond = threading.Condition()
+        self._closing = False
         super().__init__(address, _Handler)
+        # Open the engine only once the port is ours: a taken port must not touch the data.
+        # The primary connection holds the directory (and the engine) for the process's life.
+        self.primary = chdb.connect(str(self.data_dir))
 
     def server_bind(self) -> None:
-        # Nagle's algorithm delays small responses by ~40 ms per call; clients pay it twice.
+        # Nagle's algorithm delays small answers by ~40 ms per request.
         self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         super().server_bind()
 
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if isinstance(request, socket.socket):
+            request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        super().process_request(request, client_address)
+
+    # -- requests in flight (so SIGTERM never cuts an insert in half) -------------------
     @contextmanager
-    def connection(self, session_id: str | None) -> Iterator[Any]:
+    def request_slot(self) -> Iterator[bool]:
+        """Count a running request; yields False when the server is shutting down."""
+        with self._busy_cond:
+            if self._closing:
+                yield False
+                return
+            self._busy += 1
+        try:
+            yield True
+        finally:
+            with self._busy_cond:
+                self._busy -= 1
+                self._busy_cond.notify_all()
+
+    def drain(self, timeout: float) -> bool:
+        """Refuse new requests and wait for running ones; True if all finished in time."""
+        with self._busy_cond:
+            self._closing = True
+            return self._busy_cond.wait_for(lambda: self._busy == 0, timeout)
+
+    # -- chdb connections -----------------------------------------------------------------
+    @contextmanager
+    def connection(self, params: RequestParams) -> Iterator[tuple[Any, _Session | None]]:
         """A connection for one request: the session's own, or a fresh one (no leaks)."""
-        if not session_id:
+        if not params.session_id:
             conn = chdb.connect(str(self.data_dir))
             try:
-                yield conn
+                yield conn, None
             finally:
                 conn.close()
             return
         with self.sessions_lock:
             self._expire_sessions()
-            session = self.sessions.get(session_id)
+            session = self.sessions.get(params.session_id)
             if session is None:
-                session = self.sessions[session_id] = _Session(chdb.connect(str(self.data_dir)))
+                session = _Session(chdb.connect(str(self.data_dir)), params.session_timeout)
+                self.sessions[params.session_id] = session
         with session.lock:
-            session.used = time.monotonic()
-            yield session.conn
+            session.timeout = params.session_timeout
+            try:
+                yield session.conn, session
+            finally:
+                session.used = time.monotonic()
 
     def _expire_sessions(self) -> None:
         now = time.monotonic()
         for sid, session in list(self.sessions.items()):
-            if now - session.used > SESSION_IDLE_SECONDS and not session.lock.locked():
-                session.conn.close()
-                del self.sessions[sid]
+            if now - session.used > session.timeout and session.lock.acquire(blocking=False):
+                try:
+                    session.conn.close()
+                    del self.sessions[sid]
+                finally:
+                    session.lock.release()
 
     def close_all(self) -> None:
+        """Close every chdb connection; the engine shuts down with the last one."""
         with self.sessions_lock:
             for session in self.sessions.values():
                 session.conn.close()
@@ -144,98 +197,140 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         self._handle(b"")
 
+    def do_HEAD(self) -> None:
+        self._handle(b"")
+
     def do_POST(self) -> None:
-        self._handle(self._read_body())
+        try:
+            body = self._read_body()
+        except (OSError, ValueError) as exc:
+            msg = (
+                f"Code: 33. DB::Exception: Cannot read the request body: {exc}. "
+                "(CANNOT_READ_ALL_DATA)"
+            )
+            self.close_connection = True
+            self._error(msg, str(uuid.uuid4()))
+            return
+        self._handle(body)
 
     def _read_body(self) -> bytes:
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
             chunks = []
             while True:
-                size_line = self.rfile.readline()
+                size_line = self.rfile.readline(1024)
                 size = int(size_line.split(b";", 1)[0].strip() or b"0", 16)
                 if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                    while self.rfile.readline(65536) not in (b"\r\n", b"\n", b""):
                         pass  # trailers
                     break
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline()
+                chunk = self.rfile.read(size)
+                if len(chunk) != size:
+                    msg = "connection closed inside a chunk"
+                    raise ValueError(msg)
+                chunks.append(chunk)
+                self.rfile.readline(1024)
             return b"".join(chunks)
         length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
+        body = self.rfile.read(length) if length else b""
+        if len(body) != length:
+            msg = f"connection closed after {len(body)} of {length} bytes"
+            raise ValueError(msg)
+        return body
 
     # -- the request ----------------------------------------------------------------------
     def _handle(self, body: bytes) -> None:
         url = urlsplit(self.path)
-        if url.path.rstrip("/") in ("/ping", "") and not url.query and not body:
+        path = url.path.rstrip("/")
+        if path == "/ping" or (path == "" and not url.query and not body):
             self._reply(200, b"Ok.\n", {"Content-Type": "text/plain; charset=UTF-8"})
             return
-        if url.path.rstrip("/") not in ("", "/query"):
-            self._reply(404, b"There is no handle " + url.path.encode() + b"\n", {})
+        query_id = str(uuid.uuid4())
+        if path not in ("", "/query"):
+            text = f"Code: 1001. DB::Exception: There is no handle {url.path}: use / or /ping."
+            self._reply(404, text.encode() + b"\n", {"Content-Type": "text/plain; charset=UTF-8"})
             return
-        params = dict(parse_qsl(url.query, keep_blank_values=True))
-        query_id = params.get("query_id") or str(uuid.uuid4())
-        try:
-            body = decompress_body(body, self.headers.get("Content-Encoding"))
-            result, fmt, summary = self._execute(params, body)
-        except Exception as exc:
-            self._error(exc, query_id)
-            return
+        with self.server.request_slot() as accepted:
+            if not accepted:
+                self.close_connection = True
+                self._error("Code: 210. DB::Exception: The store is shutting down.", query_id)
+                return
+            try:
+                params = parse_params(url.query)
+                query_id = params.query_id or query_id
+                encoding = self.headers.get("Content-Encoding")
+                if encoding is None and params.decompress:
+                    encoding = "lz4"
+                body = decompress_body(body, encoding)
+                result, fmt, summary = self._execute(params, body)
+            except Exception as exc:
+                self._error(error_text(exc), query_id)
+                return
+        content_type = "text/plain; charset=UTF-8"
+        if fmt.startswith("JSON"):
+            content_type = "application/json; charset=UTF-8"
+        elif not fmt.startswith(_TEXT_FORMATS):
+            content_type = "application/octet-stream"
         headers = {
-            "Content-Type": "text/plain; charset=UTF-8"
-            if fmt.startswith(("TabSeparated", "TSV", "CSV", "Pretty"))
-            else "application/octet-stream",
+            "Content-Type": content_type,
             "X-ClickHouse-Format": fmt,
             "X-ClickHouse-Query-Id": query_id,
             "X-ClickHouse-Summary": json.dumps(summary),
         }
+        if params.session_id:
+            headers["X-ClickHouse-Session-Id"] = params.session_id
         self._reply(200, result, headers)
 
-    def _execute(self, params: dict[str, str], body: bytes) -> tuple[bytes, str, dict[str, str]]:
-        sql_param = params.get("query", "")
-        payload = (sql_param.encode() + (b"\n" + body if body else b"")) if sql_param else body
+    def _execute(self, params: RequestParams, body: bytes) -> tuple[bytes, str, dict[str, str]]:
+        sql = params.query.encode()
+        payload = (sql + b"\n" + body if body else sql) if sql else body
         if not payload.strip():
             msg = "Code: 62. DB::Exception: Empty query. (SYNTAX_ERROR)"
-            raise _StoreError(msg)
-        fmt = params.get("default_format") or "TabSeparated"
-        query_params = {k[6:]: v for k, v in params.items() if k.startswith("param_")}
-        settings = {
-            k: v
-            for k, v in params.items()
-            if k not in _HTTP_PARAMS and not k.startswith("param_") and set(k) <= _SETTING_NAME
-        }
-        with self.server.connection(params.get("session_id")) as conn:
-            database = params.get("database")
-            if database:
-                conn.query(f"USE `{database.replace('`', '')}`")
-            for key, value in settings.items():
-                conn.query(f"SET {key} = {_literal(value)}")
-            insert = split_insert(payload)
+            raise ValueError(msg)
+        insert = split_insert(payload)
+        with self.server.connection(params) as (conn, session):
+            if params.database:
+                conn.query(f"USE `{params.database.replace('`', '``')}`")
+            _apply_settings(conn, session, params.settings)
             if insert is not None:
-                stmt, in_fmt, data = insert
-                with conn.send_insert(stmt, in_fmt) as inserter:
-                    if len(data):
-                        inserter.append(bytes(data))
-                    res = inserter.finish()
-                written = str(getattr(res, "rows_written", 0))
-                return b"", fmt, {"written_rows": written, "read_rows": "0"}
-            res = conn.query(payload.decode("utf-8"), fmt, params=query_params or None)
+                return self._insert(conn, params, *insert)
+            query = payload.decode("utf-8")
+            fmt = result_format(query, params.default_format)
+            res = conn.query(query, params.default_format, params=params.query_params or None)
             data = res.bytes() if hasattr(res, "bytes") else bytes(res)
             summary = {
-                "read_rows": str(_attr(res, "rows_read")),
-                "read_bytes": str(_attr(res, "bytes_read")),
+                "read_rows": str(_stat(res, "rows_read")),
+                "read_bytes": str(_stat(res, "bytes_read")),
                 "written_rows": "0",
+                "written_bytes": "0",
+                "result_rows": str(_stat(res, "rows_read")),
+                "elapsed_ns": str(int(_stat_float(res, "elapsed") * 1e9)),
             }
             return data, fmt, summary
 
+    def _insert(
+        self, conn: Any, params: RequestParams, stmt: str, in_fmt: str, data: memoryview
+    ) -> tuple[bytes, str, dict[str, str]]:
+        started = time.monotonic()
+        with conn.send_insert(stmt, in_fmt) as inserter:
+            for start in range(0, len(data), _APPEND_CHUNK):
+                inserter.append(data[start : start + _APPEND_CHUNK])
+            res = inserter.finish()
+        summary = {
+            "read_rows": "0",
+            "read_bytes": "0",
+            "written_rows": str(res.rows_written),
+            "written_bytes": str(res.bytes_written),
+            "elapsed_ns": str(int((time.monotonic() - started) * 1e9)),
+        }
+        return b"", params.default_format, summary
+
     # -- replies ----------------------------------------------------------------------------
-    def _error(self, exc: Exception, query_id: str) -> None:
-        text = str(exc).strip()
-        if not text.startswith("Code:"):
-            text = f"Code: 1000. DB::Exception: {type(exc).__name__}: {text}"
+    def _error(self, text: str, query_id: str) -> None:
         code = error_code(text)
+        log.debug("query %s failed: %s", query_id, text)
         self._reply(
             status_for_code(code),
-            (text + "\n").encode(),
+            (text.rstrip() + "\n").encode(),
             {
                 "Content-Type": "text/plain; charset=UTF-8",
                 "X-ClickHouse-Exception-Code": str(code),
@@ -245,7 +340,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _reply(self, status: int, body: bytes, headers: dict[str, str]) -> None:
         self.send_response(status)
-        self.send_header("X-ClickHouse-Server-Display-Name", "envirostream-store")
+        self.send_header("X-ClickHouse-Server-Display-Name", SERVER_NAME)
         self.send_header("X-ClickHouse-Timezone", "UTC")
         for key, value in headers.items():
             self.send_header(key, value)
@@ -256,46 +351,85 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
 
-class _StoreError(Exception):
-    pass
+def _apply_settings(conn: Any, session: _Session | None, settings: dict[str, str]) -> None:
+    """Make ``settings`` hold for this request only.
+
+    A fresh connection is discarded after the request. A session's connection keeps its
+    state, so settings a previous request passed in its URL and this one does not are reset
+    to their defaults, and unchanged ones are not set again (clickhouse-connect sends the
+    same few with every request).
+    """
+    if session is None:
+        for key, value in settings.items():
+            conn.query(f"SET {key} = {setting_literal(value)}")
+        return
+    for key in [k for k in session.url_settings if k not in settings]:
+        conn.query(f"SET {key} = DEFAULT")
+        del session.url_settings[key]
+    for key, value in settings.items():
+        if session.url_settings.get(key) != value:
+            session.url_settings.pop(key, None)
+            conn.query(f"SET {key} = {setting_literal(value)}")
+            session.url_settings[key] = value
 
 
-def _attr(res: Any, name: str) -> int:
+def _stat(res: Any, name: str) -> int:
     value = getattr(res, name, 0)
     return int(value() if callable(value) else value)
 
 
-def _literal(value: str) -> str:
-    if value.lstrip("-").replace(".", "", 1).isdigit():
-        return value
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+def _stat_float(res: Any, name: str) -> float:
+    value = getattr(res, name, 0.0)
+    return float(value() if callable(value) else value)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m sinks.store", description=__doc__.split("\n")[0]
-    )
-    parser.add_argument("--data-dir", type=Path, required=True)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=18123)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s store %(levelname)s %(message)s")
-    server = StoreServer((args.host, args.port), args.data_dir)
+def serve(data_dir: Path, host: str, port: int, drain_seconds: float = 30.0) -> int:
+    """Serve until SIGTERM/SIGINT; then finish running requests and close chdb cleanly."""
+    try:
+        server = StoreServer((host, port), data_dir)
+    except OSError as exc:
+        log.error(
+            "cannot listen on %s:%s (%s): choose another port (ENVIROSTREAM_STORE_PORT)",
+            host,
+            port,
+            exc,
+        )
+        return 2
 
-    def _stop(signum: int, _frame: Any) -> None:
+    def _stop(signum: int, _frame: FrameType | None) -> None:
         log.info("signal %s: stopping", signum)
         threading.Thread(target=server.shutdown, daemon=True).start()
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    log.info("serving ClickHouse HTTP on %s:%s, data %s", args.host, args.port, args.data_dir)
+    log.info("serving ClickHouse HTTP on http://%s:%s, data in %s", host, port, server.data_dir)
     try:
         server.serve_forever(poll_interval=0.2)
     finally:
         server.server_close()
+        if not server.drain(drain_seconds):
+            log.warning("requests still running after %.0fs; closing anyway", drain_seconds)
         server.close_all()
         log.info("stopped")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m sinks.store",
+        description="Serve a chdb data directory over ClickHouse's HTTP interface.",
+    )
+    parser.add_argument("--data-dir", type=Path, required=True, help="chdb data directory")
+    parser.add_argument("--host", default="127.0.0.1", help="listen address (loopback)")
+    parser.add_argument("--port", type=int, default=18123, help="HTTP port")
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING"])
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level,
+        format="%(asctime)s store %(levelname)s %(message)s",
+        stream=sys.stderr,
+    )
+    return serve(args.data_dir, args.host, args.port)
 
 
 if __name__ == "__main__":
