@@ -7,10 +7,13 @@ from schemas.codec import (
     DecodeError,
     EncodeError,
     NotAvroError,
+    SchemaRegistryError,
     UnknownSchemaError,
     canonical_form,
     fingerprint,
+    history_schemas,
     load_schema,
+    measure_codec,
 )
 
 __all__ = [
@@ -20,8 +23,11 @@ __all__ = [
     "DecodeError",
     "EncodeError",
     "NotAvroError",
+    "SchemaRegistryError",
     "UnknownSchemaError",
     "canonical_form",
     "fingerprint",
+    "history_schemas",
     "load_schema",
+    "measure_codec",
 ]
