@@ -84,5 +84,6 @@ def test_an_evolved_reader_in_apache_avro_reads_codec_records() -> None:
     data = AvroCodec().encode("UniversalSensorReading", READING)
     reader = avro.io.DatumReader(_apache(load_schema("UniversalSensorReading")), _apache(new))
     record = reader.read(avro.io.BinaryDecoder(io.BytesIO(data[10:])))
+    assert isinstance(record, dict)
     assert record["firmware"] == "unknown"
     assert record["reading_id"] == READING["reading_id"]

@@ -70,7 +70,7 @@ def test_encode_batch_and_decode_batch_agree() -> None:
         (lambda d: b"\x00\x00\x00\x00\x07" + d[10:], UnknownSchemaError, "no_registry"),
     ],
 )
-def test_bad_bytes_raise_a_typed_error(mangle: Any, error: type, reason: str) -> None:
+def test_bad_bytes_raise_a_typed_error(mangle: Any, error: type[DecodeError], reason: str) -> None:
     codec = AvroCodec()
     data = mangle(codec.encode(NAME, READING))
     with pytest.raises(error) as info:

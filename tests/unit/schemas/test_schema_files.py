@@ -97,7 +97,9 @@ def test_fields_are_the_agreed_names_in_order(name: str) -> None:
 @pytest.mark.parametrize("name", SCHEMA_NAMES)
 def test_each_file_stands_alone_for_apache_avro(name: str) -> None:
     text = resources.files("schemas").joinpath(f"{name}.avsc").read_text(encoding="utf-8")
-    assert avro.schema.parse(text).fullname == f"io.envirostream.{name}"
+    parsed = avro.schema.parse(text)
+    assert isinstance(parsed, avro.schema.RecordSchema)
+    assert parsed.fullname == f"io.envirostream.{name}"
 
 
 def test_shared_named_types_are_identical_in_every_file() -> None:
