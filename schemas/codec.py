@@ -9,8 +9,9 @@ Wire formats:
   resolved to the current (reader) schema of the name asked for.
 - Confluent wire format (when ``registry_url`` is given): ``00`` + 4-byte big-endian schema
   id + body. Encoding registers the current schema under the subject ``<name>-value``
-  (record-name strategy; e.g. ``UniversalSensorReading-value``); decoding fetches the writer
-  schema by id. Both are cached. Single-object records still decode in this mode.
+  (e.g. ``UniversalSensorReading-value``, whatever the topic; Confluent's default
+  TopicNameStrategy would say ``<topic>-value``); decoding fetches the writer schema by id,
+  so any subject naming reads. Both are cached. Single-object records still decode then.
 
 Timestamps travel as int epoch milliseconds: the ``logicalType`` is dropped from the schemas
 fastavro reads and writes with (it changes neither the bytes nor the fingerprint), so the hot
