@@ -252,7 +252,7 @@ def test_acknowledged_inserts_survive_sigkill(store: Settings) -> None:
     rows = client.query(
         "SELECT batch, count() FROM durable GROUP BY batch ORDER BY batch"
     ).result_rows
-    stored = dict(rows)
+    stored: dict[int, int] = {int(batch): int(count) for batch, count in rows}
     missing = [b for b in acked if stored.get(b) != 2_000]
     assert missing == [], f"acknowledged batches lost or partial after SIGKILL: {missing}"
     # At most the one batch in flight at the kill may be there without an acknowledgement.
