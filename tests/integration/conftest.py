@@ -55,9 +55,8 @@ def make_settings(tmp: Path, **overrides: object) -> Settings:
 @pytest.fixture(scope="module")
 def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     """A running Kafka broker and chdb store; stopped after the module."""
-    from infra.store import start_store, stop_store
-
     from infra.kafka import start_kafka, stop_kafka
+    from infra.store import start_store, stop_store
 
     settings = make_settings(tmp_path_factory.mktemp("pipeline"))
     try:

@@ -19,14 +19,14 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Consumer
-from sinks.client import get_client
-from sinks.writer import ClickHouseWriter
 
 from envirostream.settings import Settings
 from producers.fleet import Fleet
 from producers.kafka_out import RecordProducer
 from producers.simulator import SimulationConfig, build_records, run_simulation
 from schemas import AvroCodec
+from sinks.client import get_client
+from sinks.writer import ClickHouseWriter
 from tests.integration.conftest import WorkerProcess
 from topics import DLQ, READINGS, TopicAdmin, topic_specs
 
