@@ -1,11 +1,12 @@
 """The Faust app: wires the readings processor, the outputs and the ClickHouse sinks.
 
-Offsets of the input topics are committed by this module, not by Faust's auto-ack: only
-up to the first reading of a window still open or a row not yet stored (see
+The input topics are read by an aiokafka consumer owned by this module (one consumer
+group, ``ENVIROSTREAM_APP_ID``), in batches, and their offsets are committed explicitly:
+only up to the first reading of a window still open or a row not yet stored (see
 ``ReadingsProcessor.commit_offset``), and only after the records derived from them
-(aggregates, dead letters) were acknowledged by the broker. Faust's own acking is turned
-off for these topics (``acks=False``) because it would commit a batch as soon as it was
-iterated, before its windows closed (faust-streaming issues #175, #315).
+(aggregates, dead letters) were acknowledged by the broker. Faust's stream delivery and
+auto-ack would commit batches as soon as they were iterated (faust-streaming #175, #315)
+and stalled under load here (#88); Faust runs the process: timers, signals, tables.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from typing import Any
 
 import faust
 import numpy as np
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from confluent_kafka import KafkaException
 from faust.types import TP
 
 from envirostream.metrics import PipelineMetrics
@@ -26,6 +29,7 @@ from producers.kafka_out import RecordProducer
 from schemas import AvroCodec, DecodeError
 from sinks.ddl import TABLES
 from sinks.writer import ClickHouseWriter, RowBuffer
+from streams.health import ConsumerLagProbe, LastSeen
 from streams.readings import DeadLetter, InputRecord, ReadingsProcessor, Source
 from topics import AGGREGATES, DLQ, READINGS
 
@@ -46,8 +50,9 @@ class PipelineWorker:
         writer: ClickHouseWriter,
         producer: RecordProducer,
         metrics: PipelineMetrics,
-        commit: Callable[[dict[TP, int]], Any],
+        commit: Callable[[dict[TP, int]], Any] | None = None,
         clock: Callable[[], float] = time.time,
+        lag_probe: ConsumerLagProbe | None = None,
     ) -> None:
         self.settings = settings
         self.codec = codec
@@ -69,6 +74,8 @@ class PipelineWorker:
         self.last_input: dict[Source, float] = {}
         self.lock = asyncio.Lock()
         self._last_commit = 0.0
+        self.lag_probe = lag_probe
+        self.last_seen = LastSeen()
 
     # -- readings -----------------------------------------------------------------------
     async def on_readings(self, batch: Sequence[InputRecord]) -> None:
@@ -77,6 +84,7 @@ class PipelineWorker:
             now = time.monotonic()
             for src in {r.source for r in batch}:
                 self.last_input[src] = now
+                self.last_seen.update(src, (r.key for r in batch if r.source == src), now)
             self.metrics.readings_consumed.inc(result.consumed)
             self.metrics.late_readings.inc(result.late)
             self._send_dead_letters(result.dead_letters)
@@ -195,14 +203,39 @@ class PipelineWorker:
             if off > self.committed.get(src, -1):
                 offsets[TP(*src)] = off
         if offsets:
+            if self._commit is None:
+                msg = "no consumer bound: call bind_commit() before processing"
+                raise RuntimeError(msg)
             await self._commit(offsets)
             for tp, off in offsets.items():
                 self.committed[(tp.topic, tp.partition)] = off
         self._last_commit = time.monotonic()
 
+    async def sample_health(self) -> None:
+        """Housekeeping gauges: silent devices, and consumer lag from the broker's offsets."""
+        now = time.monotonic()
+        self.metrics.devices_known.set(len(self.last_seen))
+        silent = self.last_seen.silent(now, self.settings.silent_device_seconds)
+        self.metrics.devices_silent.set(silent)
+        if self.lag_probe is None:
+            return
+        try:
+            lag = await asyncio.to_thread(self.lag_probe.lag)
+        except KafkaException as exc:
+            self.metrics.lag_probe_errors.inc()
+            log.warning("consumer lag not sampled: %s", exc)
+            return
+        for (topic, partition), records in lag.items():
+            self.metrics.consumer_lag.labels(topic, str(partition)).set(records)
+
+    def bind_commit(self, commit: Callable[[dict[TP, int]], Any]) -> None:
+        """Set how offsets are committed (the input consumer, once it exists)."""
+        self._commit = commit
+
     def forget(self, tps: Sequence[TP]) -> None:
         sources = [(tp.topic, tp.partition) for tp in tps]
         self.processor.forget(sources)
+        self.last_seen.forget(sources)
         for src in sources:
             self.agg_next.pop(src, None)
             self.committed.pop(src, None)
@@ -210,11 +243,27 @@ class PipelineWorker:
             self.aggregates.pending_from.pop(src, None)
 
 
-def _records(events: Sequence[Any]) -> list[InputRecord]:
-    return [
-        InputRecord(m.topic, m.partition, m.offset, m.key, m.value)
-        for m in (e.message for e in events)
-    ]
+def _records(batches: dict[Any, list[Any]]) -> tuple[list[InputRecord], list[InputRecord]]:
+    """Split one fetch into readings and aggregates, each in partition-offset order."""
+    readings: list[InputRecord] = []
+    aggregates: list[InputRecord] = []
+    for tp, messages in batches.items():
+        target = readings if tp.topic == READINGS else aggregates
+        target.extend(InputRecord(m.topic, m.partition, m.offset, m.key, m.value) for m in messages)
+    return readings, aggregates
+
+
+class _Rebalance(ConsumerRebalanceListener):
+    """Drops the state of revoked partitions; the new owner replays from the commit."""
+
+    def __init__(self, worker: Callable[[], PipelineWorker]) -> None:
+        self._worker = worker
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        self._worker().forget([TP(tp.topic, tp.partition) for tp in revoked])
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        return None
 
 
 def create_app(
@@ -223,7 +272,9 @@ def create_app(
     """The Faust app; ``build_worker`` makes the worker state once the app exists."""
     (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)
     app = faust.App(
-        settings.app_id,
+        # Faust's own group (tables, timers) is apart from the input consumer's group,
+        # which is ``settings.app_id`` (see consume()).
+        f"{settings.app_id}-app",
         broker=f"kafka://{settings.bootstrap_servers}",
         store="memory://",
         web_enabled=False,
@@ -231,13 +282,10 @@ def create_app(
         topic_replication_factor=settings.topic_replication,
         consumer_auto_offset_reset="earliest",
         stream_wait_empty=False,
-        broker_max_poll_records=settings.worker_batch_size,
         broker_session_timeout=settings.session_timeout_seconds,
         broker_heartbeat_interval=min(3.0, settings.session_timeout_seconds / 3),
         datadir=str(settings.data_dir / "faust"),
     )
-    readings = app.topic(READINGS, value_serializer="raw", key_serializer="raw", acks=False)
-    aggregates = app.topic(AGGREGATES, value_serializer="raw", key_serializer="raw", acks=False)
     holder: dict[str, PipelineWorker] = {}
 
     def worker() -> PipelineWorker:
@@ -245,29 +293,55 @@ def create_app(
             holder["w"] = build_worker(app)
         return holder["w"]
 
-    @app.agent(readings)
-    async def process_readings(stream: Any) -> None:
-        w = worker()
-        async for events in stream.take_events(
-            settings.worker_batch_size, within=settings.worker_batch_seconds
-        ):
-            await w.on_readings(_records(events))
+    @app.task
+    async def consume() -> None:
+        """Fetch input in batches with our own consumer and commit explicitly.
 
-    @app.agent(aggregates)
-    async def sink_aggregates(stream: Any) -> None:
+        Faust's stream delivery is not used for the input topics: measured here, a
+        Faust agent on ``take_events`` stalled for good after 162,442 of 200,000 records
+        (its buffer-full pause, faust-streaming #88), and it commits on its own schedule.
+        """
         w = worker()
-        async for events in stream.take_events(
-            settings.worker_batch_size, within=settings.worker_batch_seconds
-        ):
-            await w.on_aggregates(_records(events))
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=settings.bootstrap_servers,
+            group_id=settings.app_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=settings.worker_batch_size,
+            fetch_max_bytes=64 * 1024 * 1024,
+            max_partition_fetch_bytes=8 * 1024 * 1024,
+            session_timeout_ms=int(settings.session_timeout_seconds * 1000),
+            heartbeat_interval_ms=int(min(3.0, settings.session_timeout_seconds / 3) * 1000),
+        )
+        consumer.subscribe([READINGS, AGGREGATES], listener=_Rebalance(worker))
+
+        async def commit(offsets: dict[TP, int]) -> None:
+            await consumer.commit(
+                {TopicPartition(tp.topic, tp.partition): o for tp, o in offsets.items()}
+            )
+
+        w.bind_commit(commit)
+        await consumer.start()
+        timeout_ms = int(settings.worker_batch_seconds * 1000)
+        try:
+            while not app.should_stop:
+                fetched = await consumer.getmany(
+                    timeout_ms=timeout_ms, max_records=settings.worker_batch_size
+                )
+                readings, aggregates = _records(fetched)
+                if readings:
+                    await w.on_readings(readings)
+                if aggregates:
+                    await w.on_aggregates(aggregates)
+        finally:
+            await consumer.stop()
 
     @app.timer(interval=0.5)
     async def housekeeping() -> None:
         await worker().tick()
 
-    async def on_revoked(app: faust.App, revoked: set[TP], **kwargs: Any) -> None:
-        worker().forget(sorted(revoked))
-
-    app.on_partitions_revoked.connect(on_revoked)  # type: ignore[arg-type]
+    @app.timer(interval=settings.health_interval_seconds)
+    async def sample_health() -> None:
+        await worker().sample_health()
 
     return app

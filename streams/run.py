@@ -6,16 +6,17 @@ import logging
 
 import faust
 from prometheus_client import CollectorRegistry, start_http_server
-from sinks.client import get_client
 
 from envirostream.errors import ConfigurationError
 from envirostream.metrics import PipelineMetrics
 from envirostream.settings import Settings
 from producers.kafka_out import RecordProducer, wait_for_broker
 from schemas import AvroCodec
+from sinks.client import get_client
 from sinks.writer import ClickHouseWriter
 from streams.app import PipelineWorker, create_app
-from topics import TopicAdmin, topic_specs
+from streams.health import ConsumerLagProbe
+from topics import AGGREGATES, READINGS, TopicAdmin, topic_specs
 
 __all__ = ["run_worker", "serve_metrics"]
 
@@ -47,15 +48,15 @@ def run_worker(settings: Settings) -> None:
     producer = RecordProducer(settings.bootstrap_servers)
 
     def build(app: faust.App) -> PipelineWorker:
-        # Faust has no public call to commit chosen offsets; its consumer's _commit is the
-        # hook its own committer uses (see streams/app.py for why we commit ourselves).
         return PipelineWorker(
             settings,
             codec,
             writer,
             producer,
             metrics,
-            commit=app.consumer._commit,  # type: ignore[attr-defined]  # noqa: SLF001
+            lag_probe=ConsumerLagProbe(
+                settings.bootstrap_servers, settings.app_id, [READINGS, AGGREGATES]
+            ),
         )
 
     app = create_app(settings, build)
