@@ -17,6 +17,7 @@ test: bootstrap lint typecheck
 
 bootstrap: $(STAMP)
 	$(BIN)/python -m infra.kafka fetch
+	sh infra/prometheus/install.sh
 
 $(STAMP): pyproject.toml
 	sh infra/check-prereqs.sh $(PYTHON)

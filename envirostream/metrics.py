@@ -14,7 +14,10 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import HistogramMetricFamily
 from prometheus_client.registry import Collector
 
-__all__ = ["LATENCY_BUCKETS", "BulkHistogram", "PipelineMetrics"]
+__all__ = ["LATENCY_BUCKETS", "SEVERITIES", "BulkHistogram", "PipelineMetrics"]
+
+# Label values of ``severity`` (the Alert record's Severity enum, lower case).
+SEVERITIES = ("info", "warning", "critical")
 
 # Resolves both 10 ms and 10 minutes (and a day, for replays of old data).
 LATENCY_BUCKETS = (
@@ -117,3 +120,52 @@ class PipelineMetrics:
         self.readings_produced = Counter(
             p + "readings_produced", "Readings produced by simulators/replayers.", registry=registry
         )
+        self.lag_probe_errors = Counter(
+            p + "consumer_lag_probe_errors",
+            "Failed reads of the broker's offsets for the consumer-lag gauge.",
+            registry=registry,
+        )
+        # Fleet health: counts only (per-device health is in ClickHouse).
+        self.devices_known = Gauge(
+            p + "devices_known", "Devices this worker has seen a reading from.", registry=registry
+        )
+        self.devices_silent = Gauge(
+            p + "devices_silent",
+            "Known devices without a reading for ENVIROSTREAM_SILENT_DEVICE_SECONDS.",
+            registry=registry,
+        )
+        # Fed by the detection stage (anomalies, alert lifecycle) and the Alertmanager sink.
+        self.anomalies = Counter(
+            p + "anomalies",
+            "Anomalies detected, by detector and device type.",
+            ["detector", "device_type"],
+            registry=registry,
+        )
+        self.alerts_firing = Gauge(
+            p + "alerts_firing",
+            "Device alerts currently firing, by severity.",
+            ["severity"],
+            registry=registry,
+        )
+        self.alerts_suppressed = Counter(
+            p + "duplicate_alerts_suppressed",
+            "Repeats of a firing alert folded into it instead of re-sent, by severity.",
+            ["severity"],
+            registry=registry,
+        )
+        self.alerts_forwarded = Counter(
+            p + "alertmanager_alerts_forwarded",
+            "Device alerts posted to Alertmanager, by outcome (sent, failed after retries).",
+            ["outcome"],
+            registry=registry,
+        )
+        self.alertmanager_retries = Counter(
+            p + "alertmanager_retries",
+            "Retried posts to Alertmanager (unreachable or 5xx).",
+            registry=registry,
+        )
+        for severity in SEVERITIES:
+            self.alerts_firing.labels(severity)
+            self.alerts_suppressed.labels(severity)
+        for outcome in ("sent", "failed"):
+            self.alerts_forwarded.labels(outcome)

@@ -132,6 +132,18 @@ class Settings(BaseSettings):
     simulator_metrics_port: int = Field(
         default=9466, ge=0, le=65535, description="/metrics of the simulator; 0=off."
     )
+    silent_device_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="A device with no reading for this long counts as silent "
+        "(envirostream_devices_silent).",
+    )
+    health_interval_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        le=300,
+        description="How often the worker samples consumer lag and silent devices.",
+    )
     alertmanager_url: str | None = Field(
         default=None, description="Alertmanager to forward device alerts to (optional)."
     )
