@@ -96,3 +96,15 @@ def test_rule_is_documented_and_reads_real_metrics(rule: dict[str, Any]) -> None
     assert f"## {rule['alert']}" in RUNBOOK.read_text(), f"no runbook section for {rule['alert']}"
     used = set(re.findall(r"\b(envirostream_[a-z_]+|up)\b", rule["expr"]))
     assert used - BUILTIN <= exported_series(), used - BUILTIN - exported_series()
+
+
+def test_alertmanager_config_is_valid_and_inhibits_device_alerts_while_pipeline_down() -> None:
+    amtool = shutil.which("amtool")
+    if amtool is None:
+        pytest.fail("amtool not found: run `make bootstrap` (installs prometheus-alertmanager)")
+    config = REPO / "infra" / "alertmanager" / "alertmanager.yml"
+    out = subprocess.run([amtool, "check-config", str(config)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+    inhibit = yaml.safe_load(config.read_text())["inhibit_rules"][0]
+    assert "EnviroStreamWorkerDown" in inhibit["source_matchers"][0]
+    assert "device" in inhibit["target_matchers"][0]
