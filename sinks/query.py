@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from clickhouse_connect.driver.exceptions import DatabaseError
+
+from envirostream.errors import EnviroStreamError
 from envirostream.settings import Settings
 from sinks.client import get_client
 
-__all__ = ["run_query"]
+__all__ = ["QueryError", "run_query"]
+
+
+class QueryError(EnviroStreamError):
+    """ClickHouse refused the query; the message is the server's."""
 
 
 def run_query(settings: Settings, sql: str, fmt: str = "PrettyCompact") -> str:
@@ -19,6 +26,11 @@ def run_query(settings: Settings, sql: str, fmt: str = "PrettyCompact") -> str:
 
         start_store(settings)
     client = get_client(settings)
-    result = client.raw_query(sql, fmt=fmt)
+    try:
+        result = client.raw_query(sql, fmt=fmt)
+    except DatabaseError as exc:
+        # The server's own message (code, text) is what the user needs; no traceback.
+        text = str(exc).split("server response: ", 1)[-1].split(" (for url", 1)[0]
+        raise QueryError(text) from exc
     text = result.decode("utf-8", errors="replace")
     return text if text.endswith("\n") or not text else text + "\n"
