@@ -21,15 +21,16 @@ import uuid
 from pathlib import Path
 
 from confluent_kafka import Consumer, TopicPartition
-from infra.store import start_store, stop_store
-from sinks.client import get_client
 
 from envirostream.settings import ENV_PREFIX, Settings, load_settings
 from infra.kafka import start_kafka, stop_kafka
 from infra.processes import free_port
+from infra.store import start_store, stop_store
+from producers.fleet import Fleet
 from producers.kafka_out import RecordProducer
 from producers.simulator import SimulationConfig, run_simulation
 from schemas import AvroCodec
+from sinks.client import get_client
 from topics import READINGS, TopicAdmin, topic_specs
 
 __all__ = ["run_throughput_bench"]
@@ -63,7 +64,7 @@ def _raw_ceiling(settings: Settings, total: int) -> tuple[float, int]:
         if not msgs:
             continue
         seen += len(msgs)
-        out = codec.decode_batch("UniversalSensorReading", [m.value() for m in msgs])
+        out = codec.decode_batch("UniversalSensorReading", [m.value() or b"" for m in msgs])
         decoded += sum(1 for o in out if isinstance(o, dict))
     elapsed = time.perf_counter() - t0
     consumer.close()
@@ -115,7 +116,7 @@ def _worker_drain(settings: Settings, total: int, log: Path) -> tuple[float, int
                 msg = f"worker stopped before draining ({stored}/{total}); see {log}"
                 raise RuntimeError(msg)
             time.sleep(0.1)
-            stored = int(client.command("SELECT count() FROM readings"))
+            stored = int(client.query("SELECT count() FROM readings").result_rows[0][0])
         elapsed = time.perf_counter() - t0
         peak = _peak_rss_kib(proc.pid)
     finally:
@@ -147,11 +148,11 @@ def run_throughput_bench(base: Settings, readings: int = 200_000) -> dict[str, f
     start_store(settings)
     try:
         TopicAdmin(settings.bootstrap_servers).create_missing(topic_specs(settings))
-        devices = 1000
-        per_tick = 1000 * 5  # 1,000 devices x ~5 channels on average
+        devices, kinds = 1000, ("grid", "battery", "vehicle", "machine")
+        per_tick = Fleet(devices, kinds, seed=1).readings_per_tick
         config = SimulationConfig(
             devices=devices,
-            kinds=("grid", "battery", "vehicle", "machine"),
+            kinds=kinds,
             speedup=0,
             start_ms=1_767_225_600_000,
             duration_s=max(1, readings // per_tick),
