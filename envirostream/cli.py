@@ -107,7 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
     topics = sub.add_parser("topics", help="create missing topics or describe them")
     topics.add_argument("action", choices=["create", "describe"])
 
-    sub.add_parser("status", help="one-screen health summary")
+    st = sub.add_parser("status", help="one-screen health summary from live metrics + store")
+    st.add_argument("--watch", action="store_true", help="redraw until Ctrl-C")
+    st.add_argument("--interval", type=float, default=2.0, help="seconds between redraws")
 
     bench = sub.add_parser("bench", help="run a benchmark; last line is JSON")
     bench.add_argument("name", choices=["throughput"])
@@ -164,10 +166,9 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
 
         return run_up(settings, _sim_config(args), run_for=args.run_for)
     if cmd == "status":
-        from envirostream.demo import print_status
+        from envirostream.status import run_status
 
-        print_status(settings)
-        return 0
+        return run_status(settings, watch=args.watch, interval=args.interval)
     if cmd == "bench":
         from bench.throughput import run_throughput_bench
 

@@ -8,6 +8,9 @@ test stops producing (ingest stalls while the producer is up) and sends malforme
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -29,7 +32,7 @@ from infra.prometheus_local import (
 )
 from producers.kafka_out import RecordProducer
 from schemas import AvroCodec
-from tests.integration.conftest import WorkerProcess
+from tests.integration.conftest import REPO, WorkerProcess, service_env
 from topics import READINGS
 
 STALLED = "EnviroStreamIngestStalled"
@@ -192,3 +195,19 @@ def test_rules_fire_and_clear_for_real_causes(
     )
     print(f"{DLQ_HIGH} cleared {took:.1f}s after malformed records stopped")
     assert worker.alive()
+
+    # The operator's view of the same live worker and store.
+    out = subprocess.run(
+        [sys.executable, "-m", "envirostream", "status"],
+        env=service_env(services),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    print(out.stdout)
+    assert f"worker :{services.metrics_port} up" in out.stdout
+    assert "store " in out.stdout and "NOT ANSWERING" not in out.stdout
+    assert "decode_error" in out.stdout
+    assert re.search(r"telemetry\.readings [\d,]+ records", out.stdout)
