@@ -376,9 +376,8 @@ def test_repository(check: Callable[[Path], list[str]]) -> None:
 
 def test_expected_services_and_images() -> None:
     services = _services(REPO)
-    assert {"kafka", "clickhouse", "prometheus", "alertmanager", "worker", "simulator"} <= set(
-        services
-    )
+    expected = {"kafka", "clickhouse", "prometheus", "alertmanager", "grafana", "worker"}
+    assert expected | {"simulator"} <= set(services)
     assert services["kafka"]["image"] == "apache/kafka:4.1.1"
     assert services["clickhouse"]["image"].startswith("clickhouse/clickhouse-server")
     assert _command(services["worker"]) == ["worker"]
