@@ -20,7 +20,8 @@ bootstrap: $(STAMP)
 	sh infra/prometheus/install.sh
 
 $(STAMP): pyproject.toml
-	sh infra/check-prereqs.sh $(PYTHON)
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 not found as '$(PYTHON)': install it (apt-get install python3.11 python3.11-venv) or run make PYTHON=/path/to/python3.11" >&2; exit 1; }
+	$(PYTHON) -m infra.prereqs
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
