@@ -14,11 +14,13 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry, Counter, start_http_server
 
+from envirostream.errors import ServiceUnavailableError
 from envirostream.settings import Settings
 from infra.processes import free_port, port_open
 from infra.prometheus_local import (
@@ -211,3 +213,14 @@ def test_rules_fire_and_clear_for_real_causes(
     assert "store " in out.stdout and "NOT ANSWERING" not in out.stdout
     assert "decode_error" in out.stdout
     assert re.search(r"telemetry\.readings [\d,]+ records", out.stdout)
+
+
+def test_rules_file_with_an_error_stops_prometheus_with_the_reason(tmp_path: Path) -> None:
+    rules = tmp_path / "broken.yml"
+    rules.write_text(
+        "groups:\n  - name: x\n    rules:\n      - alert: X\n        expr: rate(up[5m]\n"
+    )
+    with pytest.raises(ServiceUnavailableError) as err:
+        start_prometheus(tmp_path / "prom", free_port(), {}, rule_files=[rules])
+    assert "exited with code" in str(err.value)
+    assert "broken.yml" in str(err.value) and "parse error" in str(err.value)
