@@ -100,15 +100,14 @@ def format_summary(
 
 def run_up(settings: Settings, config: SimulationConfig, run_for: float | None = None) -> int:
     """Start what is missing, run worker + simulator with a live summary until Ctrl-C."""
-    from infra.prereqs import check_prerequisites
-    from infra.store import stop_store
-    from sinks.client import get_client
-
     from infra.kafka import stop_kafka
+    from infra.prereqs import check_prerequisites
     from infra.services import started_services
+    from infra.store import stop_store
     from producers.kafka_out import RecordProducer
     from producers.simulator import run_simulation
     from schemas import AvroCodec
+    from sinks.client import get_client
     from topics import READINGS, TopicAdmin, topic_specs
 
     problems = check_prerequisites(need_kafka=settings.uses_local_kafka)
@@ -192,9 +191,8 @@ def _copy(src: SimulationReport, dest: SimulationReport) -> None:
 
 
 def print_status(settings: Settings) -> None:
-    from sinks.client import get_client
-
     from infra.services import services_status
+    from sinks.client import get_client
 
     for line in services_status(settings):
         print(line)
