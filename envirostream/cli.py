@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from envirostream.errors import ConfigurationError, EnviroStreamError
 from envirostream.settings import Settings, load_settings
+from producers.scenarios import SCENARIOS
 from producers.simulator import SimulationConfig
 
 __all__ = ["KNOWN_COMMANDS", "build_parser", "main"]
@@ -61,7 +62,18 @@ def _add_simulation_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--start", type=_start, default=None, help="first event time (ISO, UTC)")
     p.add_argument("--duration", type=float, default=None, help="event-time seconds to simulate")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="same seed = same readings, byte for byte")
+    p.add_argument(
+        "--failure-rate",
+        type=float,
+        default=None,
+        help="share of devices that fail (0-1; default 0, or 0.1 with --scenario)",
+    )
+    p.add_argument(
+        "--scenario",
+        default=None,
+        help="only this failure scenario (see docs/scenarios.md): " + ", ".join(SCENARIOS),
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -85,6 +97,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     sim = sub.add_parser("simulate", help="produce a simulated fleet's readings")
     _add_simulation_args(sim)
+
+    rp = sub.add_parser("replay", help="stream a recorded CSV log as one device's readings")
+    rp.add_argument("file", metavar="FILE.csv")
+    rp.add_argument("--device", required=True, help="device id of the readings")
+    rp.add_argument("--capability", required=True, help="capability name (generic if unknown)")
+    rp.add_argument("--timestamp-column", default="timestamp")
+    rp.add_argument("--value-column", default="value")
+    rp.add_argument("--speed", default="max", help="X times the recorded pace, or max")
+    rp.add_argument("--broker-timeout", type=float, default=30.0, help="seconds to wait for Kafka")
 
     q = sub.add_parser("query", help="run ClickHouse SQL against the configured store")
     q.add_argument("sql")
@@ -112,8 +133,10 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--interval", type=float, default=2.0, help="seconds between redraws")
 
     bench = sub.add_parser("bench", help="run a benchmark; last line is JSON")
-    bench.add_argument("name", choices=["throughput"])
-    bench.add_argument("--readings", type=int, default=200_000)
+    bench.add_argument("name", choices=["throughput", "simulator"])
+    bench.add_argument("--readings", type=int, default=200_000, help="throughput: readings")
+    bench.add_argument("--devices", type=int, default=10_000, help="simulator: fleet size")
+    bench.add_argument("--seconds", type=int, default=10, help="simulator: event seconds")
     return parser
 
 
@@ -141,6 +164,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     if cmd == "simulate":
         return _simulate(args, settings)
+    if cmd == "replay":
+        return _replay(args, settings)
     if cmd == "query":
         from sinks.query import run_query
 
@@ -169,6 +194,11 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         from envirostream.status import run_status
 
         return run_status(settings, watch=args.watch, interval=args.interval)
+    if cmd == "bench" and args.name == "simulator":
+        from bench.simulator import run_simulator_bench
+
+        run_simulator_bench(settings, devices=args.devices, seconds=args.seconds)
+        return 0
     if cmd == "bench":
         from bench.throughput import run_throughput_bench
 
@@ -189,19 +219,27 @@ def _sim_config(args: argparse.Namespace) -> SimulationConfig:
             start_ms=args.start,
             duration_s=args.duration,
             seed=args.seed,
+            failure_rate=getattr(args, "failure_rate", None),
+            scenario=getattr(args, "scenario", None),
         )
     except ValueError as exc:
         raise EnviroStreamError(str(exc)) from exc
 
 
 def _simulate(args: argparse.Namespace, settings: Settings) -> int:
+    from prometheus_client import CollectorRegistry
+
     from producers.kafka_out import RecordProducer, wait_for_broker
-    from producers.simulator import run_simulation
+    from producers.simulator import SimulatorMetrics, run_simulation
     from schemas import AvroCodec
+    from streams.run import serve_metrics
     from topics import READINGS
 
     config = _sim_config(args)
     wait_for_broker(settings.bootstrap_servers, timeout=30)
+    registry = CollectorRegistry()
+    metrics = SimulatorMetrics(registry)
+    serve_metrics(settings.simulator_metrics_port, registry, "ENVIROSTREAM_SIMULATOR_METRICS_PORT")
     producer = RecordProducer(settings.bootstrap_servers)
     stop = threading.Event()
     try:
@@ -211,6 +249,7 @@ def _simulate(args: argparse.Namespace, settings: Settings) -> int:
             AvroCodec(registry_url=settings.schema_registry_url),
             READINGS,
             stop=stop,
+            metrics=metrics,
         )
     except KeyboardInterrupt:
         stop.set()
@@ -222,6 +261,54 @@ def _simulate(args: argparse.Namespace, settings: Settings) -> int:
         + (f"; last error: {report.last_error}" if report.last_error else "")
     )
     return 0 if report.undelivered == 0 and report.delivered == report.produced else 1
+
+
+def _replay(args: argparse.Namespace, settings: Settings) -> int:
+    from pathlib import Path
+
+    from producers.kafka_out import RecordProducer, wait_for_broker
+    from producers.replay import (
+        BadRow,
+        CsvSource,
+        ReplayError,
+        parse_speed,
+        replay,
+        resolve_capability,
+    )
+    from schemas import AvroCodec
+    from topics import READINGS
+
+    if not args.device.strip():
+        msg = "--device must not be empty"
+        raise EnviroStreamError(msg)
+    try:
+        capability = resolve_capability(args.capability)
+        speed = parse_speed(args.speed)
+        source = CsvSource(Path(args.file), args.timestamp_column, args.value_column)
+    except ReplayError as exc:
+        raise EnviroStreamError(str(exc)) from exc
+    wait_for_broker(settings.bootstrap_servers, timeout=args.broker_timeout)
+
+    def bad(row: BadRow) -> None:
+        print(f"{args.file}:{row.line}: skipped: {row.reason}", file=sys.stderr)
+
+    report = replay(
+        source,
+        args.device,
+        capability,
+        RecordProducer(settings.bootstrap_servers),
+        AvroCodec(registry_url=settings.schema_registry_url),
+        READINGS,
+        speed=speed,
+        tenant_id="default",
+        on_bad_row=bad,
+    )
+    print(
+        f"replayed {args.file}: sent {report.sent} readings, skipped {report.skipped} bad rows; "
+        f"delivered {report.delivered}, undelivered {report.undelivered}"
+        + (f"; last error: {report.last_error}" if report.last_error else "")
+    )
+    return 0 if report.undelivered == 0 and report.delivered == report.sent else 1
 
 
 def _topics(action: str, settings: Settings) -> int:

@@ -1,185 +1,258 @@
-"""A seeded fleet of simulated devices, sampled for the whole fleet at once with numpy.
+"""A seeded fleet: every device model advanced together with numpy, scenarios applied on top.
 
-Each device kind is a :class:`DeviceModel`: a list of channels (capability, unit) and a
-vectorised ``sample`` over all devices of that kind. The models here are a first,
-plausible cut (daily cycle + load cycle + sensor noise); richer physics and failure
-scenarios plug in as new models without touching the fleet or the producer.
+Devices are spread round-robin over the chosen kinds (device ``i`` is ``{prefix}-{i:05d}``).
+Physics noise and scenario draws come from separate generators derived from the seed, so
+which devices fail (``failure_rate``) never changes the readings of the healthy ones.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["MODELS", "Channel", "DeviceModel", "Fleet", "FleetTick"]
+from producers.models import KIND_MODELS, DeviceModel
+from producers.scenarios import PHASES, SCENARIOS, Scenario, phase_of
 
-DAY_S = 86_400.0
+__all__ = ["KINDS", "MODELS", "Fleet", "FleetTick", "StaticRows"]
 
-
-@dataclass(frozen=True)
-class Channel:
-    """One sensor of a device: a capability with its unit and the signal's shape."""
-
-    capability: str
-    unit: str
-    base: float
-    daily_amplitude: float
-    load_amplitude: float
-    noise: float
-    low: float = -math.inf
-    high: float = math.inf
+KINDS = tuple(KIND_MODELS)
+MODELS = KIND_MODELS  # the kinds accepted by ``Fleet`` (kept for callers of the first fleet)
 
 
 @dataclass(frozen=True)
-class DeviceModel:
-    """A device kind: its Avro device type, id prefix and channels."""
+class StaticRows:
+    """What never changes between ticks, one entry per (device, sensor) row of the fleet."""
 
-    device_type: str
-    prefix: str
-    channels: tuple[Channel, ...]
-    load_period_s: float = 3_600.0
-
-    def sample(self, t_s: float, phase: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """Values for every device of this kind at event time ``t_s``: shape (devices, channels)."""
-        n = phase.shape[0]
-        daily = np.sin(2 * np.pi * (t_s / DAY_S + phase))[:, None]
-        load = np.sin(2 * np.pi * (t_s / self.load_period_s + 2 * phase))[:, None]
-        base = np.array([c.base for c in self.channels])
-        amp_d = np.array([c.daily_amplitude for c in self.channels])
-        amp_l = np.array([c.load_amplitude for c in self.channels])
-        noise = np.array([c.noise for c in self.channels])
-        values = base + daily * amp_d + load * amp_l + rng.standard_normal((n, len(base))) * noise
-        low = np.array([c.low for c in self.channels])
-        high = np.array([c.high for c in self.channels])
-        return np.clip(values, low, high)
-
-
-MODELS: dict[str, DeviceModel] = {
-    "grid": DeviceModel(
-        "GRID_GUARDIAN",
-        "grid",
-        (
-            Channel("TEMPERATURE", "degC", 15.0, 8.0, 0.0, 0.3),
-            Channel("HUMIDITY", "%", 60.0, -15.0, 0.0, 1.0, 0.0, 100.0),
-            Channel("VOC", "ppb", 120.0, 20.0, 0.0, 5.0, 0.0),
-            Channel("ACOUSTIC_LEVEL", "dB", 35.0, 5.0, 2.0, 1.0, 0.0),
-            Channel("LINE_CURRENT", "A", 180.0, 60.0, 20.0, 3.0, 0.0),
-            Channel("HOTSPOT_TEMPERATURE", "degC", 55.0, 12.0, 6.0, 0.5),
-        ),
-    ),
-    "battery": DeviceModel(
-        "BATTERY_PACK",
-        "bat",
-        (
-            Channel("CURRENT", "A", 0.0, 20.0, 40.0, 1.0),
-            Channel("VOLTAGE", "V", 384.0, 6.0, 4.0, 0.2, 0.0),
-            Channel("CELL_TEMPERATURE", "degC", 28.0, 4.0, 3.0, 0.2),
-            Channel("STATE_OF_CHARGE", "%", 60.0, 25.0, 5.0, 0.1, 0.0, 100.0),
-        ),
-        load_period_s=7_200.0,
-    ),
-    "vehicle": DeviceModel(
-        "VEHICLE",
-        "veh",
-        (
-            Channel("SPEED", "km/h", 45.0, 10.0, 30.0, 2.0, 0.0),
-            Channel("ENGINE_RPM", "rpm", 1800.0, 200.0, 600.0, 40.0, 0.0),
-            Channel("ENGINE_TEMPERATURE", "degC", 88.0, 3.0, 4.0, 0.5),
-            Channel("OIL_PRESSURE", "kPa", 300.0, 10.0, 60.0, 5.0, 0.0),
-            Channel("TYRE_PRESSURE", "kPa", 830.0, 8.0, 4.0, 1.0, 0.0),
-        ),
-        load_period_s=900.0,
-    ),
-    "machine": DeviceModel(
-        "MACHINE",
-        "mach",
-        (
-            Channel("VIBRATION", "mm/s", 2.5, 0.2, 0.4, 0.1, 0.0),
-            Channel("BEARING_TEMPERATURE", "degC", 55.0, 3.0, 4.0, 0.3),
-            Channel("PRESSURE", "bar", 6.0, 0.2, 0.8, 0.05, 0.0),
-            Channel("FLOW", "m3/h", 120.0, 5.0, 25.0, 1.5, 0.0),
-            Channel("MOTOR_CURRENT", "A", 42.0, 2.0, 8.0, 0.5, 0.0),
-        ),
-        load_period_s=1_800.0,
-    ),
-}
-
-
-@dataclass(frozen=True)
-class FleetTick:
-    """The readings of one tick, as parallel sequences (one entry per reading)."""
-
-    ts_ms: int
     device_ids: list[str]
     device_types: list[str]
     capabilities: list[str]
     units: list[str]
-    values: list[float]
+    sensors: list[str]
+    device_index: np.ndarray  # row -> index into Fleet.device_ids
+    labels: list[dict[str, str] | None]  # label code -> label
 
 
-class Fleet:
-    """``devices`` devices spread round-robin over ``kinds``; deterministic for a seed."""
+@dataclass
+class FleetTick:
+    """The readings of one tick: ``rows`` index the fleet's :class:`StaticRows`."""
 
-    def __init__(self, devices: int, kinds: Sequence[str], seed: int = 0) -> None:
-        if devices < 1:
-            msg = f"devices must be >= 1, got {devices}"
-            raise ValueError(msg)
-        unknown = [k for k in kinds if k not in MODELS]
-        if unknown or not kinds:
-            msg = f"unknown device kind(s) {unknown or kinds!r}; choose from {sorted(MODELS)}"
-            raise ValueError(msg)
-        self.seed = seed
-        self._rng = np.random.default_rng(seed)
-        per_kind: dict[str, list[str]] = {k: [] for k in kinds}
-        for i in range(devices):
-            kind = kinds[i % len(kinds)]
-            per_kind[kind].append(f"{MODELS[kind].prefix}-{i:05d}")
-        self._groups = [
-            (MODELS[k], ids, self._rng.random(len(ids))) for k, ids in per_kind.items() if ids
-        ]
-        # The per-tick static columns are built once: only values change between ticks.
-        self._static: list[tuple[list[str], list[str], list[str], list[str]]] = []
-        for model, ids, _ in self._groups:
-            n_ch = len(model.channels)
-            self._static.append(
-                (
-                    [d for d in ids for _ in range(n_ch)],
-                    [model.device_type] * (len(ids) * n_ch),
-                    [c.capability for c in model.channels] * len(ids),
-                    [c.unit for c in model.channels] * len(ids),
-                )
-            )
+    ts_ms: int
+    static: StaticRows
+    rows: np.ndarray
+    value_array: np.ndarray
+    label_codes: np.ndarray  # per row
+    _lists: dict[str, list] = field(default_factory=dict, repr=False)
+
+    def _pick(self, name: str) -> list:
+        if name not in self._lists:
+            src = getattr(self.static, name)
+            self._lists[name] = [src[i] for i in self.rows.tolist()]
+        return self._lists[name]
 
     @property
     def device_ids(self) -> list[str]:
-        return [d for _, ids, _ in self._groups for d in ids]
+        return self._pick("device_ids")
 
-    def channels_of(self, device_id: str) -> list[str]:
-        for model, ids, _ in self._groups:
-            if device_id in ids:
-                return [c.capability for c in model.channels]
+    @property
+    def device_types(self) -> list[str]:
+        return self._pick("device_types")
+
+    @property
+    def capabilities(self) -> list[str]:
+        return self._pick("capabilities")
+
+    @property
+    def units(self) -> list[str]:
+        return self._pick("units")
+
+    @property
+    def sensors(self) -> list[str]:
+        return self._pick("sensors")
+
+    @property
+    def values(self) -> list[float]:
+        return list(self.value_array.tolist())
+
+    @property
+    def labels(self) -> list[dict[str, str] | None]:
+        return [self.static.labels[c] for c in self.label_codes.tolist()]
+
+
+@dataclass
+class _Afflicted:
+    scenario: Scenario
+    members: np.ndarray  # indices within the group
+    onset_s: np.ndarray  # after the first tick, per member
+    code_base: int
+    state: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+@dataclass
+class _Group:
+    model: DeviceModel
+    fleet_index: np.ndarray  # group member -> fleet device index
+    row_offset: int
+    afflicted: list[_Afflicted]
+
+
+class Fleet:
+    """``devices`` devices over ``kinds``; deterministic for a seed, start and step."""
+
+    def __init__(
+        self,
+        devices: int,
+        kinds: Sequence[str],
+        seed: int = 0,
+        *,
+        failure_rate: float = 0.0,
+        scenario: str | None = None,
+        step_s: float = 1.0,
+    ) -> None:
+        if devices < 1:
+            msg = f"devices must be >= 1, got {devices}"
+            raise ValueError(msg)
+        unknown = [k for k in kinds if k not in KIND_MODELS]
+        if unknown or not kinds:
+            msg = f"unknown device kind(s) {unknown or kinds!r}; choose from {sorted(KIND_MODELS)}"
+            raise ValueError(msg)
+        if scenario is not None and scenario not in SCENARIOS:
+            msg = f"unknown scenario {scenario!r}; choose from {', '.join(SCENARIOS)}"
+            raise ValueError(msg)
+        if not 0.0 <= failure_rate <= 1.0:
+            msg = f"failure rate must be in [0, 1], got {failure_rate}"
+            raise ValueError(msg)
+        self.seed = seed
+        self.step_s = step_s
+        names = list(SCENARIOS)
+        model_of: list[type[DeviceModel]] = []
+        per_kind = dict.fromkeys(kinds, 0)
+        self.device_ids: list[str] = []
+        for i in range(devices):
+            kind = kinds[i % len(kinds)]
+            models = KIND_MODELS[kind]
+            model = models[per_kind[kind] % len(models)]
+            per_kind[kind] += 1
+            model_of.append(model)
+            self.device_ids.append(f"{model.prefix}-{i:05d}")
+        # Which devices fail, how and when: drawn for every device, in order, from its own stream.
+        srng = np.random.default_rng([seed, 1])
+        draws = srng.random((devices, 3))
+        chosen: list[tuple[str, float] | None] = []
+        for i, model in enumerate(model_of):
+            fits = [n for n in names if SCENARIOS[n].applies_to(model)]
+            if scenario is not None:
+                fits = [scenario] if scenario in fits else []
+            if fits and draws[i, 0] < failure_rate:
+                name = fits[int(draws[i, 1] * len(fits))]
+                chosen.append((name, SCENARIOS[name].onset_s * (0.5 + draws[i, 2])))
+            else:
+                chosen.append(None)
+        self.assignments = {self.device_ids[i]: c[0] for i, c in enumerate(chosen) if c}
+        labels: list[dict[str, str] | None] = [None]
+        for name in names:
+            labels += [{"scenario": name, "phase": p} for p in PHASES]
+        # Groups: one per model class, in order of first appearance.
+        order = list(dict.fromkeys(model_of))
+        static: dict[str, list] = {
+            k: [] for k in ("device_ids", "device_types", "capabilities", "units", "sensors")
+        }
+        dev_index: list[np.ndarray] = []
+        self._groups: list[_Group] = []
+        row = 0
+        for g, model_cls in enumerate(order):
+            members = np.array([i for i, m in enumerate(model_of) if m is model_cls])
+            inst = model_cls(len(members), np.random.default_rng([seed, 0, g]))
+            afflicted = []
+            for name in names:
+                local = [j for j, i in enumerate(members) if chosen[i] and chosen[i][0] == name]
+                if local:
+                    onsets = np.array([chosen[members[j]][1] for j in local])
+                    base = 1 + names.index(name) * len(PHASES)
+                    afflicted.append(_Afflicted(SCENARIOS[name], np.array(local), onsets, base))
+            self._groups.append(_Group(inst, members, row, afflicted))
+            n_ch = len(model_cls.channels)
+            for i in members.tolist():
+                dev = self.device_ids[i]
+                for ch in model_cls.channels:
+                    static["device_ids"].append(dev)
+                    static["device_types"].append(model_cls.device_type)
+                    static["capabilities"].append(ch.capability)
+                    static["units"].append(ch.unit)
+                    static["sensors"].append(f"{dev}/{ch.sensor}")
+            dev_index.append(np.repeat(members, n_ch))
+            row += len(members) * n_ch
+        self.static = StaticRows(**static, device_index=np.concatenate(dev_index), labels=labels)
+        self._scen_rng = np.random.default_rng([seed, 2])
+        self._t0_s: float | None = None
+        self._last_s: float | None = None
+
+    def model_of(self, device_id: str) -> type[DeviceModel]:
+        """The device model class of ``device_id``."""
+        i = self.device_ids.index(device_id)
+        for grp in self._groups:
+            if i in grp.fleet_index:
+                return type(grp.model)
         msg = f"unknown device {device_id!r}"
         raise KeyError(msg)
 
+    def channels_of(self, device_id: str) -> list[str]:
+        """The distinct capabilities a device reports (windows are per device and capability)."""
+        if device_id not in self.device_ids:
+            msg = f"unknown device {device_id!r}"
+            raise KeyError(msg)
+        caps = [
+            c
+            for d, c in zip(self.static.device_ids, self.static.capabilities, strict=True)
+            if d == device_id
+        ]
+        return list(dict.fromkeys(caps))
+
     @property
     def readings_per_tick(self) -> int:
-        return sum(len(ids) * len(m.channels) for m, ids, _ in self._groups)
+        return len(self.static.device_ids)
 
     def tick(self, ts_ms: int) -> FleetTick:
-        """Sample every device at event time ``ts_ms``."""
-        device_ids: list[str] = []
-        device_types: list[str] = []
-        caps: list[str] = []
-        units: list[str] = []
-        values: list[float] = []
+        """Advance every device to event time ``ts_ms`` and return the readings."""
         t_s = ts_ms / 1000.0
-        for (model, _, phase), static in zip(self._groups, self._static, strict=True):
-            device_ids += static[0]
-            device_types += static[1]
-            caps += static[2]
-            units += static[3]
-            values += model.sample(t_s, phase, self._rng).ravel().tolist()
-        return FleetTick(ts_ms, device_ids, device_types, caps, units, values)
+        if self._t0_s is None:
+            self._t0_s = t_s
+        dt_s = (
+            t_s - self._last_s if self._last_s is not None and t_s > self._last_s else self.step_s
+        )
+        self._last_s = t_s
+        rows: list[np.ndarray] = []
+        vals: list[np.ndarray] = []
+        codes: list[np.ndarray] = []
+        for grp in self._groups:
+            model = grp.model
+            n_ch = len(model.channels)
+            values = model.step(t_s, dt_s)
+            code = np.zeros(model.n, dtype=np.int64)
+            keep = np.ones(model.n, dtype=bool)
+            for aff in grp.afflicted:
+                sc = aff.scenario
+                since = t_s - self._t0_s - aff.onset_s
+                if sc.precursor_s > 0:
+                    progress = since / sc.precursor_s
+                else:
+                    progress = np.where(since < 0, -1.0, 1.0)
+                sub = values[aff.members]
+                kept = sc.apply(type(model), sub, progress, dt_s, self._scen_rng, aff.state)
+                values[aff.members] = sub
+                code[aff.members] = aff.code_base + phase_of(progress)
+                if kept is not None:
+                    keep[aff.members] = kept
+            row_ids = grp.row_offset + np.arange(model.n * n_ch)
+            row_code = np.repeat(code, n_ch)
+            flat = values.ravel()
+            if not keep.all():
+                mask = np.repeat(keep, n_ch)
+                row_ids, row_code, flat = row_ids[mask], row_code[mask], flat[mask]
+            rows.append(row_ids)
+            vals.append(flat)
+            codes.append(row_code)
+        return FleetTick(
+            ts_ms, self.static, np.concatenate(rows), np.concatenate(vals), np.concatenate(codes)
+        )

@@ -76,6 +76,23 @@ class RecordProducer:
     ) -> None:
         """Queue the records; blocks only while librdkafka's queue is full (backpressure)."""
         produce = self._producer.produce
+        if headers is None and timestamps_ms is None:
+            # The simulator's hot path: positional arguments, no per-record dict.
+            cb = self._on_delivery
+            poll = self._producer.poll
+            for key, value in zip(keys, values, strict=True):
+                try:
+                    produce(topic, value, key, on_delivery=cb)
+                except BufferError:
+                    while True:
+                        poll(0.05)
+                        try:
+                            produce(topic, value, key, on_delivery=cb)
+                            break
+                        except BufferError:
+                            continue
+            poll(0)
+            return
         for i, value in enumerate(values):
             kwargs: dict = {"key": keys[i], "value": value, "on_delivery": self._on_delivery}
             if headers is not None and headers[i]:

@@ -13,13 +13,21 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from producers.fleet import Fleet, FleetTick
+from prometheus_client import CollectorRegistry, Counter
+
+from producers.encoding import TickEncoder
+from producers.fleet import KINDS, Fleet, FleetTick
 from producers.kafka_out import RecordProducer
+from producers.scenarios import SCENARIOS
 from schemas import AvroCodec
 
-__all__ = ["SimulationConfig", "SimulationReport", "build_records", "run_simulation"]
-
-READING_SCHEMA = "UniversalSensorReading"
+__all__ = [
+    "SimulationConfig",
+    "SimulationReport",
+    "SimulatorMetrics",
+    "build_records",
+    "run_simulation",
+]
 
 
 @dataclass(frozen=True)
@@ -34,8 +42,32 @@ class SimulationConfig:
     duration_s: float | None = None
     seed: int = 0
     tenant_id: str = "default"
+    failure_rate: float | None = None  # None: 0, or 0.1 when a scenario is named
+    scenario: str | None = None
+
+    @property
+    def effective_failure_rate(self) -> float:
+        if self.failure_rate is not None:
+            return self.failure_rate
+        return 0.1 if self.scenario else 0.0
+
+    def fleet(self) -> Fleet:
+        """The fleet this configuration simulates (also used to regenerate expectations)."""
+        return Fleet(
+            self.devices,
+            self.kinds,
+            seed=self.seed,
+            failure_rate=self.effective_failure_rate,
+            scenario=self.scenario,
+            step_s=1.0 / self.rate_hz,
+        )
 
     def __post_init__(self) -> None:
+        unknown = [k for k in self.kinds if k not in KINDS]
+        if unknown or not self.kinds:
+            given = ", ".join(unknown) or "(none)"
+            msg = f"--kinds: unknown device kind(s) {given}; choose from {', '.join(KINDS)}"
+            raise ValueError(msg)
         if self.devices < 1:
             msg = f"--devices must be >= 1, got {self.devices}"
             raise ValueError(msg)
@@ -44,6 +76,12 @@ class SimulationConfig:
             raise ValueError(msg)
         if self.speedup < 0:
             msg = f"--speedup must be >= 0 (0 = as fast as possible), got {self.speedup}"
+            raise ValueError(msg)
+        if self.scenario is not None and self.scenario not in SCENARIOS:
+            msg = f"--scenario {self.scenario!r} is unknown; choose from {', '.join(SCENARIOS)}"
+            raise ValueError(msg)
+        if self.failure_rate is not None and not 0.0 <= self.failure_rate <= 1.0:
+            msg = f"--failure-rate must be in [0, 1], got {self.failure_rate}"
             raise ValueError(msg)
         if self.duration_s is not None and self.duration_s <= 0:
             msg = f"--duration must be > 0 seconds, got {self.duration_s}"
@@ -64,37 +102,67 @@ class SimulationReport:
     last_error: str | None = field(default=None)
 
 
+class SimulatorMetrics:
+    """Prometheus counters of a simulator process, on its own registry."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.produced = Counter(
+            "envirostream_simulator_readings_produced",
+            "Readings handed to the Kafka producer.",
+            registry=registry,
+        )
+        self.delivered = Counter(
+            "envirostream_simulator_readings_delivered",
+            "Readings acknowledged by the broker.",
+            registry=registry,
+        )
+        self.failed = Counter(
+            "envirostream_simulator_delivery_failures",
+            "Readings the broker did not acknowledge (after retries).",
+            registry=registry,
+        )
+        self._seen = (0, 0, 0)
+
+    def observe(self, report: SimulationReport, producer: RecordProducer) -> None:
+        now = (report.produced, producer.delivered, producer.failed)
+        for counter, new, old in zip(
+            (self.produced, self.delivered, self.failed), now, self._seen, strict=True
+        ):
+            if new > old:
+                counter.inc(new - old)
+        self._seen = now
+
+
 def build_records(fleet_tick: FleetTick, seq: int, tenant_id: str) -> list[dict]:
     """Avro-ready reading dicts for one tick (reading ids are deterministic)."""
     ts = fleet_tick.ts_ms
-    records = []
-    for dev, dtype, cap, unit, value in zip(
-        fleet_tick.device_ids,
-        fleet_tick.device_types,
-        fleet_tick.capabilities,
-        fleet_tick.units,
-        fleet_tick.values,
-        strict=True,
-    ):
-        sensor = f"{dev}/{cap.lower()}"
-        records.append(
-            {
-                "reading_id": f"{sensor}@{ts}",
-                "device_id": dev,
-                "device_type": dtype,
-                "sensor_id": sensor,
-                "capability": cap,
-                "value": value,
-                "unit": unit,
-                "timestamp": ts,
-                "sequence": seq,
-                "quality": "GOOD",
-                "tenant_id": tenant_id,
-                "attributes": {},
-                "label": None,
-            }
+    return [
+        {
+            "reading_id": f"{sensor}@{ts}",
+            "device_id": dev,
+            "device_type": dtype,
+            "sensor_id": sensor,
+            "capability": cap,
+            "value": value,
+            "unit": unit,
+            "timestamp": ts,
+            "sequence": seq,
+            "quality": "GOOD",
+            "tenant_id": tenant_id,
+            "attributes": {},
+            "label": label,
+        }
+        for dev, dtype, sensor, cap, unit, value, label in zip(
+            fleet_tick.device_ids,
+            fleet_tick.device_types,
+            fleet_tick.sensors,
+            fleet_tick.capabilities,
+            fleet_tick.units,
+            fleet_tick.values,
+            fleet_tick.labels,
+            strict=True,
         )
-    return records
+    ]
 
 
 def run_simulation(
@@ -106,10 +174,12 @@ def run_simulation(
     stop: threading.Event | None = None,
     now_ms: Callable[[], int] = lambda: int(time.time() * 1000),
     on_tick: Callable[[SimulationReport], None] | None = None,
+    metrics: SimulatorMetrics | None = None,
 ) -> SimulationReport:
     """Produce the fleet's readings until ``duration_s`` of event time or ``stop`` is set."""
     stop = stop or threading.Event()
-    fleet = Fleet(config.devices, config.kinds, seed=config.seed)
+    fleet = config.fleet()
+    encoder = TickEncoder(fleet, codec, config.tenant_id)
     step_ms = round(1000 / config.rate_hz)
     start_ms = config.start_ms if config.start_ms is not None else now_ms() // step_ms * step_ms
     end_ms = None if config.duration_s is None else start_ms + round(config.duration_s * 1000)
@@ -123,10 +193,7 @@ def run_simulation(
             delay = due - time.monotonic()
             if delay > 0 and stop.wait(delay):
                 break
-        tick = fleet.tick(ts)
-        records = build_records(tick, seq, config.tenant_id)
-        values = codec.encode_batch(READING_SCHEMA, records)
-        keys = [r["device_id"].encode() for r in records]
+        keys, values = encoder.encode(fleet.tick(ts), seq)
         # The Kafka record timestamp stays the produce time: event time lives in the record.
         # (Retention is by record timestamp; historical event times would be deleted at once.)
         producer.send_batch(topic, keys, values)
@@ -134,6 +201,8 @@ def run_simulation(
         report.produced += len(values)
         report.last_ts_ms = ts
         report.delivered = producer.delivered
+        if metrics is not None:
+            metrics.observe(report, producer)
         if on_tick is not None:
             on_tick(report)
         seq += 1
@@ -142,4 +211,6 @@ def run_simulation(
     report.delivered = producer.delivered
     report.last_error = producer.last_error
     report.wall_seconds = time.monotonic() - wall0
+    if metrics is not None:
+        metrics.observe(report, producer)
     return report

@@ -243,7 +243,11 @@ def test_every_aggregate_equals_statistics_computed_independently(run: Run) -> N
         assert mean == pytest.approx(statistics.fmean(values), rel=1e-9, abs=1e-9)
         assert std == pytest.approx(statistics.pstdev(values), rel=1e-6, abs=1e-9)
         assert (lo, hi) == (min(values), max(values))
-        assert (first, last) == (values[0], values[-1])
+        # Several sensors of one capability (cells, tyres) share event times: on a tie at
+        # the first or last time, any of the tied values is a correct first/last.
+        first_ts, last_ts = min(t for t, _ in series), max(t for t, _ in series)
+        assert first in {v for t, v in series if t == first_ts}, key
+        assert last in {v for t, v in series if t == last_ts}, key
 
 
 def test_row_count_is_devices_times_capabilities_times_windows(run: Run) -> None:
@@ -254,7 +258,7 @@ def test_row_count_is_devices_times_capabilities_times_windows(run: Run) -> None
     stored = client.command(
         f"SELECT count() FROM aggregates FINAL WHERE device_id != '{LATE_DEVICE}'"
     )
-    assert stored == channels * windows == 1000 * 6
+    assert stored == channels * windows
 
 
 def test_readings_are_stored_once_each_despite_the_kill(run: Run) -> None:

@@ -1,0 +1,122 @@
+"""``envirostream bench simulator``: readings/s generated + encoded + acknowledged, one process.
+
+On a private broker (own data dir and ports, so a running pipeline is untouched), a fleet of
+``--devices`` devices (all four kinds, 20% failing) is played in accelerated mode
+(``speedup=0``: as fast as the broker acknowledges). The figure counts only readings the
+broker acknowledged; CPU is this process's user+system time (librdkafka threads included).
+A second, broker-less pass splits the cost into generation (numpy physics + scenarios) and
+Avro encoding, to show what limits the rate. The last line is JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from envirostream.settings import Settings, load_settings
+from infra.kafka import start_kafka, stop_kafka
+from infra.processes import free_port
+from producers.encoding import TickEncoder
+from producers.kafka_out import RecordProducer, wait_for_broker
+from producers.simulator import SimulationConfig, run_simulation
+from schemas import AvroCodec
+from topics import READINGS, TopicAdmin, topic_specs
+
+__all__ = ["run_simulator_bench"]
+
+KINDS = ("grid", "battery", "vehicle", "machine")
+START_MS = 1_767_225_600_000
+
+
+def _cpu_s() -> float:
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
+def _stage_costs(config: SimulationConfig, ticks: int) -> tuple[float, float, int]:
+    """Seconds per reading spent generating and encoding (no broker)."""
+    fleet = config.fleet()
+    encoder = TickEncoder(fleet, AvroCodec())
+    gen = enc = 0.0
+    n = 0
+    for i in range(ticks):
+        t0 = time.perf_counter()
+        tick = fleet.tick(START_MS + i * 1000)
+        t1 = time.perf_counter()
+        encoder.encode(tick, i)
+        t2 = time.perf_counter()
+        gen, enc, n = gen + t1 - t0, enc + t2 - t1, n + len(tick.rows)
+    return gen / n, enc / n, fleet.readings_per_tick
+
+
+def run_simulator_bench(base: Settings, devices: int = 10_000, seconds: int = 10) -> dict:
+    config = SimulationConfig(
+        devices=devices,
+        kinds=KINDS,
+        speedup=0,
+        start_ms=START_MS,
+        duration_s=seconds,
+        seed=1,
+        failure_rate=0.2,
+    )
+    gen_s, enc_s, per_tick = _stage_costs(config, 3)
+    print(
+        f"bench simulator: {devices:,} devices, {per_tick:,} readings per tick, "
+        f"{seconds} ticks (1 Hz event time, accelerated)",
+        flush=True,
+    )
+    print(
+        f"  without a broker: generate {1 / gen_s:>12,.0f} readings/s, "
+        f"encode {1 / enc_s:>12,.0f} readings/s",
+        flush=True,
+    )
+    tmp = Path(tempfile.mkdtemp(prefix="envirostream-bench-sim-"))
+    settings = load_settings(
+        {},
+        data_dir=tmp,
+        cache_dir=base.cache_dir.resolve(),
+        kafka_port=free_port(),
+        kafka_controller_port=free_port(),
+        store_port=free_port(),
+        metrics_port=free_port(),
+        topic_partitions=base.topic_partitions,
+        app_id=f"bench-{uuid.uuid4().hex[:8]}",
+        log_level="WARNING",
+    )
+    start_kafka(settings)
+    try:
+        wait_for_broker(settings.bootstrap_servers, timeout=60)
+        TopicAdmin(settings.bootstrap_servers).create_missing(topic_specs(settings))
+        producer = RecordProducer(settings.bootstrap_servers)
+        cpu0, t0 = _cpu_s(), time.perf_counter()
+        report = run_simulation(config, producer, AvroCodec(), READINGS)
+        wall, cpu = time.perf_counter() - t0, _cpu_s() - cpu0
+        del producer  # disconnect before the broker stops
+    finally:
+        stop_kafka(settings)
+    rate = report.delivered / wall
+    print(
+        f"  through the broker:  {report.delivered:,} acknowledged in {wall:.1f}s = "
+        f"{rate:,.0f} readings/s; CPU {cpu:.1f}s ({cpu / wall:.2f} cores); "
+        f"undelivered {report.undelivered}",
+        flush=True,
+    )
+    figures = {
+        "bench": "simulator",
+        "devices": devices,
+        "readings": report.delivered,
+        "undelivered": report.undelivered,
+        "wall_s": round(wall, 3),
+        "readings_per_s": round(rate),
+        "cpu_s": round(cpu, 3),
+        "cpu_cores": round(cpu / wall, 2),
+        "cpu_us_per_reading": round(cpu / max(1, report.delivered) * 1e6, 2),
+        "generate_per_s": round(1 / gen_s),
+        "encode_per_s": round(1 / enc_s),
+    }
+    print(json.dumps(figures))
+    return figures
