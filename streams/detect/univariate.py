@@ -1,0 +1,127 @@
+"""Per-reading univariate detector for one (device, capability) series.
+
+Robust to noise and daily cycles, cheap enough to run on every reading:
+
+* a **daily profile**: 24 hourly bucket means of the series (interpolated between bucket
+  centres), learned with rate ``max(1/n, profile_rate)`` so a bucket is a running mean at
+  first and a slow exponential mean later; until both neighbouring buckets have data the
+  baseline is a fast exponential mean (``river.stats.EWMean``) instead;
+* the **residual** ``value - baseline`` is standardised by its exponentially weighted
+  variance (``river.stats.EWVar``): a step or spike gives a large ``|z|``;
+* a **Page-Hinkley test** (``river.drift.PageHinkley``) on the clipped ``z`` catches a slow
+  drift that no single reading reveals; once it fires, the series stays flagged until the
+  fast mean of ``z`` is back near zero.
+
+Once warm, learning is *winsorised*: the residual is clipped to ``±clip`` standard deviations
+before it updates the profile and the variance, so an anomaly cannot drag the baseline to
+itself.
+
+The score is ``|z|``, or at least the threshold while a drift is latched.
+"""
+
+from __future__ import annotations
+
+import math
+
+from river import drift, stats
+
+from streams.detect.base import Detector
+
+__all__ = ["SeasonalZScore"]
+
+_HOUR_MS = 3_600_000
+_DAY_MS = 24 * _HOUR_MS
+_BUCKETS = 24
+
+
+class SeasonalZScore(Detector[float]):
+    """Seasonal-residual z-score plus Page-Hinkley drift, per (device, capability).
+
+    >>> d = SeasonalZScore(warmup=50)
+    >>> for i in range(200):
+    ...     _ = d.process_one(20.0 + 0.1 * (i % 5), i * 60_000)
+    >>> d.is_warm, d.process_one(20.2, 200 * 60_000).is_anomaly
+    (True, False)
+    >>> d.process_one(35.0, 201 * 60_000).is_anomaly
+    True
+    """
+
+    name = "seasonal_zscore"
+
+    def __init__(
+        self,
+        *,
+        warmup: int = 1_440,
+        threshold: float = 6.0,
+        clip: float = 4.0,
+        fast_fading: float = 0.05,
+        var_fading: float = 0.01,
+        profile_rate: float = 0.002,
+        drift_delta: float = 0.5,
+        drift_threshold: float = 60.0,
+        drift_release: float = 1.0,
+        min_std: float = 1e-6,
+    ) -> None:
+        super().__init__(warmup=warmup, threshold=threshold)
+        if not 0.0 < profile_rate <= 1.0:
+            msg = f"profile_rate must be in (0, 1], got {profile_rate!r}"
+            raise ValueError(msg)
+        if clip <= 0:
+            msg = f"clip must be a positive number of standard deviations, got {clip!r}"
+            raise ValueError(msg)
+        self.clip = clip
+        self.profile_rate = profile_rate
+        self.drift_release = drift_release
+        self.min_std = min_std
+        self._fast = stats.EWMean(fast_fading)
+        self._var = stats.EWVar(var_fading)
+        self._level = stats.EWMean(fast_fading)  # fast mean of clipped z: drift release
+        self._ph = drift.PageHinkley(
+            min_instances=30, delta=drift_delta, threshold=drift_threshold, mode="both"
+        )
+        self._profile = [0.0] * _BUCKETS
+        self._counts = [0] * _BUCKETS
+        self.drifting = False
+
+    def _accepts(self, x: float) -> bool:
+        return isinstance(x, float | int) and math.isfinite(x)
+
+    def _baseline(self, ts_ms: int) -> float:
+        pos = (ts_ms % _DAY_MS) / _HOUR_MS - 0.5  # bucket i is centred at i + 0.5 hours
+        lo = math.floor(pos)
+        frac = pos - lo
+        i0, i1 = lo % _BUCKETS, (lo + 1) % _BUCKETS
+        if self._counts[i0] and self._counts[i1]:
+            return self._profile[i0] * (1.0 - frac) + self._profile[i1] * frac
+        return float(self._fast.get()) if self.n_learned else 0.0
+
+    def _z(self, x: float, ts_ms: int) -> float:
+        if self.n_learned < 2:
+            return 0.0
+        std = max(math.sqrt(max(self._var.get(), 0.0)), self.min_std)
+        return (x - self._baseline(ts_ms)) / std
+
+    def _score(self, x: float, ts_ms: int) -> float:
+        z = abs(self._z(x, ts_ms))
+        return max(z, self.threshold) if self.drifting else z
+
+    def _learn(self, x: float, ts_ms: int) -> None:
+        z = self._z(x, ts_ms)
+        zc = max(-self.clip, min(self.clip, z))
+        std = max(math.sqrt(max(self._var.get(), 0.0)), self.min_std)
+        base = self._baseline(ts_ms)
+        # once warm, learning is winsorised: an outlier moves the baseline by at most ``clip``
+        # std; during warm-up the variance is not yet trustworthy, so values are taken as is
+        xw = base + zc * std if self.is_warm else x
+        self._fast.update(xw)
+        self._var.update(xw - base if self.n_learned >= 2 else 0.0)
+        i = (ts_ms % _DAY_MS) // _HOUR_MS
+        self._counts[i] += 1
+        rate = max(1.0 / self._counts[i], self.profile_rate)
+        self._profile[i] += rate * (xw - self._profile[i])
+        self._level.update(zc)
+        self._ph.update(zc)
+        if self._ph.drift_detected and self.n_learned >= self.warmup:
+            self.drifting = True
+        elif self.drifting and abs(self._level.get()) < self.drift_release:
+            self.drifting = False
