@@ -236,7 +236,9 @@ def test_every_aggregate_equals_statistics_computed_independently(run: Run) -> N
     assert set(fleet_rows) == set(expected)
     for key, series in expected.items():
         end, size, count, mean, lo, hi, std, first, last = fleet_rows[key]
-        values = [v for _, v in sorted(series)]
+        # Stable sort by event time: readings sharing a timestamp (a vehicle's four tyre
+        # sensors report one capability) keep their production order, which is arrival order.
+        values = [v for _, v in sorted(series, key=lambda tv: tv[0])]
         assert end == key[2] + WINDOW_MS
         assert size == "10s"
         assert count == len(values), key
