@@ -10,7 +10,6 @@ Prints readings/s for both, their ratio and peak memory; the last line is JSON.
 from __future__ import annotations
 
 import json
-import os
 import resource
 import subprocess
 import sys
@@ -22,7 +21,7 @@ from pathlib import Path
 
 from confluent_kafka import Consumer, TopicPartition
 
-from envirostream.settings import ENV_PREFIX, Settings, load_settings
+from envirostream.settings import Settings, load_settings, settings_environ
 from infra.kafka import start_kafka, stop_kafka
 from infra.processes import free_port
 from infra.store import start_store, stop_store
@@ -34,14 +33,6 @@ from sinks.client import get_client
 from topics import READINGS, TopicAdmin, topic_specs
 
 __all__ = ["run_throughput_bench"]
-
-
-def _env(settings: Settings) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
-    for name, value in settings.model_dump().items():
-        if value is not None:
-            env[ENV_PREFIX + name.upper()] = str(value)
-    return env
 
 
 def _raw_ceiling(settings: Settings, total: int) -> tuple[float, int]:
@@ -97,7 +88,7 @@ def _worker_drain(settings: Settings, total: int, log: Path) -> tuple[float, int
     with open(log, "ab") as fh:
         proc = subprocess.Popen(
             [sys.executable, "-m", "envirostream", "worker"],
-            env=_env(settings),
+            env=settings_environ(settings),
             stdout=fh,
             stderr=subprocess.STDOUT,
         )

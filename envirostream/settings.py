@@ -236,6 +236,19 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         ) from exc
 
 
+def settings_environ(settings: Settings, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """An environment that makes a child process build exactly ``settings``.
+
+    ``base`` (default: this process's environment) is kept, minus its ``ENVIROSTREAM_*``.
+    """
+    source = os.environ if base is None else base
+    env = {k: v for k, v in source.items() if not k.startswith(ENV_PREFIX)}
+    for name, value in settings.model_dump().items():
+        if value is not None:
+            env[ENV_PREFIX + name.upper()] = str(value)
+    return env
+
+
 def settings_table() -> str:
     """The Markdown table of every setting (docs/configuration.md embeds it verbatim)."""
     rows = ["| variable | default | meaning |", "|---|---|---|"]

@@ -7,7 +7,6 @@ cannot start fails the test with the reason (never a skip).
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from envirostream.settings import ENV_PREFIX, Settings, load_settings
+from envirostream.settings import Settings, load_settings, settings_environ
 from infra.processes import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -23,11 +22,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def service_env(settings: Settings) -> dict[str, str]:
     """The environment that makes a child process use exactly these settings."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
-    for name, value in settings.model_dump().items():
-        if value is not None:
-            env[ENV_PREFIX + name.upper()] = str(value)
-    return env
+    return settings_environ(settings)
 
 
 def make_settings(tmp: Path, **overrides: object) -> Settings:

@@ -61,3 +61,12 @@ def test_every_setting_is_documented() -> None:
     assert settings_table() in DOCS.read_text(), (
         "docs/configuration.md is out of date: paste envirostream.settings.settings_table()"
     )
+
+
+def test_settings_environ_rebuilds_the_same_settings_in_a_child() -> None:
+    from envirostream.settings import settings_environ
+
+    settings = load_settings({}, window_seconds=5, kafka_bootstrap="k:9092")
+    env = settings_environ(settings, {"PATH": "/bin", "ENVIROSTREAM_STALE": "x"})
+    assert env["PATH"] == "/bin" and "ENVIROSTREAM_STALE" not in env
+    assert load_settings(env) == settings
