@@ -5,7 +5,8 @@ On a private broker (own data dir and ports, so a running pipeline is untouched)
 (``speedup=0``: as fast as the broker acknowledges). The figure counts only readings the
 broker acknowledged; CPU is this process's user+system time (librdkafka threads included).
 A second, broker-less pass splits the cost into generation (numpy physics + scenarios) and
-Avro encoding, to show what limits the rate. The last line is JSON.
+Avro encoding, to show what limits the rate. A real-time pass (1 Hz, wall clock) then
+reports how late the latest tick of the same fleet started. The last line is JSON.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import resource
 import tempfile
 import time
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 from envirostream.settings import Settings, load_settings
@@ -53,7 +55,18 @@ def _stage_costs(config: SimulationConfig, ticks: int) -> tuple[float, float, in
     return gen / n, enc / n, fleet.readings_per_tick
 
 
-def run_simulator_bench(base: Settings, devices: int = 10_000, seconds: int = 10) -> dict:
+def _real_time_lag(settings: Settings, config: SimulationConfig, seconds: int) -> float:
+    """Run the same fleet in real time (1 Hz); how late the latest tick started, seconds."""
+    rt = replace(config, speedup=1.0, start_ms=None, duration_s=seconds)
+    producer = RecordProducer(settings.bootstrap_servers)
+    report = run_simulation(rt, producer, AvroCodec(), READINGS)
+    del producer
+    return report.max_lateness_s
+
+
+def run_simulator_bench(
+    base: Settings, devices: int = 10_000, seconds: int = 10, realtime_seconds: int = 10
+) -> dict:
     config = SimulationConfig(
         devices=devices,
         kinds=KINDS,
@@ -96,6 +109,7 @@ def run_simulator_bench(base: Settings, devices: int = 10_000, seconds: int = 10
         report = run_simulation(config, producer, AvroCodec(), READINGS)
         wall, cpu = time.perf_counter() - t0, _cpu_s() - cpu0
         del producer  # disconnect before the broker stops
+        lag_s = _real_time_lag(settings, config, realtime_seconds)
     finally:
         stop_kafka(settings)
     rate = report.delivered / wall
@@ -103,6 +117,11 @@ def run_simulator_bench(base: Settings, devices: int = 10_000, seconds: int = 10
         f"  through the broker:  {report.delivered:,} acknowledged in {wall:.1f}s = "
         f"{rate:,.0f} readings/s; CPU {cpu:.1f}s ({cpu / wall:.2f} cores); "
         f"undelivered {report.undelivered}",
+        flush=True,
+    )
+    print(
+        f"  real time (1 Hz, {realtime_seconds}s): latest tick started {lag_s:.2f}s after "
+        "its due time" + (" (keeps up)" if lag_s < 0.1 else " (falls behind)"),
         flush=True,
     )
     figures = {
@@ -115,6 +134,7 @@ def run_simulator_bench(base: Settings, devices: int = 10_000, seconds: int = 10
         "cpu_s": round(cpu, 3),
         "cpu_cores": round(cpu / wall, 2),
         "cpu_us_per_reading": round(cpu / max(1, report.delivered) * 1e6, 2),
+        "realtime_worst_lag_s": round(lag_s, 3),
         "generate_per_s": round(1 / gen_s),
         "encode_per_s": round(1 / enc_s),
     }

@@ -97,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sim = sub.add_parser("simulate", help="produce a simulated fleet's readings")
     _add_simulation_args(sim)
+    sim.add_argument("--broker-timeout", type=float, default=30.0, help="seconds to wait for Kafka")
 
     rp = sub.add_parser("replay", help="stream a recorded CSV log as one device's readings")
     rp.add_argument("file", metavar="FILE.csv")
@@ -236,7 +237,7 @@ def _simulate(args: argparse.Namespace, settings: Settings) -> int:
     from topics import READINGS
 
     config = _sim_config(args)
-    wait_for_broker(settings.bootstrap_servers, timeout=30)
+    wait_for_broker(settings.bootstrap_servers, timeout=args.broker_timeout)
     registry = CollectorRegistry()
     metrics = SimulatorMetrics(registry)
     serve_metrics(settings.simulator_metrics_port, registry, "ENVIROSTREAM_SIMULATOR_METRICS_PORT")

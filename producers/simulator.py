@@ -100,6 +100,7 @@ class SimulationReport:
     last_ts_ms: int | None = None
     wall_seconds: float = 0.0
     last_error: str | None = field(default=None)
+    max_lateness_s: float = 0.0  # paced runs: how late the latest tick started (0 = on time)
 
 
 class SimulatorMetrics:
@@ -193,6 +194,7 @@ def run_simulation(
             delay = due - time.monotonic()
             if delay > 0 and stop.wait(delay):
                 break
+            report.max_lateness_s = max(report.max_lateness_s, -delay)
         keys, values = encoder.encode(fleet.tick(ts), seq)
         # The Kafka record timestamp stays the produce time: event time lives in the record.
         # (Retention is by record timestamp; historical event times would be deleted at once.)

@@ -188,3 +188,5 @@ def test_broker_down_at_start_is_a_clear_error_after_a_bounded_wait(services: Se
     )  # fmt: skip
     assert time.monotonic() - t0 < 60
     assert run.returncode == 1 and "Kafka" in run.stderr, run.stderr
+    run = cli(services, "simulate", "--devices", "4", "--broker-timeout", "3", env=env)
+    assert run.returncode == 1 and "no answer within 3s" in run.stderr, run.stderr

@@ -115,3 +115,22 @@ def test_bad_options_name_the_option(kwargs: dict, option: str) -> None:
 def test_unknown_kind_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown device kind"):
         Fleet(3, ["toaster"])
+
+
+def test_simulator_metrics_count_increments_on_their_own_registry() -> None:
+    from prometheus_client import CollectorRegistry
+
+    from producers.kafka_out import RecordProducer
+    from producers.simulator import SimulationReport, SimulatorMetrics
+
+    registry = CollectorRegistry()
+    metrics = SimulatorMetrics(registry)
+    producer = RecordProducer("127.0.0.1:1")  # never used to send: only its counters are read
+    producer.delivered, producer.failed = 90, 3
+    metrics.observe(SimulationReport(produced=100), producer)
+    producer.delivered = 97
+    metrics.observe(SimulationReport(produced=100), producer)
+    value = registry.get_sample_value
+    assert value("envirostream_simulator_readings_produced_total") == 100
+    assert value("envirostream_simulator_readings_delivered_total") == 97
+    assert value("envirostream_simulator_delivery_failures_total") == 3
