@@ -132,7 +132,7 @@ class AlertState:
         return cls(**{**data, "attributes": dict(data.get("attributes") or {})})
 
 
-Step = tuple["AlertState | None", "dict[str, Any] | None"]
+Step = tuple["AlertState", "dict[str, Any] | None"]
 
 
 def _emit(current: AlertState, /, **changes: Any) -> tuple[AlertState, dict[str, Any]]:

@@ -1,0 +1,142 @@
+"""One contract suite run over every detector (River ``checks/`` style)."""
+
+from __future__ import annotations
+
+import math
+import pickle
+import random
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from streams.detect import (
+    Detector,
+    SeasonalZScore,
+    TimeToLimit,
+    WindowHST,
+    WindowMahalanobis,
+)
+
+MIN = 60_000
+
+
+def _scalar(rng: random.Random, i: int) -> float:
+    return 20.0 + 3.0 * math.sin(2 * math.pi * i / 1440) + rng.gauss(0.0, 0.3)
+
+
+def _window(rng: random.Random, i: int) -> dict[str, float]:
+    load = rng.gauss(0.0, 1.0)
+    return {"T.mean": 50.0 + 3.0 * load + rng.gauss(0, 0.5), "V.mean": 2.0 + 0.4 * load}
+
+
+def _bad_scalars() -> list[Any]:
+    return [math.nan, math.inf, -math.inf]
+
+
+def _bad_windows() -> list[Any]:
+    return [{"T.mean": math.nan, "V.mean": 1.0}, {"T.mean": math.inf, "V.mean": 1.0}, {}]
+
+
+CASES: dict[str, tuple[Callable[[], Detector[Any]], Callable[..., Any], list[Any], Any]] = {
+    "seasonal_zscore": (
+        lambda: SeasonalZScore(warmup=100),
+        _scalar,
+        _bad_scalars(),
+        1e6,
+    ),
+    "time_to_limit": (
+        lambda: TimeToLimit(limit=1e3, warmup=20),
+        _scalar,
+        _bad_scalars(),
+        999.0,
+    ),
+    "window_hst": (
+        lambda: WindowHST(warmup=100, window_size=50, n_trees=5, height=6),
+        _window,
+        _bad_windows(),
+        {"T.mean": 500.0, "V.mean": -50.0},
+    ),
+    "window_mahalanobis": (
+        lambda: WindowMahalanobis(warmup=100),
+        _window,
+        _bad_windows(),
+        {"T.mean": 500.0, "V.mean": -50.0},
+    ),
+}
+
+
+def _feed(det: Detector[Any], gen: Callable[..., Any], start: int, n: int, seed: int) -> None:
+    rng = random.Random(seed)
+    for i in range(start, start + n):
+        det.learn_one(gen(rng, i), i * MIN)
+
+
+@pytest.fixture(params=sorted(CASES))
+def case(request: pytest.FixtureRequest) -> Any:
+    return CASES[request.param]
+
+
+def test_pickle_round_trip_continues_identically(case: Any) -> None:
+    make, gen, _, _ = case
+    det = make()
+    _feed(det, gen, 0, 300, seed=1)
+    restored = pickle.loads(pickle.dumps(det))
+    assert restored.n_learned == det.n_learned == 300
+    assert restored.is_warm
+    _feed(det, gen, 300, 50, seed=2)
+    _feed(restored, gen, 300, 50, seed=2)
+    rng = random.Random(3)
+    for i in range(350, 360):
+        x = gen(rng, i)
+        assert restored.score_one(x, i * MIN) == pytest.approx(det.score_one(x, i * MIN))
+
+
+def test_state_size_does_not_grow_with_readings(case: Any) -> None:
+    make, gen, _, _ = case
+    det = make()
+    _feed(det, gen, 0, 400, seed=1)
+    size_small = len(pickle.dumps(det))
+    _feed(det, gen, 400, 2_000, seed=2)
+    size_large = len(pickle.dumps(det))
+    assert size_large <= size_small * 1.1 + 64
+
+
+def test_bad_inputs_neither_learned_nor_poison_state(case: Any) -> None:
+    make, gen, bad, _ = case
+    det = make()
+    _feed(det, gen, 0, 200, seed=1)
+    before = pickle.dumps(det)
+    for x in bad:
+        assert det.learn_one(x, 200 * MIN) is False
+        assert math.isnan(det.score_one(x, 200 * MIN))
+        verdict = det.process_one(x, 200 * MIN)
+        assert verdict.is_anomaly is False
+    assert pickle.dumps(det) == before
+
+
+def test_suspect_reading_scored_but_not_learned(case: Any) -> None:
+    make, gen, _, extreme = case
+    det = make()
+    _feed(det, gen, 0, 200, seed=1)
+    before = pickle.dumps(det)
+    det.process_one(extreme, 200 * MIN, learn=False)
+    assert pickle.dumps(det) == before
+
+
+def test_no_alert_before_warm_up(case: Any) -> None:
+    make, gen, _, extreme = case
+    det = make()
+    _feed(det, gen, 0, det.warmup - 1, seed=1)
+    assert not det.is_warm
+    verdict = det.process_one(extreme, det.warmup * MIN)
+    assert verdict.warm is False
+    assert verdict.is_anomaly is False
+    assert det.is_warm  # the extreme input was learned and completed the warm-up
+
+
+@pytest.mark.parametrize("kwargs", [{"warmup": -1}, {"threshold": 0.0}, {"threshold": math.nan}])
+def test_invalid_parameters_are_refused_with_the_name(kwargs: dict[str, float]) -> None:
+    name = next(iter(kwargs))
+    with pytest.raises(ValueError, match=name):
+        SeasonalZScore(**kwargs)  # type: ignore[arg-type]
