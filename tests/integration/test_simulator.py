@@ -190,3 +190,26 @@ def test_broker_down_at_start_is_a_clear_error_after_a_bounded_wait(services: Se
     assert run.returncode == 1 and "Kafka" in run.stderr, run.stderr
     run = cli(services, "simulate", "--devices", "4", "--broker-timeout", "3", env=env)
     assert run.returncode == 1 and "no answer within 3s" in run.stderr, run.stderr
+
+
+def test_replay_paces_rows_by_their_recorded_times(services: Settings, tmp_path: Path) -> None:
+    f = tmp_path / "five.csv"
+    f.write_text("\n".join(NAB.read_text().splitlines()[:6]) + "\n")  # 5 rows, 5 min apart
+    t0 = time.monotonic()
+    run = cli(
+        services,
+        "replay",
+        str(f),
+        "--device",
+        "paced-1",
+        "--capability",
+        "GENERIC",
+        "--speed",
+        "600",
+    )
+    elapsed = time.monotonic() - t0
+    assert run.returncode == 0, run.stderr
+    assert "sent 5 readings, skipped 0 bad rows" in run.stdout
+    assert elapsed >= 2.0  # 4 gaps of 300 s at 600x = 2 s of pacing
+    got = read_back(services, lambda r: r["device_id"] == "paced-1", 5)
+    assert {r["capability"] for r in got} == {"GENERIC"} and len(got) == 5
