@@ -107,7 +107,7 @@ class ReadingsProcessor:
             src = rec.source
             self.next_offset[src] = rec.offset + 1
             if isinstance(item, DecodeError):
-                result.dead_letters.append(DeadLetter(rec, "decode_error", str(item), "decode"))
+                result.dead_letters.append(DeadLetter(rec, item.reason, str(item), "decode"))
                 continue
             problem = check_reading(item)
             if problem is not None:

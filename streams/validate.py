@@ -12,7 +12,11 @@ from typing import Any
 __all__ = ["REASONS", "check_reading"]
 
 REASONS = {
-    "decode_error": "the bytes are not a readable UniversalSensorReading",
+    # From the codec (schemas.DecodeError.reason): the bytes are not a readable reading.
+    "not_avro": "no Avro single-object / Confluent header",
+    "corrupt_body": "truncated or malformed Avro body, or bytes after the record",
+    "unknown_fingerprint": "written with a schema this reader does not know",
+    "wrong_record_type": "a record of another type (e.g. an Alert) on the readings topic",
     "missing_field": "a required field is empty",
     "non_finite_value": "value is NaN or infinite",
     "unknown_capability": "capability is UNKNOWN (written with a newer schema?)",

@@ -95,9 +95,9 @@ def bad_records(codec: AvroCodec) -> dict[str, bytes]:
 
 
 EXPECTED_DLQ_REASON = {
-    "random_bytes": "decode_error",
-    "truncated": "decode_error",
-    "unknown_fingerprint": "decode_error",
+    "random_bytes": "not_avro",
+    "truncated": "corrupt_body",
+    "unknown_fingerprint": "unknown_fingerprint",
     "missing_field": "missing_field",
     "nan": "non_finite_value",
 }

@@ -33,12 +33,13 @@ from infra.prometheus_local import (
     stop_local,
 )
 from producers.kafka_out import RecordProducer
-from schemas import AvroCodec
+from schemas import AvroCodec, DecodeError
 from tests.integration.conftest import REPO, WorkerProcess, service_env
 from topics import READINGS
 
 STALLED = "EnviroStreamIngestStalled"
 DLQ_HIGH = "EnviroStreamDeadLetterRateHigh"
+MALFORMED = b"\x00not avro"
 
 
 def reading(device: str, ts: int, seq: int) -> dict[str, Any]:
@@ -87,7 +88,7 @@ class PacedProducer:
                 self.produced.inc(len(records))
                 seq += 5
             if self.malformed.is_set():
-                self.kafka.send_batch(READINGS, [b"bad"] * 3, [b"\x00not avro"] * 3)
+                self.kafka.send_batch(READINGS, [b"bad"] * 3, [MALFORMED] * 3)
             self.kafka.flush(5)
             time.sleep(0.1)
 
@@ -211,7 +212,10 @@ def test_rules_fire_and_clear_for_real_causes(
     print(out.stdout)
     assert f"worker :{services.metrics_port} up" in out.stdout
     assert "store " in out.stdout and "NOT ANSWERING" not in out.stdout
-    assert "decode_error" in out.stdout
+    # The malformed records' dead-letter reason, as the codec names it.
+    reason = AvroCodec().decode_batch("UniversalSensorReading", [MALFORMED])[0]
+    assert isinstance(reason, DecodeError)
+    assert reason.reason in out.stdout
     assert re.search(r"telemetry\.readings [\d,]+ records", out.stdout)
 
 
