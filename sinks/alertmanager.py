@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -99,17 +100,35 @@ class AlertmanagerForwarder:
         self._clock, self._sleep = clock, sleep
         self.firing: dict[str, Mapping[str, Any]] = {}  # alert_key → latest record
         self.pending: dict[str, Mapping[str, Any]] = {}  # not yet delivered
+        self._owner: dict[str, Hashable] = {}  # alert_key → input partition it came from
         self._last_post = 0.0
+        # ``submit`` (the event loop) and ``flush`` (a worker thread) may run concurrently.
+        self._lock = threading.Lock()
 
-    def submit(self, alerts: Iterable[Mapping[str, Any]]) -> None:
-        """Take state changes; they are posted by the next ``flush``."""
-        for alert in alerts:
-            key = str(alert["alert_key"])
-            if alert["state"] == "RESOLVED":
+    def submit(self, alerts: Iterable[Mapping[str, Any]], owner: Hashable = None) -> None:
+        """Take state changes; they are posted by the next ``flush``.
+
+        ``owner`` (the input partition) lets ``forget`` drop what another worker now owns.
+        """
+        with self._lock:
+            for alert in alerts:
+                key = str(alert["alert_key"])
+                if alert["state"] == "RESOLVED":
+                    self.firing.pop(key, None)
+                else:
+                    self.firing[key] = alert
+                self.pending[key] = alert
+                self._owner[key] = owner
+
+    def forget(self, owners: Iterable[Hashable]) -> None:
+        """Drop the alerts of revoked partitions: their new owner posts them from now on
+        (re-posting a stale FIRING version here could re-open an alert resolved there)."""
+        gone = set(owners)
+        with self._lock:
+            for key in [k for k, o in self._owner.items() if o in gone]:
                 self.firing.pop(key, None)
-            else:
-                self.firing[key] = alert
-            self.pending[key] = alert
+                self.pending.pop(key, None)
+                del self._owner[key]
 
     def flush(self) -> int:
         """Post pending alerts (and all firing ones when a re-post is due); how many sent.
@@ -119,7 +138,11 @@ class AlertmanagerForwarder:
         """
         now = self._clock()
         due = now - self._last_post >= self.resend_seconds
-        batch = {**self.firing, **self.pending} if due else dict(self.pending)
+        with self._lock:
+            sent_pending = dict(self.pending)
+            batch = {**self.firing, **sent_pending} if due else sent_pending
+            for key in [k for k in self._owner if k not in self.firing and k not in self.pending]:
+                del self._owner[key]
         if not batch:
             return 0
         hold_ms = int(self.resend_seconds * 4 * 1000)
@@ -128,7 +151,10 @@ class AlertmanagerForwarder:
             self.metrics.alerts_forwarded.labels("failed").inc(len(body))
             return 0
         self.metrics.alerts_forwarded.labels("sent").inc(len(body))
-        self.pending.clear()
+        with self._lock:  # keep what was submitted while posting: it is not delivered yet
+            for key, alert in sent_pending.items():
+                if self.pending.get(key) is alert:
+                    del self.pending[key]
         self._last_post = now
         return len(body)
 

@@ -4,9 +4,14 @@ The input topics are read by an aiokafka consumer owned by this module (one cons
 group, ``ENVIROSTREAM_APP_ID``), in batches, and their offsets are committed explicitly:
 only up to the first reading of a window still open or a row not yet stored (see
 ``ReadingsProcessor.commit_offset``), and only after the records derived from them
-(aggregates, dead letters) were acknowledged by the broker. Faust's stream delivery and
-auto-ack would commit batches as soon as they were iterated (faust-streaming #175, #315)
-and stalled under load here (#88); Faust runs the process: timers, signals, tables.
+(aggregates, dead letters) were acknowledged by the broker. The topics stored as they are
+(aggregates, anomalies, alerts) share one sink path (``sinks.topic_sink``): decode with the
+topic's schema, dead-letter what does not decode, buffer rows, flush, commit after flush.
+Alert records are also forwarded to Alertmanager when one is configured, from a thread,
+so an unreachable Alertmanager never holds up the pipeline or its ClickHouse writes.
+Faust's stream delivery and auto-ack would commit batches as soon as they were iterated
+(faust-streaming #175, #315) and stalled under load here (#88); Faust runs the process:
+timers, signals, tables.
 """
 
 from __future__ import annotations
@@ -14,7 +19,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import faust
@@ -23,21 +29,24 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from confluent_kafka import KafkaException
 from faust.types import TP
 
-from envirostream.metrics import PipelineMetrics
+from envirostream.metrics import SEVERITIES, PipelineMetrics
 from envirostream.settings import Settings
 from producers.kafka_out import RecordProducer
 from schemas import AvroCodec, DecodeError
-from sinks.ddl import TABLES
+from sinks.alertmanager import AlertmanagerForwarder
+from sinks.topic_sink import TOPIC_SINKS, TopicSinkBuffer
 from sinks.writer import ClickHouseWriter, RowBuffer
 from streams.health import ConsumerLagProbe, LastSeen
 from streams.readings import DeadLetter, InputRecord, ReadingsProcessor, Source
-from topics import AGGREGATES, DLQ, READINGS
+from topics import AGGREGATES, ALERTS, DLQ, READINGS
 
-__all__ = ["PipelineWorker", "create_app"]
+__all__ = ["INPUT_TOPICS", "PipelineWorker", "create_app"]
 
 log = logging.getLogger(__name__)
 
 AGGREGATE = "WindowAggregate"
+# What the worker's consumer group reads: the readings, and every topic stored as it is.
+INPUT_TOPICS = [READINGS, *(s.topic for s in TOPIC_SINKS)]
 
 
 class PipelineWorker:
@@ -53,6 +62,7 @@ class PipelineWorker:
         commit: Callable[[dict[TP, int]], Any] | None = None,
         clock: Callable[[], float] = time.time,
         lag_probe: ConsumerLagProbe | None = None,
+        forwarder: AlertmanagerForwarder | None = None,
     ) -> None:
         self.settings = settings
         self.codec = codec
@@ -68,8 +78,11 @@ class PipelineWorker:
             window_label=settings.window_label,
             late_policy=settings.late_policy,
         )
-        self.aggregates = RowBuffer(TABLES["aggregates"])
-        self.agg_next: dict[Source, int] = {}
+        self.sinks: dict[str, TopicSinkBuffer] = {s.topic: TopicSinkBuffer(s) for s in TOPIC_SINKS}
+        self.aggregates = self.sinks[AGGREGATES].buffer
+        self.forwarder = forwarder
+        self._forwarding: asyncio.Future[int] | None = None
+        self.firing: dict[str, tuple[Source, str]] = {}  # alert_key → (partition, severity)
         self.committed: dict[Source, int] = {}
         self.last_input: dict[Source, float] = {}
         self.lock = asyncio.Lock()
@@ -111,33 +124,71 @@ class PipelineWorker:
         self.producer.send_batch(AGGREGATES, keys, values)
         self.metrics.windows_emitted.inc(len(records))
 
-    # -- aggregates sink ----------------------------------------------------------------
-    async def on_aggregates(self, batch: Sequence[InputRecord]) -> None:
+    # -- topic sinks (aggregates, anomalies, alerts) -----------------------------------
+    async def on_sink_records(self, topic: str, batch: Sequence[InputRecord]) -> None:
+        """Records of one stored topic: decode, dead-letter the bad, buffer the rows."""
         async with self.lock:
-            decoded = self.codec.decode_batch(AGGREGATE, [r.value or b"" for r in batch])
-            cols: list[list[Any]] = [[] for _ in TABLES["aggregates"].columns]
-            names = TABLES["aggregates"].column_names
+            path = self.sinks[topic]
+            decoded = self.codec.decode_batch(path.sink.schema, [r.value or b"" for r in batch])
             bad: list[DeadLetter] = []
-            first: dict[Source, int] = {}
+            records: list[dict[str, Any] | None] = []
             for rec, item in zip(batch, decoded, strict=True):
-                self.agg_next[rec.source] = rec.offset + 1
                 if isinstance(item, DecodeError):
                     bad.append(DeadLetter(rec, "decode_error", str(item), "sink"))
-                    continue
-                first.setdefault(rec.source, rec.offset)
-                for col, name in zip(cols, names, strict=True):
-                    col.append(item[name])
+                    records.append(None)
+                else:
+                    records.append(item)
             self._send_dead_letters(bad)
-            if cols[0]:
-                (src0, off0), *others = first.items()
-                self.aggregates.extend(cols, src0, off0)
-                for src, off in others:
-                    self.aggregates.hold(src, off)
+            path.add([(r.source, r.offset) for r in batch], records)
+            if topic == ALERTS:
+                self._on_alerts(batch, records)
             await self._maybe_flush_and_commit(force=False)
+
+    async def on_aggregates(self, batch: Sequence[InputRecord]) -> None:
+        await self.on_sink_records(AGGREGATES, batch)
+
+    def _on_alerts(
+        self, batch: Sequence[InputRecord], records: Sequence[Mapping[str, Any] | None]
+    ) -> None:
+        """Alert state changes: the firing gauge, and Alertmanager (posted off the loop)."""
+        by_source: dict[Source, list[Mapping[str, Any]]] = {}
+        for rec, alert in zip(batch, records, strict=True):
+            if alert is None:
+                continue
+            by_source.setdefault(rec.source, []).append(alert)
+            key = str(alert["alert_key"])
+            if alert["state"] == "FIRING":
+                self.firing[key] = (rec.source, str(alert["severity"]).lower())
+            else:
+                self.firing.pop(key, None)
+        self._set_firing_gauge()
+        if self.forwarder is not None:
+            for src, alerts in by_source.items():
+                self.forwarder.submit(alerts, owner=src)
+            self.forward_alerts()
+
+    def _set_firing_gauge(self) -> None:
+        counts = Counter(severity for _, severity in self.firing.values())
+        for severity in SEVERITIES:
+            self.metrics.alerts_firing.labels(severity).set(counts.get(severity, 0))
+
+    def forward_alerts(self) -> None:
+        """Start a post to Alertmanager in a thread unless one is under way.
+
+        The forwarder retries with backoff and keeps what it could not deliver, so nothing
+        here waits for Alertmanager; the next call (every housekeeping tick) tries again.
+        """
+        if self.forwarder is None:
+            return
+        if self._forwarding is not None and not self._forwarding.done():
+            return
+        self._forwarding = asyncio.ensure_future(asyncio.to_thread(self.forwarder.flush))
+        self._forwarding.add_done_callback(_log_failure)
 
     # -- flushing and committing --------------------------------------------------------
     async def tick(self) -> None:
-        """Time-driven work: idle windows, time-bound flushes, commits."""
+        """Time-driven work: Alertmanager posts, idle windows, time-bound flushes, commits."""
+        self.forward_alerts()
         if self.lock.locked():
             return  # a batch is being handled; it flushes and commits itself
         async with self.lock:
@@ -170,14 +221,10 @@ class PipelineWorker:
         s = self.settings
         now_s = self._clock()
         if force or self.processor.readings.due(s.sink_batch_rows, s.sink_batch_seconds):
-            await self._flush_table(
-                self.processor.readings,
-                lambda cols: now_s - np.asarray(cols[0], dtype=float) / 1000.0,
-            )
-        if force or self.aggregates.due(s.sink_batch_rows, s.sink_batch_seconds):
-            await self._flush_table(
-                self.aggregates, lambda cols: now_s - np.asarray(cols[1], dtype=float) / 1000.0
-            )
+            await self._flush_table(self.processor.readings, _latency(now_s, 0))
+        for path in self.sinks.values():
+            if force or path.buffer.due(s.sink_batch_rows, s.sink_batch_seconds):
+                await self._flush_table(path.buffer, _latency(now_s, path.sink.event_time_index))
         self.metrics.windows_open.set(self.processor.open_windows())
         if not force and time.monotonic() - self._last_commit < s.commit_interval_seconds:
             return
@@ -197,11 +244,10 @@ class PipelineWorker:
             off = self.processor.commit_offset(src)
             if off is not None and off > self.committed.get(src, -1):
                 offsets[TP(*src)] = off
-        for src, nxt in self.agg_next.items():
-            pending = self.aggregates.pending_from.get(src)
-            off = nxt if pending is None else min(nxt, pending)
-            if off > self.committed.get(src, -1):
-                offsets[TP(*src)] = off
+        for path in self.sinks.values():
+            for src, off in path.commit_offsets().items():
+                if off > self.committed.get(src, -1):
+                    offsets[TP(*src)] = off
         if offsets:
             if self._commit is None:
                 msg = "no consumer bound: call bind_commit() before processing"
@@ -236,21 +282,40 @@ class PipelineWorker:
         sources = [(tp.topic, tp.partition) for tp in tps]
         self.processor.forget(sources)
         self.last_seen.forget(sources)
+        for path in self.sinks.values():
+            path.forget(sources)
         for src in sources:
-            self.agg_next.pop(src, None)
             self.committed.pop(src, None)
             self.last_input.pop(src, None)
-            self.aggregates.pending_from.pop(src, None)
+        gone = set(sources)
+        self.firing = {k: v for k, v in self.firing.items() if v[0] not in gone}
+        self._set_firing_gauge()
+        if self.forwarder is not None:
+            self.forwarder.forget(sources)
 
 
-def _records(batches: dict[Any, list[Any]]) -> tuple[list[InputRecord], list[InputRecord]]:
-    """Split one fetch into readings and aggregates, each in partition-offset order."""
-    readings: list[InputRecord] = []
-    aggregates: list[InputRecord] = []
+def _latency(now_s: float, column: int) -> Callable[[list[Any]], np.ndarray]:
+    """Seconds from the event times (epoch ms) in ``column`` to ``now_s``."""
+
+    def latency(cols: list[Any]) -> np.ndarray:
+        return now_s - np.asarray(cols[column], dtype=float) / 1000.0
+
+    return latency
+
+
+def _log_failure(task: asyncio.Future[int]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("forwarding alerts to Alertmanager failed", exc_info=task.exception())
+
+
+def _records(batches: dict[Any, list[Any]]) -> dict[str, list[InputRecord]]:
+    """Split one fetch by topic, each in partition-offset order."""
+    by_topic: dict[str, list[InputRecord]] = {}
     for tp, messages in batches.items():
-        target = readings if tp.topic == READINGS else aggregates
-        target.extend(InputRecord(m.topic, m.partition, m.offset, m.key, m.value) for m in messages)
-    return readings, aggregates
+        by_topic.setdefault(tp.topic, []).extend(
+            InputRecord(m.topic, m.partition, m.offset, m.key, m.value) for m in messages
+        )
+    return by_topic
 
 
 class _Rebalance(ConsumerRebalanceListener):
@@ -313,7 +378,7 @@ def create_app(
             session_timeout_ms=int(settings.session_timeout_seconds * 1000),
             heartbeat_interval_ms=int(min(3.0, settings.session_timeout_seconds / 3) * 1000),
         )
-        consumer.subscribe([READINGS, AGGREGATES], listener=_Rebalance(worker))
+        consumer.subscribe(INPUT_TOPICS, listener=_Rebalance(worker))
 
         async def commit(offsets: dict[TP, int]) -> None:
             await consumer.commit(
@@ -328,11 +393,11 @@ def create_app(
                 fetched = await consumer.getmany(
                     timeout_ms=timeout_ms, max_records=settings.worker_batch_size
                 )
-                readings, aggregates = _records(fetched)
-                if readings:
-                    await w.on_readings(readings)
-                if aggregates:
-                    await w.on_aggregates(aggregates)
+                for topic, records in _records(fetched).items():
+                    if topic == READINGS:
+                        await w.on_readings(records)
+                    else:
+                        await w.on_sink_records(topic, records)
         finally:
             await consumer.stop()
 

@@ -12,11 +12,12 @@ from envirostream.metrics import PipelineMetrics
 from envirostream.settings import Settings
 from producers.kafka_out import RecordProducer, wait_for_broker
 from schemas import AvroCodec
+from sinks.alertmanager import AlertmanagerForwarder
 from sinks.client import get_client
 from sinks.writer import ClickHouseWriter
-from streams.app import PipelineWorker, create_app
+from streams.app import INPUT_TOPICS, PipelineWorker, create_app
 from streams.health import ConsumerLagProbe
-from topics import AGGREGATES, READINGS, TopicAdmin, topic_specs
+from topics import TopicAdmin, topic_specs
 
 __all__ = ["run_worker", "serve_metrics"]
 
@@ -46,6 +47,14 @@ def run_worker(settings: Settings) -> None:
     serve_metrics(settings.metrics_port, registry, "ENVIROSTREAM_METRICS_PORT")
     codec = AvroCodec(registry_url=settings.schema_registry_url)
     producer = RecordProducer(settings.bootstrap_servers)
+    # Device alerts go to Alertmanager whenever a URL is set (off when unset).
+    forwarder = (
+        AlertmanagerForwarder(settings.alertmanager_url, metrics)
+        if settings.alertmanager_url
+        else None
+    )
+    if forwarder is not None:
+        log.info("forwarding device alerts to Alertmanager at %s", settings.alertmanager_url)
 
     def build(app: faust.App) -> PipelineWorker:
         return PipelineWorker(
@@ -54,9 +63,8 @@ def run_worker(settings: Settings) -> None:
             writer,
             producer,
             metrics,
-            lag_probe=ConsumerLagProbe(
-                settings.bootstrap_servers, settings.app_id, [READINGS, AGGREGATES]
-            ),
+            lag_probe=ConsumerLagProbe(settings.bootstrap_servers, settings.app_id, INPUT_TOPICS),
+            forwarder=forwarder,
         )
 
     app = create_app(settings, build)

@@ -7,6 +7,7 @@ whose row is not yet stored, and outputs are flushed before any commit.
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from faust.types import TP
@@ -126,3 +127,110 @@ def test_bad_records_are_dead_lettered_and_do_not_block_commits() -> None:
     asyncio.run(worker.on_readings(batch))
     assert [t for t, _ in producer.sent] == ["telemetry.dlq", "telemetry.dlq"]
     assert commits[-1][TP(TOPIC, 1)] == 2
+
+
+ALERTS = "telemetry.alerts"
+ANOMALIES = "telemetry.anomalies"
+
+
+def alert(key: str, state: str = "FIRING", severity: str = "CRITICAL", version: int = 1) -> dict:
+    return {
+        "alert_id": f"{key}@0",
+        "alert_key": key,
+        "device_id": key.split("/")[0],
+        "device_type": "MACHINE",
+        "capability": "VIBRATION",
+        "rule": "vibration_high",
+        "severity": severity,
+        "state": state,
+        "first_seen": 1000,
+        "last_seen": 2000,
+        "resolved_at": 3000 if state == "RESOLVED" else None,
+        "version": version,
+        "attributes": {"site": "s1"},
+    }
+
+
+def score(device: str, ts: int) -> dict:
+    return {
+        "ts": ts,
+        "device_id": device,
+        "detector": "zscore",
+        "score": 1.0,
+        "threshold": 3.0,
+        "value": 2.0,
+        "is_anomaly": False,
+    }
+
+
+def test_alert_and_anomaly_sinks_commit_only_after_their_rows_are_stored() -> None:
+    worker, writer, producer, _ = make_worker()
+    codec = AvroCodec()
+    alerts = [alert("m1/v"), alert("m2/v", severity="WARNING")]
+    batch = [
+        InputRecord(ALERTS, 0, 5 + i, a["alert_key"].encode(), codec.encode("Alert", a))
+        for i, a in enumerate(alerts)
+    ]
+    scores = [InputRecord(ANOMALIES, 2, i, b"m1", codec.encode("AnomalyScore", score("m1", i)))
+              for i in range(3)]  # fmt: skip
+    asyncio.run(worker.on_sink_records(ALERTS, batch))
+    asyncio.run(worker.on_sink_records(ANOMALIES, scores))
+    asyncio.run(worker.commit())  # the interval-bound commit may have been skipped
+    # Buffered, not stored: the commit holds at the first row of each partition.
+    assert worker.committed == {(ALERTS, 0): 5, (ANOMALIES, 2): 0}
+    assert "alerts" not in writer.rows
+    value = worker.metrics.registry.get_sample_value
+    assert value("envirostream_alerts_firing", {"severity": "critical"}) == 1
+    assert value("envirostream_alerts_firing", {"severity": "warning"}) == 1
+
+    asyncio.run(worker._maybe_flush_and_commit(force=True))
+    assert len(writer.rows["alerts"]) == 2 and len(writer.rows["anomalies"]) == 3
+    assert worker.committed == {(ALERTS, 0): 7, (ANOMALIES, 2): 3}
+
+    # A RESOLVED version clears the gauge; a record that is no Alert is dead-lettered and
+    # its offset passed.
+    resolved = alert("m1/v", "RESOLVED", version=2)
+    more = [
+        InputRecord(ALERTS, 0, 7, b"m1/v", codec.encode("Alert", resolved)),
+        InputRecord(ALERTS, 0, 8, b"x", b"\x00garbage"),
+    ]
+    asyncio.run(worker.on_sink_records(ALERTS, more))
+    asyncio.run(worker._maybe_flush_and_commit(force=True))
+    assert value("envirostream_alerts_firing", {"severity": "critical"}) == 0
+    assert [t for t, _ in producer.sent] == ["telemetry.dlq"]
+    assert worker.committed == {(ALERTS, 0): 9, (ANOMALIES, 2): 3}
+    assert writer.rows["alerts"][-1][8] == "RESOLVED"  # the `state` column
+
+
+def test_unreachable_alertmanager_holds_up_neither_rows_nor_commits() -> None:
+    from infra.processes import free_port
+    from sinks.alertmanager import AlertmanagerForwarder
+
+    worker, writer, _, commits = make_worker(sink_batch_rows=1)
+    forwarder = AlertmanagerForwarder(
+        f"http://127.0.0.1:{free_port()}", worker.metrics, retries=2, backoff_seconds=0.4
+    )
+    worker.forwarder = forwarder
+    codec = AvroCodec()
+    record = InputRecord(ALERTS, 1, 0, b"m1/v", codec.encode("Alert", alert("m1/v")))
+
+    async def run() -> float:
+        started = time.monotonic()
+        await worker.on_sink_records(ALERTS, [record])
+        took = time.monotonic() - started
+        assert worker._forwarding is not None
+        await worker._forwarding  # two retries: at least 1.2 s of backoff, off the loop
+        return took
+
+    took = asyncio.run(run())
+    assert took < 0.5
+    assert len(writer.rows["alerts"]) == 1 and commits[-1] == {TP(ALERTS, 1): 1}
+    value = worker.metrics.registry.get_sample_value
+    assert value("envirostream_alertmanager_retries_total") == 2
+    assert value("envirostream_alertmanager_alerts_forwarded_total", {"outcome": "failed"}) == 1
+    assert list(forwarder.pending) == ["m1/v"]  # kept for the next attempt
+
+    # The partition moves to another worker: its alerts are that worker's to post now.
+    worker.forget([TP(ALERTS, 1)])
+    assert forwarder.pending == {} and forwarder.firing == {}
+    assert value("envirostream_alerts_firing", {"severity": "critical"}) == 0
