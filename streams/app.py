@@ -134,7 +134,7 @@ class PipelineWorker:
             records: list[dict[str, Any] | None] = []
             for rec, item in zip(batch, decoded, strict=True):
                 if isinstance(item, DecodeError):
-                    bad.append(DeadLetter(rec, "decode_error", str(item), "sink"))
+                    bad.append(DeadLetter(rec, item.reason, str(item), "sink"))
                     records.append(None)
                 else:
                     records.append(item)

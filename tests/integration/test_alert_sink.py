@@ -129,11 +129,13 @@ def metric(settings: Settings, name: str, **labels: str) -> float | None:
             text = resp.read().decode()
     except OSError:
         return None
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
-                return float(sample.value)
-    return None
+    found = [
+        float(sample.value)
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
+    ]
+    return sum(found) if found else None  # summed over the labels not given
 
 
 def test_anomalies_and_alerts_are_stored_and_forwarded(
