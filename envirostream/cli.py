@@ -267,16 +267,20 @@ def _simulate(args: argparse.Namespace, settings: Settings) -> int:
 def _replay(args: argparse.Namespace, settings: Settings) -> int:
     from pathlib import Path
 
+    from prometheus_client import CollectorRegistry
+
     from producers.kafka_out import RecordProducer, wait_for_broker
     from producers.replay import (
         BadRow,
         CsvSource,
         ReplayError,
+        ReplayMetrics,
         parse_speed,
         replay,
         resolve_capability,
     )
     from schemas import AvroCodec
+    from streams.run import serve_metrics
     from topics import READINGS
 
     if not args.device.strip():
@@ -289,6 +293,9 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
     except ReplayError as exc:
         raise EnviroStreamError(str(exc)) from exc
     wait_for_broker(settings.bootstrap_servers, timeout=args.broker_timeout)
+    registry = CollectorRegistry()
+    metrics = ReplayMetrics(registry)
+    serve_metrics(settings.replay_metrics_port, registry, "ENVIROSTREAM_REPLAY_METRICS_PORT")
 
     def bad(row: BadRow) -> None:
         print(f"{args.file}:{row.line}: skipped: {row.reason}", file=sys.stderr)
@@ -303,6 +310,7 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
         speed=speed,
         tenant_id="default",
         on_bad_row=bad,
+        metrics=metrics,
     )
     print(
         f"replayed {args.file}: sent {report.sent} readings, skipped {report.skipped} bad rows; "

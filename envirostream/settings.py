@@ -144,6 +144,9 @@ class Settings(BaseSettings):
         le=300,
         description="How often the worker samples consumer lag and silent devices.",
     )
+    replay_metrics_port: int = Field(
+        default=9467, ge=0, le=65535, description="/metrics of `envirostream replay`; 0=off."
+    )
     alertmanager_url: str | None = Field(
         default=None, description="Alertmanager to forward device alerts to (optional)."
     )
