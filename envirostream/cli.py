@@ -230,8 +230,8 @@ def _sim_config(args: argparse.Namespace) -> SimulationConfig:
 def _simulate(args: argparse.Namespace, settings: Settings) -> int:
     from prometheus_client import CollectorRegistry
 
-    from producers.kafka_out import RecordProducer, wait_for_broker
-    from producers.simulator import SimulatorMetrics, run_simulation
+    from producers.kafka_out import ProducerMetrics, RecordProducer, wait_for_broker
+    from producers.simulator import run_simulation
     from schemas import AvroCodec
     from streams.run import serve_metrics
     from topics import READINGS
@@ -239,7 +239,7 @@ def _simulate(args: argparse.Namespace, settings: Settings) -> int:
     config = _sim_config(args)
     wait_for_broker(settings.bootstrap_servers, timeout=args.broker_timeout)
     registry = CollectorRegistry()
-    metrics = SimulatorMetrics(registry)
+    metrics = ProducerMetrics(registry, "simulator")
     serve_metrics(settings.simulator_metrics_port, registry, "ENVIROSTREAM_SIMULATOR_METRICS_PORT")
     producer = RecordProducer(settings.bootstrap_servers)
     stop = threading.Event()
@@ -269,12 +269,11 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
 
     from prometheus_client import CollectorRegistry
 
-    from producers.kafka_out import RecordProducer, wait_for_broker
+    from producers.kafka_out import ProducerMetrics, RecordProducer, wait_for_broker
     from producers.replay import (
         BadRow,
         CsvSource,
         ReplayError,
-        ReplayMetrics,
         parse_speed,
         replay,
         resolve_capability,
@@ -294,7 +293,7 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
         raise EnviroStreamError(str(exc)) from exc
     wait_for_broker(settings.bootstrap_servers, timeout=args.broker_timeout)
     registry = CollectorRegistry()
-    metrics = ReplayMetrics(registry)
+    metrics = ProducerMetrics(registry, "replay")
     serve_metrics(settings.replay_metrics_port, registry, "ENVIROSTREAM_REPLAY_METRICS_PORT")
 
     def bad(row: BadRow) -> None:

@@ -117,9 +117,6 @@ class PipelineMetrics:
             LATENCY_BUCKETS,
             registry,
         )
-        self.readings_produced = Counter(
-            p + "readings_produced", "Readings produced by simulators/replayers.", registry=registry
-        )
         self.lag_probe_errors = Counter(
             p + "consumer_lag_probe_errors",
             "Failed reads of the broker's offsets for the consumer-lag gauge.",

@@ -126,9 +126,6 @@ class Settings(BaseSettings):
     )
     # --- metrics and alerting ----------------------------------------------------------
     metrics_port: int = Field(default=9464, ge=0, le=65535, description="Worker /metrics; 0=off.")
-    sink_metrics_port: int = Field(
-        default=9465, ge=0, le=65535, description="/metrics of a standalone sink; 0=off."
-    )
     simulator_metrics_port: int = Field(
         default=9466, ge=0, le=65535, description="/metrics of the simulator; 0=off."
     )

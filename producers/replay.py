@@ -18,10 +18,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry, Counter
-
 from producers.encoding import READING_SCHEMA
-from producers.kafka_out import RecordProducer
+from producers.kafka_out import ProducerMetrics, RecordProducer
 from schemas import AvroCodec, load_schema
 
 __all__ = [
@@ -148,39 +146,6 @@ class CsvSource:
                 yield Row(line, ts, value)
 
 
-class ReplayMetrics:
-    """Prometheus counters of a replay process, on its own registry."""
-
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.sent = Counter(
-            "envirostream_replay_rows_sent", "CSV rows sent as readings.", registry=registry
-        )
-        self.skipped = Counter(
-            "envirostream_replay_rows_skipped",
-            "CSV rows skipped (unparseable time or number).",
-            registry=registry,
-        )
-        self.delivered = Counter(
-            "envirostream_replay_readings_delivered",
-            "Readings acknowledged by the broker.",
-            registry=registry,
-        )
-        self.failed = Counter(
-            "envirostream_replay_delivery_failures",
-            "Readings the broker did not acknowledge (after retries).",
-            registry=registry,
-        )
-        self._seen = (0, 0, 0, 0)
-
-    def observe(self, report: ReplayReport, producer: RecordProducer) -> None:
-        now = (report.sent, report.skipped, producer.delivered, producer.failed)
-        counters = (self.sent, self.skipped, self.delivered, self.failed)
-        for counter, new, old in zip(counters, now, self._seen, strict=True):
-            if new > old:
-                counter.inc(new - old)
-        self._seen = now
-
-
 @dataclass
 class ReplayReport:
     sent: int = 0
@@ -204,7 +169,7 @@ def replay(
     tenant_id: str = "default",
     stop: threading.Event | None = None,
     on_bad_row: Callable[[BadRow], None] | None = None,
-    metrics: ReplayMetrics | None = None,
+    metrics: ProducerMetrics | None = None,
 ) -> ReplayReport:
     """Send the source's rows as readings of one device/capability, paced by ``speed``."""
     stop = stop or threading.Event()
@@ -223,7 +188,7 @@ def replay(
             report.sent += len(values)
             pending.clear()
         if metrics is not None:
-            metrics.observe(report, producer)
+            metrics.observe(report.sent, report.skipped, producer)
 
     for item in source:
         if stop.is_set():
@@ -266,5 +231,5 @@ def replay(
     report.delivered = producer.delivered
     report.last_error = producer.last_error
     if metrics is not None:
-        metrics.observe(report, producer)
+        metrics.observe(report.sent, report.skipped, producer)
     return report

@@ -13,18 +13,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, Counter
-
 from producers.encoding import TickEncoder
 from producers.fleet import KINDS, Fleet, FleetTick
-from producers.kafka_out import RecordProducer
+from producers.kafka_out import ProducerMetrics, RecordProducer
 from producers.scenarios import SCENARIOS
 from schemas import AvroCodec
 
 __all__ = [
     "SimulationConfig",
     "SimulationReport",
-    "SimulatorMetrics",
     "build_records",
     "run_simulation",
 ]
@@ -103,37 +100,6 @@ class SimulationReport:
     max_lateness_s: float = 0.0  # paced runs: how late the latest tick started (0 = on time)
 
 
-class SimulatorMetrics:
-    """Prometheus counters of a simulator process, on its own registry."""
-
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.produced = Counter(
-            "envirostream_simulator_readings_produced",
-            "Readings handed to the Kafka producer.",
-            registry=registry,
-        )
-        self.delivered = Counter(
-            "envirostream_simulator_readings_delivered",
-            "Readings acknowledged by the broker.",
-            registry=registry,
-        )
-        self.failed = Counter(
-            "envirostream_simulator_delivery_failures",
-            "Readings the broker did not acknowledge (after retries).",
-            registry=registry,
-        )
-        self._seen = (0, 0, 0)
-
-    def observe(self, report: SimulationReport, producer: RecordProducer) -> None:
-        now = (report.produced, producer.delivered, producer.failed)
-        for counter, new, old in zip(
-            (self.produced, self.delivered, self.failed), now, self._seen, strict=True
-        ):
-            if new > old:
-                counter.inc(new - old)
-        self._seen = now
-
-
 def build_records(fleet_tick: FleetTick, seq: int, tenant_id: str) -> list[dict]:
     """Avro-ready reading dicts for one tick (reading ids are deterministic)."""
     ts = fleet_tick.ts_ms
@@ -175,7 +141,7 @@ def run_simulation(
     stop: threading.Event | None = None,
     now_ms: Callable[[], int] = lambda: int(time.time() * 1000),
     on_tick: Callable[[SimulationReport], None] | None = None,
-    metrics: SimulatorMetrics | None = None,
+    metrics: ProducerMetrics | None = None,
 ) -> SimulationReport:
     """Produce the fleet's readings until ``duration_s`` of event time or ``stop`` is set."""
     stop = stop or threading.Event()
@@ -204,7 +170,7 @@ def run_simulation(
         report.last_ts_ms = ts
         report.delivered = producer.delivered
         if metrics is not None:
-            metrics.observe(report, producer)
+            metrics.observe(report.produced, 0, producer)
         if on_tick is not None:
             on_tick(report)
         seq += 1
@@ -214,5 +180,5 @@ def run_simulation(
     report.last_error = producer.last_error
     report.wall_seconds = time.monotonic() - wall0
     if metrics is not None:
-        metrics.observe(report, producer)
+        metrics.observe(report.produced, 0, producer)
     return report

@@ -17,6 +17,7 @@ import yaml
 from prometheus_client import CollectorRegistry
 
 from envirostream.metrics import PipelineMetrics
+from producers.kafka_out import ProducerMetrics
 
 REPO = Path(__file__).resolve().parents[2]
 RULES = sorted((REPO / "infra" / "prometheus" / "rules").glob("*.yml"))
@@ -39,7 +40,10 @@ def _rules() -> list[dict[str, Any]]:
 
 def exported_series() -> set[str]:
     names = set()
-    for family in PipelineMetrics(CollectorRegistry()).registry.collect():
+    producers = CollectorRegistry()
+    ProducerMetrics(producers, "simulator")
+    families = [*PipelineMetrics(CollectorRegistry()).registry.collect(), *producers.collect()]
+    for family in families:
         suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_sum", "_count"]}
         names |= {family.name + s for s in suffixes.get(family.type, [""])}
     return names

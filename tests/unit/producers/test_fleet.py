@@ -117,20 +117,23 @@ def test_unknown_kind_is_refused() -> None:
         Fleet(3, ["toaster"])
 
 
-def test_simulator_metrics_count_increments_on_their_own_registry() -> None:
+def test_producer_metrics_count_increments_on_their_own_registry() -> None:
     from prometheus_client import CollectorRegistry
 
-    from producers.kafka_out import RecordProducer
-    from producers.simulator import SimulationReport, SimulatorMetrics
+    from producers.kafka_out import ProducerMetrics, RecordProducer
 
     registry = CollectorRegistry()
-    metrics = SimulatorMetrics(registry)
+    metrics = ProducerMetrics(registry, "simulator")
     producer = RecordProducer("127.0.0.1:1")  # never used to send: only its counters are read
     producer.delivered, producer.failed = 90, 3
-    metrics.observe(SimulationReport(produced=100), producer)
+    metrics.observe(100, 0, producer)
     producer.delivered = 97
-    metrics.observe(SimulationReport(produced=100), producer)
-    value = registry.get_sample_value
-    assert value("envirostream_simulator_readings_produced_total") == 100
-    assert value("envirostream_simulator_readings_delivered_total") == 97
-    assert value("envirostream_simulator_delivery_failures_total") == 3
+    metrics.observe(100, 0, producer)
+    labels = {"source": "simulator"}
+
+    def value(name: str) -> float | None:
+        return registry.get_sample_value(name, labels)
+
+    assert value("envirostream_readings_produced_total") == 100
+    assert value("envirostream_readings_delivered_total") == 97
+    assert value("envirostream_delivery_failures_total") == 3

@@ -87,27 +87,3 @@ def test_speed_option() -> None:
     for bad in ("0", "-2", "fast", "inf"):
         with pytest.raises(ReplayError, match="--speed"):
             parse_speed(bad)
-
-
-def test_replay_metrics_count_what_the_report_says() -> None:
-    from types import SimpleNamespace
-
-    from prometheus_client import CollectorRegistry
-
-    from producers.replay import ReplayMetrics, ReplayReport
-
-    registry = CollectorRegistry()
-    metrics = ReplayMetrics(registry)
-    report = ReplayReport(sent=10, skipped=2)
-    producer = SimpleNamespace(delivered=7, failed=1)
-    metrics.observe(report, producer)  # type: ignore[arg-type]
-    report.sent, producer.delivered = 15, 15
-    metrics.observe(report, producer)  # type: ignore[arg-type]
-
-    def value(name: str) -> float | None:
-        return registry.get_sample_value(name)
-
-    assert value("envirostream_replay_rows_sent_total") == 15
-    assert value("envirostream_replay_rows_skipped_total") == 2
-    assert value("envirostream_replay_readings_delivered_total") == 15
-    assert value("envirostream_replay_delivery_failures_total") == 1
