@@ -13,15 +13,12 @@ from __future__ import annotations
 
 import json
 import resource
-import tempfile
 import time
-import uuid
 from dataclasses import replace
-from pathlib import Path
 
-from envirostream.settings import Settings, load_settings
+from bench._private import private_settings
+from envirostream.settings import Settings
 from infra.kafka import start_kafka, stop_kafka
-from infra.processes import free_port
 from producers.encoding import TickEncoder
 from producers.kafka_out import RecordProducer, wait_for_broker
 from producers.simulator import SimulationConfig, run_simulation
@@ -87,19 +84,7 @@ def run_simulator_bench(
         f"encode {1 / enc_s:>12,.0f} readings/s",
         flush=True,
     )
-    tmp = Path(tempfile.mkdtemp(prefix="envirostream-bench-sim-"))
-    settings = load_settings(
-        {},
-        data_dir=tmp,
-        cache_dir=base.cache_dir.resolve(),
-        kafka_port=free_port(),
-        kafka_controller_port=free_port(),
-        store_port=free_port(),
-        metrics_port=free_port(),
-        topic_partitions=base.topic_partitions,
-        app_id=f"bench-{uuid.uuid4().hex[:8]}",
-        log_level="WARNING",
-    )
+    settings = private_settings(base, "envirostream-bench-sim-")
     start_kafka(settings)
     try:
         wait_for_broker(settings.bootstrap_servers, timeout=60)

@@ -13,7 +13,6 @@ import json
 import resource
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 import uuid
@@ -21,9 +20,9 @@ from pathlib import Path
 
 from confluent_kafka import Consumer, TopicPartition
 
-from envirostream.settings import Settings, load_settings, settings_environ
+from bench._private import private_settings
+from envirostream.settings import Settings, settings_environ
 from infra.kafka import start_kafka, stop_kafka
-from infra.processes import free_port
 from infra.store import start_store, stop_store
 from producers.fleet import Fleet
 from producers.kafka_out import RecordProducer
@@ -120,20 +119,8 @@ def _worker_drain(settings: Settings, total: int, log: Path) -> tuple[float, int
 
 
 def run_throughput_bench(base: Settings, readings: int = 200_000) -> dict[str, float]:
-    tmp = Path(tempfile.mkdtemp(prefix="envirostream-bench-"))
-    settings = load_settings(
-        {},
-        data_dir=tmp,
-        cache_dir=base.cache_dir.resolve(),
-        kafka_port=free_port(),
-        kafka_controller_port=free_port(),
-        store_port=free_port(),
-        metrics_port=free_port(),
-        topic_partitions=base.topic_partitions,
-        app_id=f"bench-{uuid.uuid4().hex[:8]}",
-        idle_close_seconds=2,
-        log_level="WARNING",
-    )
+    settings = private_settings(base, "envirostream-bench-", idle_close_seconds=2)
+    tmp = settings.data_dir
     print(f"bench throughput: {readings:,} readings, private services under {tmp}", flush=True)
     start_kafka(settings)
     start_store(settings)
