@@ -13,22 +13,19 @@ from __future__ import annotations
 
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from envirostream.settings import Settings
-from infra.processes import free_port
-from infra.prometheus_local import LocalService, get_json, start_alertmanager, stop_local
+from infra.prometheus_local import LocalService, get_json
 from producers.kafka_out import RecordProducer
 from schemas import AvroCodec
 from sinks.client import get_client
 from sinks.writer import ClickHouseWriter
-from tests.integration.conftest import WorkerProcess
-from tests.integration.test_alertmanager import Webhook, shortened_config
+from tests.integration.conftest import Webhook, WorkerProcess
 from topics import ALERTS, ANOMALIES, TopicAdmin, topic_specs
 
 NOW_MS = int(time.time() * 1000)
@@ -80,24 +77,6 @@ def scores() -> list[dict[str, Any]]:
         }
         for i in range(25)
     ]
-
-
-@pytest.fixture(scope="module")
-def alertmanager(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[tuple[LocalService, Webhook]]:
-    home = tmp_path_factory.mktemp("alertmanager")
-    webhook = Webhook()
-    config = home / "alertmanager.yml"
-    config.write_text(yaml.safe_dump(shortened_config(webhook.url)))
-    try:
-        am = start_alertmanager(home, free_port(), config)
-    except Exception as exc:
-        webhook.server.shutdown()
-        pytest.fail(f"could not start Alertmanager: {exc}")
-    yield am, webhook
-    stop_local(am)
-    webhook.server.shutdown()
 
 
 def produce(settings: Settings, topic: str, keys: list[bytes], values: list[bytes]) -> None:

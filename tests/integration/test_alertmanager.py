@@ -10,82 +10,23 @@ resolved them, and that an unreachable Alertmanager is retried, counted and not 
 from __future__ import annotations
 
 import json
-import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from prometheus_client import CollectorRegistry
 
 from envirostream.metrics import PipelineMetrics
 from infra.processes import free_port
-from infra.prometheus_local import LocalService, get_json, start_alertmanager, stop_local
+from infra.prometheus_local import LocalService, get_json
 from sinks.alertmanager import AlertmanagerForwarder
+from tests.integration.conftest import Webhook
 
 REPO = Path(__file__).resolve().parents[2]
 NOW_MS = int(time.time() * 1000)
-
-
-class Webhook:
-    """Collects Alertmanager's webhook notifications."""
-
-    def __init__(self) -> None:
-        self.received: list[dict[str, Any]] = []
-        received = self.received
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                received.append(json.loads(body) | {"path": self.path})
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                return None
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_port}"
-
-
-def shortened_config(webhook: str) -> dict[str, Any]:
-    """The project's Alertmanager config, webhooks pointed here, timings in seconds."""
-    config: dict[str, Any] = yaml.safe_load(
-        (REPO / "infra/alertmanager/alertmanager.yml").read_text()
-    )
-    for receiver in config["receivers"]:
-        for hook in receiver.get("webhook_configs", []):
-            hook["url"] = webhook + "/" + receiver["name"]
-    routes = [config["route"], *config["route"]["routes"]]
-    for route in routes:
-        route.update(group_wait="1s", group_interval="1s", repeat_interval="1h")
-    return config
-
-
-@pytest.fixture(scope="module")
-def alertmanager(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[tuple[LocalService, Webhook]]:
-    home = tmp_path_factory.mktemp("alertmanager")
-    webhook = Webhook()
-    config = home / "alertmanager.yml"
-    config.write_text(yaml.safe_dump(shortened_config(webhook.url)))
-    try:
-        am = start_alertmanager(home, free_port(), config)
-    except Exception as exc:
-        webhook.server.shutdown()
-        pytest.fail(f"could not start Alertmanager: {exc}")
-    yield am, webhook
-    stop_local(am)
-    webhook.server.shutdown()
 
 
 def alert(n: int, site: str, device_type: str, state: str = "FIRING") -> dict[str, Any]:
