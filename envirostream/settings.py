@@ -117,6 +117,33 @@ class Settings(BaseSettings):
     worker_batch_seconds: float = Field(
         default=0.5, gt=0, le=60, description="Max wait to fill a worker batch."
     )
+    # --- detection and alerting -------------------------------------------------------
+    detector_warmup: int = Field(
+        default=300,
+        ge=0,
+        le=10_000_000,
+        description="Readings a (device, capability) detector learns before it may flag "
+        "an anomaly (no learned-model anomalies during warm-up).",
+    )
+    detector_threshold: float = Field(
+        default=6.0, gt=0, description="|z| at or above which a reading is an anomaly."
+    )
+    anomaly_sample_every: int = Field(
+        default=0,
+        ge=0,
+        description="Also send every n-th normal score of a series to telemetry.anomalies; "
+        "0 = anomalies only.",
+    )
+    alert_quiet_period_seconds: float = Field(
+        default=900.0,
+        gt=0,
+        description="Event time without a repeat after which an alert is RESOLVED.",
+    )
+    alert_repeat_interval_seconds: float = Field(
+        default=14_400.0,
+        gt=0,
+        description="Event time after which a still-firing alert is sent again.",
+    )
     # --- sinks -------------------------------------------------------------------------
     sink_batch_rows: int = Field(
         default=50_000, ge=1, description="Rows per ClickHouse insert (max)."

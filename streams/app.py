@@ -36,15 +36,20 @@ from schemas import AvroCodec, DecodeError
 from sinks.alertmanager import AlertmanagerForwarder
 from sinks.topic_sink import TOPIC_SINKS, TopicSinkBuffer
 from sinks.writer import ClickHouseWriter, RowBuffer
+from streams.alert_log import read_latest_alerts
+from streams.alerts import AlertPolicy
+from streams.detection import DetectionOutput, DetectionStage
 from streams.health import ConsumerLagProbe, LastSeen
 from streams.readings import DeadLetter, InputRecord, ReadingsProcessor, Source
-from topics import AGGREGATES, ALERTS, DLQ, READINGS
+from topics import AGGREGATES, ALERTS, ANOMALIES, DLQ, READINGS
 
 __all__ = ["INPUT_TOPICS", "PipelineWorker", "create_app"]
 
 log = logging.getLogger(__name__)
 
 AGGREGATE = "WindowAggregate"
+ANOMALY_SCORE = "AnomalyScore"
+ALERT = "Alert"
 # What the worker's consumer group reads: the readings, and every topic stored as it is.
 INPUT_TOPICS = [READINGS, *(s.topic for s in TOPIC_SINKS)]
 
@@ -71,12 +76,22 @@ class PipelineWorker:
         self.metrics = metrics
         self._commit = commit
         self._clock = clock
+        self.detection = DetectionStage(
+            warmup=settings.detector_warmup,
+            threshold=settings.detector_threshold,
+            policy=AlertPolicy(
+                quiet_period_ms=round(settings.alert_quiet_period_seconds * 1000),
+                repeat_interval_ms=round(settings.alert_repeat_interval_seconds * 1000),
+            ),
+            score_sample_every=settings.anomaly_sample_every,
+        )
         self.processor = ReadingsProcessor(
             codec,
             window_ms=settings.window_ms,
             lateness_ms=settings.lateness_ms,
             window_label=settings.window_label,
             late_policy=settings.late_policy,
+            detection=self.detection,
         )
         self.sinks: dict[str, TopicSinkBuffer] = {s.topic: TopicSinkBuffer(s) for s in TOPIC_SINKS}
         self.aggregates = self.sinks[AGGREGATES].buffer
@@ -102,6 +117,7 @@ class PipelineWorker:
             self.metrics.late_readings.inc(result.late)
             self._send_dead_letters(result.dead_letters)
             self._send_aggregates(result.aggregates)
+            self._send_detection(result.detection)
             await self._maybe_flush_and_commit(force=False)
 
     def _send_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
@@ -123,6 +139,36 @@ class PipelineWorker:
         keys = [r["device_id"].encode() for r in records]
         self.producer.send_batch(AGGREGATES, keys, values)
         self.metrics.windows_emitted.inc(len(records))
+
+    def _send_detection(self, out: DetectionOutput) -> None:
+        """Anomaly scores keyed by device, alert state changes keyed by alert key."""
+        if out.anomalies:
+            values = self.codec.encode_batch(ANOMALY_SCORE, out.anomalies)
+            keys = [a["device_id"].encode() for a in out.anomalies]
+            self.producer.send_batch(ANOMALIES, keys, values)
+        if out.alerts:
+            values = self.codec.encode_batch(ALERT, out.alerts)
+            keys = [a["alert_key"].encode() for a in out.alerts]
+            self.producer.send_batch(ALERTS, keys, values)
+        for (detector, device_type), n in out.anomaly_counts.items():
+            self.metrics.anomalies.labels(detector, device_type).inc(n)
+        for severity, n in out.suppressed.items():
+            self.metrics.alerts_suppressed.labels(severity).inc(n)
+
+    async def restore_alerts(self) -> int:
+        """Rebuild the alert dedup state from ``telemetry.alerts`` (latest per key).
+
+        Called when partitions are assigned. This worker's own records are flushed first so
+        the log is complete up to now; keys held in memory (partitions kept) are not touched.
+        """
+        async with self.lock:
+            await asyncio.to_thread(self.producer.flush, 60.0)
+            latest = await asyncio.to_thread(
+                read_latest_alerts, self.settings.bootstrap_servers, ALERTS, self.codec
+            )
+            n = self.detection.restore(latest.values())
+        log.info("alert state restored: %d alert keys from %s", n, ALERTS)
+        return n
 
     # -- topic sinks (aggregates, anomalies, alerts) -----------------------------------
     async def on_sink_records(self, topic: str, batch: Sequence[InputRecord]) -> None:
@@ -328,7 +374,8 @@ class _Rebalance(ConsumerRebalanceListener):
         self._worker().forget([TP(tp.topic, tp.partition) for tp in revoked])
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
-        return None
+        if any(tp.topic == READINGS for tp in assigned):
+            await self._worker().restore_alerts()
 
 
 def create_app(

@@ -16,6 +16,7 @@ from typing import Any
 from schemas import AvroCodec, DecodeError
 from sinks.ddl import TABLES
 from sinks.writer import RowBuffer
+from streams.detection import DetectionOutput, DetectionStage
 from streams.validate import check_reading
 from streams.windows import ClosedWindow, PartitionWindows
 
@@ -70,6 +71,7 @@ class BatchResult:
     late: int = 0
     dead_letters: list[DeadLetter] = field(default_factory=list)
     aggregates: list[dict[str, Any]] = field(default_factory=list)
+    detection: DetectionOutput = field(default_factory=DetectionOutput)
 
 
 class ReadingsProcessor:
@@ -83,12 +85,14 @@ class ReadingsProcessor:
         lateness_ms: int,
         window_label: str,
         late_policy: str = "dlq",
+        detection: DetectionStage | None = None,
     ) -> None:
         self.codec = codec
         self.window_ms = window_ms
         self.lateness_ms = lateness_ms
         self.window_label = window_label
         self.late_policy = late_policy
+        self.detection = detection
         self.windows: dict[Source, PartitionWindows] = {}
         self.next_offset: dict[Source, int] = {}
         self.readings = RowBuffer(TABLES["readings"])
@@ -128,6 +132,8 @@ class ReadingsProcessor:
                     result.dead_letters.append(DeadLetter(rec, "late", msg, "window"))
                 continue
             result.accepted += 1
+            if self.detection is not None:
+                self.detection.observe(src, item)
             meta = (item["tenant_id"], item["device_type"], item["unit"])
             if self._series_meta.get((device, cap)) != meta:
                 self._series_meta[(device, cap)] = meta
@@ -155,6 +161,9 @@ class ReadingsProcessor:
             windows = self.windows.get(src)
             if windows is not None:
                 result.aggregates.extend(self._to_records(windows.close_due()))
+        if self.detection is not None:
+            self.detection.tick({r.source for r in batch})
+            result.detection = self.detection.take()
         return result
 
     def close_all(self, sources: Iterable[Source] | None = None) -> list[dict[str, Any]]:
@@ -215,6 +224,9 @@ class ReadingsProcessor:
         Rows of theirs already buffered are still written (harmless: the table deduplicates
         on the reading id); only the bookkeeping for their commits is dropped.
         """
+        sources = list(sources)
+        if self.detection is not None:
+            self.detection.forget(sources)
         for src in sources:
             self.windows.pop(src, None)
             self.next_offset.pop(src, None)
