@@ -11,7 +11,8 @@ import json
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,23 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     yield settings
     stop_store(settings)
     stop_kafka(settings)
+
+
+def wait_for_worker(
+    check: Callable[[], bool], timeout: float, what: str, worker: WorkerProcess
+) -> float:
+    """Poll ``check`` until true; fail with the worker's log if it dies or time runs out.
+
+    Returns the seconds it took (tests report how fast a condition was reached).
+    """
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if check():
+            return time.monotonic() - started
+        if not worker.alive():
+            pytest.fail(f"worker died while waiting for {what}:\n{worker.tail()}")
+        time.sleep(0.3)
+    pytest.fail(f"timed out after {timeout}s waiting for {what}; worker log:\n{worker.tail()}")
 
 
 class WorkerProcess:

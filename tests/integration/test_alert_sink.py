@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import time
 import urllib.request
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -25,7 +24,7 @@ from producers.kafka_out import RecordProducer
 from schemas import AvroCodec
 from sinks.client import get_client
 from sinks.writer import ClickHouseWriter
-from tests.integration.conftest import Webhook, WorkerProcess
+from tests.integration.conftest import Webhook, WorkerProcess, wait_for_worker
 from topics import ALERTS, ANOMALIES, TopicAdmin, topic_specs
 
 NOW_MS = int(time.time() * 1000)
@@ -85,17 +84,6 @@ def produce(settings: Settings, topic: str, keys: list[bytes], values: list[byte
     assert producer.flush(30) == 0
 
 
-def wait_for(check: Callable[[], bool], timeout: float, what: str, worker: WorkerProcess) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        if not worker.alive():
-            pytest.fail(f"worker died while waiting for {what}:\n{worker.tail()}")
-        time.sleep(0.3)
-    pytest.fail(f"timed out after {timeout}s waiting for {what}; worker log:\n{worker.tail()}")
-
-
 def device_alerts(am: LocalService) -> dict[str, dict[str, Any]]:
     alerts = get_json(am.url, "/api/v2/alerts", filter='component="device"')
     return {a["annotations"]["alert_key"]: a for a in alerts}
@@ -149,7 +137,7 @@ def test_anomalies_and_alerts_are_stored_and_forwarded(
 
     worker = WorkerProcess(settings, tmp_path_factory.mktemp("logs") / "worker.log")
     try:
-        wait_for(
+        wait_for_worker(
             lambda: (
                 client.command("SELECT count() FROM anomalies FINAL") == len(expected_scores)
                 and client.command("SELECT countIf(version = 2) FROM alerts FINAL") == n
@@ -158,7 +146,7 @@ def test_anomalies_and_alerts_are_stored_and_forwarded(
             "anomalies and firing alerts in ClickHouse",
             worker,
         )
-        wait_for(lambda: len(device_alerts(am)) == n, 15, "alerts in Alertmanager", worker)
+        wait_for_worker(lambda: len(device_alerts(am)) == n, 15, "alerts in Alertmanager", worker)
         received = device_alerts(am)
         assert {k: (a["labels"]["severity"], a["labels"]["site"], a["status"]["state"])
                 for k, a in received.items()} == {
@@ -167,7 +155,7 @@ def test_anomalies_and_alerts_are_stored_and_forwarded(
             "sink-dev-3/bearing_wear": ("warning", "south", "active"),
         }  # fmt: skip
         assert {a["annotations"]["duplicates"] for a in received.values()} == {str(DUPLICATES)}
-        wait_for(
+        wait_for_worker(
             lambda: (
                 metric(settings, "envirostream_alerts_firing", severity="warning") == 2
                 and metric(settings, "envirostream_alerts_firing", severity="critical") == 1
@@ -186,14 +174,16 @@ def test_anomalies_and_alerts_are_stored_and_forwarded(
             [a["alert_key"].encode() for a in resolved],
             codec.encode_batch("Alert", resolved),
         )
-        wait_for(
+        wait_for_worker(
             lambda: client.command("SELECT countIf(state = 'RESOLVED') FROM alerts FINAL") == n,
             30,
             "resolved alerts in ClickHouse",
             worker,
         )
-        wait_for(lambda: device_alerts(am) == {}, 15, "alerts resolved in Alertmanager", worker)
-        wait_for(
+        wait_for_worker(
+            lambda: device_alerts(am) == {}, 15, "alerts resolved in Alertmanager", worker
+        )
+        wait_for_worker(
             lambda: (
                 {
                     a["labels"]["device_id"]
@@ -207,7 +197,7 @@ def test_anomalies_and_alerts_are_stored_and_forwarded(
             "resolved notifications from Alertmanager",
             worker,
         )
-        wait_for(
+        wait_for_worker(
             lambda: (
                 metric(settings, "envirostream_alerts_firing", severity="warning") == 0
                 and metric(settings, "envirostream_alerts_firing", severity="critical") == 0

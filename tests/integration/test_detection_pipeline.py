@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -23,7 +22,7 @@ from producers.kafka_out import RecordProducer
 from schemas import AvroCodec
 from sinks.client import get_client
 from sinks.writer import ClickHouseWriter
-from tests.integration.conftest import WorkerProcess
+from tests.integration.conftest import WorkerProcess, wait_for_worker
 from tests.integration.test_alert_sink import metric
 from topics import ALERTS, READINGS, TopicAdmin, topic_specs
 
@@ -66,17 +65,6 @@ def produce(settings: Settings, seconds: range, codec: AvroCodec) -> None:
         codec.encode_batch("UniversalSensorReading", records),
     )
     assert producer.flush(30) == 0
-
-
-def wait_for(check: Callable[[], bool], timeout: float, what: str, worker: WorkerProcess) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        if not worker.alive():
-            pytest.fail(f"worker died while waiting for {what}:\n{worker.tail()}")
-        time.sleep(0.3)
-    pytest.fail(f"timed out after {timeout}s waiting for {what}; worker log:\n{worker.tail()}")
 
 
 def alert_log(settings: Settings, codec: AvroCodec, timeout: float = 15) -> list[dict[str, Any]]:
@@ -130,7 +118,7 @@ def test_failing_device_yields_one_alert_resolved_after_recovery_despite_a_kill(
     produce(settings, range(KILL_AT_S), codec)
     worker = WorkerProcess(settings, log_dir / "worker-1.log")
     try:
-        wait_for(lambda: stored_state(settings) == "FIRING", 90, "the FIRING alert", worker)
+        wait_for_worker(lambda: stored_state(settings) == "FIRING", 90, "the FIRING alert", worker)
         time.sleep(2)  # let it count repeats and commit, then crash mid-incident
     finally:
         worker.kill()
@@ -138,7 +126,9 @@ def test_failing_device_yields_one_alert_resolved_after_recovery_despite_a_kill(
     produce(settings, range(KILL_AT_S, END_S), codec)
     worker = WorkerProcess(settings, log_dir / "worker-2.log")
     try:
-        wait_for(lambda: stored_state(settings) == "RESOLVED", 120, "the RESOLVED alert", worker)
+        wait_for_worker(
+            lambda: stored_state(settings) == "RESOLVED", 120, "the RESOLVED alert", worker
+        )
         time.sleep(2)  # a duplicate, if any, would show up now
         suppressed = metric(settings, "envirostream_duplicate_alerts_suppressed_total")
     finally:

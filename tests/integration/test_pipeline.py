@@ -13,7 +13,6 @@ import struct
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,7 +26,7 @@ from producers.simulator import SimulationConfig, build_records, run_simulation
 from schemas import AvroCodec
 from sinks.client import get_client
 from sinks.writer import ClickHouseWriter
-from tests.integration.conftest import WorkerProcess
+from tests.integration.conftest import WorkerProcess, wait_for_worker
 from topics import DLQ, READINGS, TopicAdmin, topic_specs
 
 START_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
@@ -40,17 +39,6 @@ LATE_DEVICE = "late-dev"
 LATE_SEQUENCE = [(62, 1.0), (61, 2.0), (69, 3.0), (64, 4.0), (73, 5.0), (68, 6.0), (90, 7.0),
                  (65, 99.0)]  # fmt: skip
 TOO_LATE_VALUE = 99.0  # 65 s arrives when the watermark is 85 s: beyond 5 s lateness
-
-
-def wait_for(check: Callable[[], bool], timeout: float, what: str, worker: WorkerProcess) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        if not worker.alive():
-            pytest.fail(f"worker died while waiting for {what}:\n{worker.tail()}")
-        time.sleep(0.5)
-    pytest.fail(f"timed out after {timeout}s waiting for {what}; worker log:\n{worker.tail()}")
 
 
 def late_records() -> list[dict[str, Any]]:
@@ -168,7 +156,7 @@ def run(services: Settings, tmp_path_factory: pytest.TempPathFactory) -> Run:
     ClickHouseWriter(client).ensure_tables(settings)  # idempotent; the worker does it too
     worker = WorkerProcess(settings, log_dir / "worker-1.log")
     try:
-        wait_for(
+        wait_for_worker(
             lambda: client.command("SELECT count() FROM readings") >= 5_000,
             120,
             "the first worker to store readings",
@@ -186,7 +174,7 @@ def run(services: Settings, tmp_path_factory: pytest.TempPathFactory) -> Run:
     expected_windows = len({(r["device_id"], r["capability"], r["timestamp"] // WINDOW_MS)
                             for r in fleet_records}) + 3  # fmt: skip
     try:
-        wait_for(
+        wait_for_worker(
             lambda: client.command("SELECT count() FROM aggregates FINAL") >= expected_windows,
             180,
             f"{expected_windows} aggregates",

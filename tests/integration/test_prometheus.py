@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,7 @@ from infra.prometheus_local import (
 )
 from producers.kafka_out import RecordProducer
 from schemas import AvroCodec, DecodeError
-from tests.integration.conftest import REPO, WorkerProcess, service_env
+from tests.integration.conftest import REPO, WorkerProcess, service_env, wait_for_worker
 from topics import READINGS
 
 STALLED = "EnviroStreamIngestStalled"
@@ -128,17 +128,6 @@ def stack(
     stop_local(prom)
 
 
-def wait_for(check: Callable[[], bool], timeout: float, what: str, worker: WorkerProcess) -> float:
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if check():
-            return time.monotonic() - started
-        if not worker.alive():
-            pytest.fail(f"worker died while waiting for {what}:\n{worker.tail()}")
-        time.sleep(0.5)
-    pytest.fail(f"timed out after {timeout}s waiting for {what}; worker log:\n{worker.tail()}")
-
-
 def scalar(prom: LocalService, promql: str) -> float | None:
     result = get_json(prom.url, "/api/v1/query", query=promql)["data"]["result"]
     return float(result[0]["value"][1]) if result else None
@@ -148,9 +137,11 @@ def test_rules_fire_and_clear_for_real_causes(
     stack: tuple[LocalService, PacedProducer, WorkerProcess], services: Settings
 ) -> None:
     prom, producer, worker = stack
-    wait_for(lambda: port_open("127.0.0.1", services.metrics_port), 60, "worker /metrics", worker)
+    wait_for_worker(
+        lambda: port_open("127.0.0.1", services.metrics_port), 60, "worker /metrics", worker
+    )
     producer.producing.set()
-    wait_for(
+    wait_for_worker(
         lambda: (scalar(prom, "sum(rate(envirostream_readings_consumed_total[5s]))") or 0) > 10,
         60,
         "readings consumed, as scraped by Prometheus",
@@ -159,7 +150,7 @@ def test_rules_fire_and_clear_for_real_causes(
     assert prometheus_alerts(prom.url).get(STALLED) is None
 
     # Consumer lag per partition, read from the broker, for every readings partition.
-    wait_for(
+    wait_for_worker(
         lambda: (
             scalar(prom, 'count(envirostream_consumer_lag_records{topic="telemetry.readings"})')
             == services.topic_partitions
@@ -170,19 +161,19 @@ def test_rules_fire_and_clear_for_real_causes(
     )
 
     producer.producing.clear()
-    took = wait_for(
+    took = wait_for_worker(
         lambda: prometheus_alerts(prom.url).get(STALLED) == "firing", 60, f"{STALLED}", worker
     )
     print(f"{STALLED} firing {took:.1f}s after production stopped")
     producer.producing.set()
-    took = wait_for(
+    took = wait_for_worker(
         lambda: STALLED not in prometheus_alerts(prom.url), 60, f"{STALLED} to clear", worker
     )
     print(f"{STALLED} cleared {took:.1f}s after production resumed")
 
     assert prometheus_alerts(prom.url).get(DLQ_HIGH) is None
     producer.malformed.set()
-    took = wait_for(
+    took = wait_for_worker(
         lambda: prometheus_alerts(prom.url).get(DLQ_HIGH) == "firing", 60, f"{DLQ_HIGH}", worker
     )
     share = scalar(
@@ -193,7 +184,7 @@ def test_rules_fire_and_clear_for_real_causes(
     print(f"{DLQ_HIGH} firing {took:.1f}s after malformed records started (share {share:.2f})")
     assert share is not None and share > 0.01
     producer.malformed.clear()
-    took = wait_for(
+    took = wait_for_worker(
         lambda: DLQ_HIGH not in prometheus_alerts(prom.url), 60, f"{DLQ_HIGH} to clear", worker
     )
     print(f"{DLQ_HIGH} cleared {took:.1f}s after malformed records stopped")
