@@ -74,6 +74,12 @@ def _add_simulation_args(p: argparse.ArgumentParser) -> None:
         default=None,
         help="only this failure scenario (see docs/scenarios.md): " + ", ".join(SCENARIOS),
     )
+    p.add_argument(
+        "--onset-delay",
+        type=float,
+        default=0.0,
+        help="event seconds added to every failure onset (lets detectors warm up first)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -222,6 +228,7 @@ def _sim_config(args: argparse.Namespace) -> SimulationConfig:
             seed=args.seed,
             failure_rate=getattr(args, "failure_rate", None),
             scenario=getattr(args, "scenario", None),
+            onset_delay_s=getattr(args, "onset_delay", 0.0),
         )
     except ValueError as exc:
         raise EnviroStreamError(str(exc)) from exc

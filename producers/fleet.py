@@ -109,6 +109,7 @@ class Fleet:
         failure_rate: float = 0.0,
         scenario: str | None = None,
         step_s: float = 1.0,
+        onset_delay_s: float = 0.0,
     ) -> None:
         if devices < 1:
             msg = f"devices must be >= 1, got {devices}"
@@ -122,6 +123,9 @@ class Fleet:
             raise ValueError(msg)
         if not 0.0 <= failure_rate <= 1.0:
             msg = f"failure rate must be in [0, 1], got {failure_rate}"
+            raise ValueError(msg)
+        if not 0.0 <= onset_delay_s < float("inf"):
+            msg = f"onset delay must be a finite number of seconds >= 0, got {onset_delay_s}"
             raise ValueError(msg)
         self.seed = seed
         self.step_s = step_s
@@ -146,7 +150,8 @@ class Fleet:
                 fits = [scenario] if scenario in fits else []
             if fits and draws[i, 0] < failure_rate:
                 name = fits[int(draws[i, 1] * len(fits))]
-                chosen.append((name, SCENARIOS[name].onset_s * (0.5 + draws[i, 2])))
+                onset = onset_delay_s + SCENARIOS[name].onset_s * (0.5 + draws[i, 2])
+                chosen.append((name, onset))
             else:
                 chosen.append(None)
         self.assignments = {self.device_ids[i]: c[0] for i, c in enumerate(chosen) if c}

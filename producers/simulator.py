@@ -41,6 +41,7 @@ class SimulationConfig:
     tenant_id: str = "default"
     failure_rate: float | None = None  # None: 0, or 0.1 when a scenario is named
     scenario: str | None = None
+    onset_delay_s: float = 0.0  # added to every failure onset
 
     @property
     def effective_failure_rate(self) -> float:
@@ -57,6 +58,7 @@ class SimulationConfig:
             failure_rate=self.effective_failure_rate,
             scenario=self.scenario,
             step_s=1.0 / self.rate_hz,
+            onset_delay_s=self.onset_delay_s,
         )
 
     def __post_init__(self) -> None:
@@ -79,6 +81,9 @@ class SimulationConfig:
             raise ValueError(msg)
         if self.failure_rate is not None and not 0.0 <= self.failure_rate <= 1.0:
             msg = f"--failure-rate must be in [0, 1], got {self.failure_rate}"
+            raise ValueError(msg)
+        if not 0 <= self.onset_delay_s < float("inf"):
+            msg = f"--onset-delay must be a finite number of seconds >= 0, got {self.onset_delay_s}"
             raise ValueError(msg)
         if self.duration_s is not None and self.duration_s <= 0:
             msg = f"--duration must be > 0 seconds, got {self.duration_s}"

@@ -33,12 +33,30 @@ __all__ = [
     "advance_alert",
     "alert_key",
     "apply_feedback",
+    "rule_rank",
     "tick_alert",
 ]
 
 Severity = Literal["INFO", "WARNING", "CRITICAL"]
 State = Literal["FIRING", "RESOLVED", "ACKNOWLEDGED"]
 _RANK = {"INFO": 0, "WARNING": 1, "CRITICAL": 2}
+
+
+def rule_rank(rule: str) -> int:
+    """How much a rule says about an incident, for escalation at equal severity.
+
+    A learned-model anomaly (0) < a predicted failure (1) < a breached safety limit (2):
+    an alert opened by an anomaly is re-sent when the same incident is predicted to fail or
+    breaches a limit, even at the same severity.
+
+    >>> rule_rank("anomaly:VIBRATION"), rule_rank("PREDICTED_FAILURE"), rule_rank("limit:X>1")
+    (0, 1, 2)
+    """
+    if rule.startswith("limit:"):
+        return 2
+    if rule.startswith("PREDICTED_FAILURE"):
+        return 1
+    return 0
 
 
 def alert_key(tenant_id: str, device_id: str, rule: str) -> str:
@@ -67,7 +85,12 @@ class AlertPolicy:
 
 @dataclass(frozen=True, slots=True)
 class Observation:
-    """The rule fired for this key at event time ``ts_ms``."""
+    """The rule fired for this key at event time ``ts_ms``.
+
+    ``group``, when set, replaces ``rule`` in the alert key: every rule observed with the same
+    group joins one alert (the detection stage groups all rules of a device: one incident, one
+    alert). ``attributes`` are added to the alert when it opens or escalates.
+    """
 
     tenant_id: str
     device_id: str
@@ -77,6 +100,8 @@ class Observation:
     device_type: str = "UNKNOWN"
     capability: str = "UNKNOWN"
     summary: str = ""
+    group: str = ""
+    attributes: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,7 +180,7 @@ def advance_alert(state: AlertState | None, obs: Observation, policy: AlertPolic
     if state is not None and obs.ts_ms <= state.last_seen:
         return state, None  # already applied (replay after restart) or out of order
     if state is None or state.state == "RESOLVED":
-        key = alert_key(obs.tenant_id, obs.device_id, obs.rule)
+        key = alert_key(obs.tenant_id, obs.device_id, obs.group or obs.rule)
         new = AlertState(
             alert_id=f"{key}@{obs.ts_ms}",
             alert_key=key,
@@ -170,13 +195,27 @@ def advance_alert(state: AlertState | None, obs: Observation, policy: AlertPolic
             last_seen=obs.ts_ms,
             last_sent=obs.ts_ms,
             summary=obs.summary,
+            attributes={**obs.attributes, "rules": obs.rule},
         )
         return new, new.to_record()
-    escalated = _RANK[obs.severity] > _RANK[state.severity]
+    escalated = (_RANK[obs.severity], rule_rank(obs.rule)) > (
+        _RANK[state.severity],
+        rule_rank(state.rule),
+    )
     seen = replace(state, last_seen=obs.ts_ms, duplicates=state.duplicates + 1)
     if escalated:
+        rules = state.attributes.get("rules", state.rule).split(",")
+        if obs.rule not in rules:
+            rules.append(obs.rule)
         return _emit(
-            seen, severity=obs.severity, state="FIRING", last_sent=obs.ts_ms, summary=obs.summary
+            seen,
+            severity=obs.severity,
+            rule=obs.rule,
+            capability=obs.capability,
+            state="FIRING",
+            last_sent=obs.ts_ms,
+            summary=obs.summary,
+            attributes={**state.attributes, **obs.attributes, "rules": ",".join(rules)},
         )
     if state.state == "FIRING" and obs.ts_ms - state.last_sent >= policy.repeat_interval_ms:
         return _emit(seen, last_sent=obs.ts_ms)

@@ -1,13 +1,31 @@
-"""The detection stage of the readings path: safety limits, per-series scores, alert dedup.
+"""The detection stage of the readings path: rules, learned models, predictions, one alert.
 
 Pure (no Kafka, no clock): :class:`DetectionStage` is fed every reading the readings
 processor accepted, in partition-offset order, and collects what must be produced:
 
 * ``AnomalyScore`` records (``telemetry.anomalies``): every score with ``is_anomaly`` set,
   plus, when ``score_sample_every`` > 0, every n-th score of a series (bounded volume);
-* ``Alert`` records (``telemetry.alerts``): state changes of the deduplicated alerts
-  (``streams.alerts``). Only static safety limits (``streams.detect.rules``) raise alerts in
-  this slice; learned-model anomalies are scored, not alerted.
+* ``Alert`` records (``telemetry.alerts``): state changes of the deduplicated alerts.
+
+Signals, per series (one sensor of a device, ``sensor_id``) unless said otherwise:
+
+* **safety limits** (``streams.detect.rules``): a breach is observed at once, no learning;
+* **learned anomalies**: the seasonal z-score + Page-Hinkley detector
+  (``streams.detect.univariate``) scores every reading; ``persistence`` anomalous readings
+  among the last ``persistence_window`` make an ``anomaly:{CAPABILITY}`` observation (one
+  noisy reading never pages anyone);
+* **predicted failure**: a series with a safety limit feeds its bucket means (``trend_bucket``
+  of event time) to a Theil-Sen time-to-limit estimate (``streams.detect.predictive``); a
+  crossing predicted inside ``horizon`` on ``trend_confirm`` buckets in a row is a
+  ``PREDICTED_FAILURE`` observation carrying the estimated time to failure;
+* **sensor health**: a normally varying series repeating one value ``stuck_after`` times
+  (``sensor:stuck:{CAPABILITY}``), and, per device, missing ticks (gaps in ``sequence``)
+  over ``gap_share`` of the recent ones (``device:gaps``).
+
+All observations of one device share one alert key ``{tenant}/{device}/device``: one incident,
+one alert. The alert opens with the first observation and is re-sent when a more serious
+rule joins (anomaly < predicted failure < safety limit) or the severity rises; its
+``attributes["rules"]`` lists the rules seen.
 
 Time is event time. Each input partition has a *detection watermark*: the largest event
 time seen on it. An alert is resolved once its partition's watermark is ``quiet_period``
@@ -17,11 +35,16 @@ whatever the batch boundaries, so a replay produces it identically).
 Restart safety: :meth:`DetectionStage.restore` loads the latest ``Alert`` record per key (read
 back from ``telemetry.alerts``); observations at or before an alert's ``last_seen`` are
 ignored by ``advance_alert``, so replayed readings neither re-send nor double-count. The
-detectors are not checkpointed: after a restart they warm up again (a known gap).
+per-device model state is checkpointed with :meth:`checkpoint` and reloaded with
+:meth:`load_checkpoint` (a compacted changelog topic in the worker); readings at or before a
+series' last learned event time are not learned twice.
 """
 
 from __future__ import annotations
 
+import math
+import pickle
+import zlib
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -31,18 +54,35 @@ from streams.alerts import (
     AlertPolicy,
     AlertState,
     Observation,
+    adapt_threshold,
     advance_alert,
     alert_key,
+    apply_feedback,
     tick_alert,
 )
-from streams.detect.rules import Breach, assess_reading, check_limits
+from streams.detect.predictive import TimeToLimit
+from streams.detect.rules import (
+    SAFETY_LIMITS,
+    STATE_CAPABILITIES,
+    Breach,
+    Limit,
+    assess_reading,
+    check_limits,
+)
 from streams.detect.univariate import SeasonalZScore
 
-__all__ = ["DetectionOutput", "DetectionStage", "limit_rule"]
+__all__ = [
+    "DEVICE_GROUP",
+    "DetectionConfig",
+    "DetectionOutput",
+    "DetectionStage",
+    "limit_rule",
+]
 
 Source = tuple[str, int]
-SeriesKey = tuple[str, str, str]  # (tenant, device, capability)
 DeviceKey = tuple[str, str]  # (tenant, device)
+DEVICE_GROUP = "device"
+_CHECKPOINT_VERSION = 1
 
 
 def limit_rule(capability: str, breach: Breach) -> str:
@@ -59,6 +99,43 @@ def limit_rule(capability: str, breach: Breach) -> str:
     return f"limit:{capability}:{side}"
 
 
+@dataclass(frozen=True, slots=True)
+class DetectionConfig:
+    """The knobs of the detection stage (settings ``ENVIROSTREAM_DETECTOR_*``)."""
+
+    warmup: int = 300
+    threshold: float = 6.0
+    persistence: int = 3
+    persistence_window: int = 10
+    trend_bucket_ms: int = 300_000
+    trend_points: int = 24
+    horizon_ms: int = 6 * 3_600_000
+    trend_confirm: int = 3
+    stuck_after: int = 30
+    gap_share: float = 0.2
+    score_sample_every: int = 0
+
+    def __post_init__(self) -> None:
+        checks = {
+            "warmup": self.warmup >= 0,
+            "threshold": math.isfinite(self.threshold) and self.threshold > 0,
+            "persistence": 1 <= self.persistence <= self.persistence_window,
+            "persistence_window": 1 <= self.persistence_window <= 64,
+            "trend_bucket_ms": self.trend_bucket_ms > 0,
+            "trend_points": self.trend_points >= 4,
+            "horizon_ms": self.horizon_ms > 0,
+            "trend_confirm": self.trend_confirm >= 1,
+            "stuck_after": self.stuck_after >= 2,
+            "gap_share": 0 < self.gap_share <= 1,
+            "score_sample_every": self.score_sample_every >= 0,
+        }
+        bad = [name for name, ok in checks.items() if not ok]
+        if bad:
+            value = getattr(self, bad[0])
+            msg = f"DetectionConfig.{bad[0]} is out of range: {value!r}"
+            raise ValueError(msg)
+
+
 @dataclass
 class DetectionOutput:
     """What one batch produced, and the counts for the metrics."""
@@ -70,31 +147,89 @@ class DetectionOutput:
     suspect: int = 0
 
 
+def _trend_limit(device_type: str, capability: str) -> Limit | None:
+    """The first-reached limit of a capability (the least severe, e.g. WARNING), if any."""
+    limits = SAFETY_LIMITS.get((device_type, capability), ()) + SAFETY_LIMITS.get(
+        ("*", capability), ()
+    )
+    if not limits:
+        return None
+    above = [lim for lim in limits if lim.direction == "above"]
+    if above:
+        return min(above, key=lambda lim: lim.bound)
+    return max(limits, key=lambda lim: lim.bound)
+
+
+@dataclass
+class SeriesState:
+    """The learned state of one sensor: detector, persistence, flat-line and trend."""
+
+    capability: str
+    detector: SeasonalZScore
+    trend: TimeToLimit | None = None
+    threshold: float | None = None  # raised by false-positive feedback
+    last_ts: int = -1  # last learned event time: a replay does not learn twice
+    hits: int = 0  # bit mask of the last anomalies (1 = anomalous)
+    max_score: float = 0.0  # largest score while the current run of hits lasts
+    last_value: float = math.nan
+    run: int = 0  # consecutive readings equal to the one before
+    repeat_share: float = 0.0  # learned share of readings equal to the one before
+    bucket_start: int = -1
+    bucket_sum: float = 0.0
+    bucket_n: int = 0
+    trend_hits: int = 0
+
+
+@dataclass
+class DeviceState:
+    """Everything learned about one device (the unit of checkpointing)."""
+
+    device_type: str
+    series: dict[str, SeriesState] = field(default_factory=dict)
+    last_seq: int | None = None
+    ticks: int = 0
+    missing: float = 0.0  # exponentially weighted share of missing ticks
+
+
 class DetectionStage:
     """Per-reading detection and alert deduplication for the partitions of one worker."""
 
     def __init__(
         self,
+        config: DetectionConfig | None = None,
         *,
-        warmup: int,
-        threshold: float = 6.0,
         policy: AlertPolicy | None = None,
-        score_sample_every: int = 0,
+        warmup: int | None = None,
+        threshold: float | None = None,
+        score_sample_every: int | None = None,
     ) -> None:
-        if score_sample_every < 0:
-            msg = f"score_sample_every must be >= 0, got {score_sample_every}"
-            raise ValueError(msg)
-        self.warmup = warmup
-        self.threshold = threshold
+        config = config or DetectionConfig()
+        overrides = {
+            k: v
+            for k, v in (
+                ("warmup", warmup),
+                ("threshold", threshold),
+                ("score_sample_every", score_sample_every),
+            )
+            if v is not None
+        }
+        if overrides:
+            values = {f: getattr(config, f) for f in DetectionConfig.__dataclass_fields__}
+            config = DetectionConfig(**{**values, **overrides})
+        self.config = config
         self.policy = policy or AlertPolicy()
-        self.score_sample_every = score_sample_every
-        self.detectors: dict[SeriesKey, SeasonalZScore] = {}
-        self.device_types: dict[DeviceKey, str] = {}
+        self.devices: dict[DeviceKey, DeviceState] = {}
         self.device_source: dict[DeviceKey, Source] = {}
+        self.dirty: set[DeviceKey] = set()
         self.watermark: dict[Source, int] = {}
         self.alerts: dict[str, AlertState] = {}
         self.open_alerts: dict[str, DeviceKey] = {}  # alert keys not RESOLVED
         self.out = DetectionOutput()
+        self._gap_alpha = 1.0 / 30.0
+
+    @property
+    def warmup(self) -> int:
+        return self.config.warmup
 
     # -- per reading --------------------------------------------------------------------
     def observe(self, src: Source, reading: Mapping[str, Any]) -> None:
@@ -108,6 +243,7 @@ class DetectionStage:
         if wm is None or ts > wm:
             self.watermark[src] = ts
         self.device_source[device] = src
+        dev = self.devices.get(device)
         # The wall-clock time rules of assess_reading are not applied (now_ms = ts):
         # replays and accelerated simulations carry event times far from the clock.
         verdict, reason = assess_reading(
@@ -116,78 +252,227 @@ class DetectionStage:
             ts_ms=ts,
             now_ms=ts,
             device_type=dtype,
-            known_device_type=self.device_types.get(device),
+            known_device_type=dev.device_type if dev is not None else None,
         )
-        if reason == "device_type_changed":
-            self._reset_device(device)
-        self.device_types[device] = dtype
+        if dev is None or reason == "device_type_changed":
+            dev = self.devices[device] = DeviceState(dtype)  # a new type starts a new warm-up
+        self.dirty.add(device)
+        self._sequence(device, dev, reading.get("sequence"), ts, dtype)
         if verdict != "OK":
             self.out.suspect += 1
             if reason == "out_of_physical_range":
                 return  # not a real measurement: no alert, no score, no learning
         breach = check_limits(dtype, cap, value)
         if breach is not None:
-            obs = Observation(
-                tenant_id=device[0],
-                device_id=device[1],
-                rule=limit_rule(cap, breach),
-                severity=breach.severity,
-                ts_ms=ts,
-                device_type=dtype,
-                capability=cap,
-                summary=f"{cap} {value:g} breaches {breach.rule} ({breach.severity})",
+            self._observe(
+                device,
+                limit_rule(cap, breach),
+                breach.severity,
+                ts,
+                dtype,
+                cap,
+                f"{cap} {value:g} breaches {breach.rule} ({breach.severity})",
             )
-            self._observe_alert(obs)
-        self._score(src, reading, learn=verdict == "OK" and reading.get("quality") == "GOOD")
+        if cap in STATE_CAPABILITIES:
+            return
+        key = reading.get("sensor_id") or cap
+        ser = dev.series.get(key)
+        if ser is None:
+            ser = dev.series[key] = SeriesState(
+                cap, SeasonalZScore(warmup=self.config.warmup, threshold=self.config.threshold)
+            )
+            limit = _trend_limit(dtype, cap)
+            if limit is not None:
+                ser.trend = TimeToLimit(
+                    limit=limit.bound,
+                    direction=limit.direction,
+                    horizon_s=self.config.horizon_ms / 1000.0,
+                    size=self.config.trend_points,
+                    warmup=self.config.trend_points // 2,
+                )
+        learn = verdict == "OK" and reading.get("quality") == "GOOD" and ts > ser.last_ts
+        self._score(device, ser, reading, learn=learn)
+        if learn:
+            ser.last_ts = ts
+            self._flat_line(device, ser, value, ts, dtype)
+            if ser.trend is not None:
+                self._trend(device, ser, value, ts, dtype)
 
-    def _score(self, src: Source, reading: Mapping[str, Any], *, learn: bool) -> None:
-        key: SeriesKey = (reading["tenant_id"], reading["device_id"], reading["capability"])
-        det = self.detectors.get(key)
-        if det is None:
-            det = self.detectors[key] = SeasonalZScore(warmup=self.warmup, threshold=self.threshold)
+    def _score(
+        self, device: DeviceKey, ser: SeriesState, reading: Mapping[str, Any], *, learn: bool
+    ) -> None:
+        det = ser.detector
         ts: int = reading["timestamp"]
         value: float = reading["value"]
         n = det.n_learned
         s = det.process_one(value, ts, learn=learn)
-        sampled = self.score_sample_every > 0 and s.warm and n % self.score_sample_every == 0
-        if not (s.is_anomaly or sampled):
+        flagged = s.is_anomaly and (ser.threshold is None or s.score >= ser.threshold)
+        cfg = self.config
+        if learn:
+            ser.hits = ((ser.hits << 1) | flagged) & ((1 << cfg.persistence_window) - 1)
+            ser.max_score = max(ser.max_score, s.score) if ser.hits else 0.0
+            if flagged and ser.hits.bit_count() >= cfg.persistence:
+                cap = ser.capability
+                self._observe(
+                    device,
+                    f"anomaly:{cap}",
+                    "WARNING",
+                    ts,
+                    reading["device_type"],
+                    cap,
+                    f"{cap} anomalous: {ser.hits.bit_count()} of the last "
+                    f"{cfg.persistence_window} readings scored >= {s.threshold:g} "
+                    f"(last {s.score:.1f}, value {value:g})",
+                    {f"score:{cap}": f"{ser.max_score:.3f}"},
+                )
+        sampled = cfg.score_sample_every > 0 and s.warm and n % cfg.score_sample_every == 0
+        if not (flagged or sampled):
             return
-        if s.is_anomaly:
+        if flagged:
             self.out.anomaly_counts[(s.detector, reading["device_type"])] += 1
         self.out.anomalies.append(
             {
                 "ts": ts,
-                "tenant_id": key[0],
-                "device_id": key[1],
+                "tenant_id": device[0],
+                "device_id": device[1],
                 "device_type": reading["device_type"],
-                "capability": key[2],
+                "capability": ser.capability,
                 "detector": s.detector,
                 "score": s.score,
-                "threshold": s.threshold,
+                "threshold": ser.threshold or s.threshold,
                 "value": value,
-                "is_anomaly": s.is_anomaly,
+                "is_anomaly": flagged,
                 "reading_id": reading.get("reading_id") or "",
             }
         )
 
-    def _reset_device(self, device: DeviceKey) -> None:
-        for key in [k for k in self.detectors if k[:2] == device]:
-            del self.detectors[key]
+    def _flat_line(
+        self, device: DeviceKey, ser: SeriesState, value: float, ts: int, dtype: str
+    ) -> None:
+        same = value == ser.last_value
+        ser.last_value = value
+        ser.run = ser.run + 1 if same else 0
+        if ser.run < self.config.stuck_after:
+            # learned outside of flat runs: a series that often repeats (a gear, a switch)
+            # is never called stuck
+            ser.repeat_share += 0.01 * (float(same) - ser.repeat_share)
+            return
+        if ser.detector.is_warm and ser.repeat_share < 0.05:
+            cap = ser.capability
+            self._observe(
+                device,
+                f"sensor:stuck:{cap}",
+                "WARNING",
+                ts,
+                dtype,
+                cap,
+                f"{cap} stuck at {value:g} for {ser.run + 1} readings",
+            )
+
+    def _trend(
+        self, device: DeviceKey, ser: SeriesState, value: float, ts: int, dtype: str
+    ) -> None:
+        cfg = self.config
+        trend = cast(TimeToLimit, ser.trend)
+        bucket = ts - ts % cfg.trend_bucket_ms
+        if ser.bucket_start == bucket or ser.bucket_start < 0:
+            ser.bucket_start = bucket
+            ser.bucket_sum += value
+            ser.bucket_n += 1
+            return
+        mean = ser.bucket_sum / ser.bucket_n
+        trend.learn_one(mean, ser.bucket_start + cfg.trend_bucket_ms // 2)
+        ser.bucket_start, ser.bucket_sum, ser.bucket_n = bucket, value, 1
+        if not (trend.is_warm and ser.detector.is_warm):
+            return
+        eta = trend.time_to_limit_s(bucket)
+        if eta is None or eta <= 0 or eta * 1000 > cfg.horizon_ms:
+            ser.trend_hits = 0
+            return
+        ser.trend_hits += 1
+        if ser.trend_hits >= cfg.trend_confirm:
+            cap = ser.capability
+            side = "above" if trend.direction == "above" else "below"
+            self._observe(
+                device,
+                "PREDICTED_FAILURE",
+                "WARNING",
+                ts,
+                dtype,
+                cap,
+                f"{cap} predicted {side} {trend.limit:g} in {eta / 3600:.1f} h "
+                f"(now {mean:g})",
+                {"time_to_failure_s": f"{eta:.0f}", "predicted_capability": cap},
+            )
+
+    def _sequence(
+        self, device: DeviceKey, dev: DeviceState, seq: Any, ts: int, dtype: str
+    ) -> None:
+        """Missing ticks of a device: gaps in its ``sequence`` (one number per tick)."""
+        if not isinstance(seq, int) or (dev.last_seq is not None and seq <= dev.last_seq):
+            return
+        a = self._gap_alpha
+        if dev.last_seq is not None:
+            for _ in range(min(seq - dev.last_seq - 1, 200)):
+                dev.missing += a * (1.0 - dev.missing)
+        dev.missing *= 1.0 - a
+        dev.last_seq = seq
+        dev.ticks += 1
+        if dev.ticks > 2 / a and dev.missing >= self.config.gap_share:
+            self._observe(
+                device,
+                "device:gaps",
+                "WARNING",
+                ts,
+                dtype,
+                "UNKNOWN",
+                f"{dev.missing:.0%} of the recent ticks of {device[1]} are missing",
+            )
 
     # -- alerts -------------------------------------------------------------------------
-    def _observe_alert(self, obs: Observation) -> None:
-        key = alert_key(obs.tenant_id, obs.device_id, obs.rule)
+    def _observe(
+        self,
+        device: DeviceKey,
+        rule: str,
+        severity: Any,
+        ts: int,
+        dtype: str,
+        cap: str,
+        summary: str,
+        attributes: dict[str, str] | None = None,
+    ) -> None:
+        obs = Observation(
+            tenant_id=device[0],
+            device_id=device[1],
+            rule=rule,
+            severity=severity,
+            ts_ms=ts,
+            device_type=dtype,
+            capability=cap,
+            summary=summary,
+            group=DEVICE_GROUP,
+            attributes=attributes or {},
+        )
+        key = alert_key(device[0], device[1], DEVICE_GROUP)
         state = self.alerts.get(key)
         if state is not None:
-            src = self.device_source.get((obs.tenant_id, obs.device_id))
+            src = self.device_source.get(device)
             wm = self.watermark.get(src) if src is not None else None
             if wm is not None:
                 state = self._tick(key, state, wm)
         dups = state.duplicates if state is not None else 0
         new, record = advance_alert(state, obs, self.policy)
+        if attributes and record is None and new.state != "RESOLVED":
+            merged = {**new.attributes}
+            for k, v in attributes.items():
+                if k.startswith("score:") and float(merged.get(k, "0")) >= float(v):
+                    continue
+                merged[k] = v
+            if merged != new.attributes:
+                new = AlertState(**{**new.to_dict(), "attributes": merged})
         self.alerts[key] = new
         if new.state != "RESOLVED":
-            self.open_alerts[key] = (obs.tenant_id, obs.device_id)
+            self.open_alerts[key] = device
         if record is not None:
             self.out.alerts.append(record)
         elif new.duplicates > dups:
@@ -217,6 +502,80 @@ class DetectionStage:
         """What was produced since the last call."""
         out, self.out = self.out, DetectionOutput()
         return out
+
+    # -- operator feedback --------------------------------------------------------------
+    def feedback(self, alert_id: str, kind: str, now_ms: int) -> bool:
+        """Apply ``ack`` or ``false_positive`` to the alert ``alert_id`` if it is held here.
+
+        A false positive raises the thresholds of the series whose anomalies the alert
+        reported (``adapt_threshold`` above the alert's largest score); safety limits are
+        never changed by feedback. Returns whether the alert was found.
+        """
+        key = alert_id.rsplit("@", 1)[0]
+        state = self.alerts.get(key)
+        if state is None or state.alert_id != alert_id:
+            return False
+        new, record = apply_feedback(state, cast(Any, kind), now_ms)
+        self.alerts[key] = new
+        if new.state == "RESOLVED":
+            self.open_alerts.pop(key, None)
+        if record is not None:
+            self.out.alerts.append(record)
+        if kind == "false_positive" and record is not None:
+            dev = self.devices.get((state.tenant_id, state.device_id))
+            if dev is not None:
+                for attr, score in state.attributes.items():
+                    if not attr.startswith("score:"):
+                        continue
+                    cap = attr.removeprefix("score:")
+                    for ser in dev.series.values():
+                        if ser.capability == cap:
+                            current = ser.threshold or self.config.threshold
+                            ser.threshold = adapt_threshold(current, float(score))
+                self.dirty.add((state.tenant_id, state.device_id))
+        return True
+
+    def thresholds(self, device: DeviceKey) -> dict[str, float]:
+        """The adapted thresholds of a device's series (sensor → threshold)."""
+        dev = self.devices.get(device)
+        if dev is None:
+            return {}
+        return {k: s.threshold for k, s in dev.series.items() if s.threshold is not None}
+
+    # -- checkpoints --------------------------------------------------------------------
+    def checkpoint(self) -> list[tuple[bytes, bytes]]:
+        """``(key, value)`` of every device changed since the last call (changelog records)."""
+        out = []
+        for device in self.dirty:
+            dev = self.devices.get(device)
+            if dev is None:
+                continue
+            blob = pickle.dumps((_CHECKPOINT_VERSION, dev), protocol=pickle.HIGHEST_PROTOCOL)
+            out.append((f"{device[0]}/{device[1]}".encode(), zlib.compress(blob, 1)))
+        self.dirty.clear()
+        return out
+
+    def load_checkpoint(self, records: Iterable[tuple[bytes, bytes]]) -> int:
+        """Restore devices not held in memory from changelog records; returns how many.
+
+        A record that does not load (another version, corrupt) is skipped: that device warms
+        up again, nothing else is affected.
+        """
+        n = 0
+        for key, value in records:
+            tenant, _, device_id = key.decode(errors="replace").partition("/")
+            device = (tenant, device_id)
+            if device in self.devices:
+                continue
+            try:
+                version, dev = pickle.loads(zlib.decompress(value))  # noqa: S301 (own changelog)
+            except Exception:  # noqa: BLE001 - any undecodable record just means a cold start
+                continue
+            if version != _CHECKPOINT_VERSION or not isinstance(dev, DeviceState):
+                continue
+            self.devices[device] = dev
+            n += 1
+        return n
 
     # -- restart and rebalance ----------------------------------------------------------
     def restore(self, records: Iterable[Mapping[str, Any]]) -> int:
@@ -262,7 +621,7 @@ class DetectionStage:
             self.watermark.pop(src, None)
         kept = {d for d, s in self.device_source.items() if s not in gone}
         self.device_source = {d: self.device_source[d] for d in kept}
-        self.detectors = {k: v for k, v in self.detectors.items() if k[:2] in kept}
-        self.device_types = {k: v for k, v in self.device_types.items() if k in kept}
+        self.devices = {k: v for k, v in self.devices.items() if k in kept}
+        self.dirty &= kept
         self.alerts = {k: v for k, v in self.alerts.items() if (v.tenant_id, v.device_id) in kept}
         self.open_alerts = {k: v for k, v in self.open_alerts.items() if v in kept}

@@ -19,6 +19,7 @@ __all__ = [
     "MAX_PAST_MS",
     "PHYSICAL_RANGES",
     "SAFETY_LIMITS",
+    "STATE_CAPABILITIES",
     "Breach",
     "Limit",
     "assess_reading",
@@ -72,13 +73,14 @@ class Limit:
 
 
 SAFETY_LIMITS: dict[tuple[str, str], tuple[Limit, ...]] = {
-    # Li-ion envelope: above 60 degC or outside 2.5-4.25 V per cell is unsafe
+    # Li-ion envelope: above 60 degC or outside 2.5-4.3 V per cell is unsafe (4.2 V is the
+    # usual end of charge; charging current adds I*R0 on top of it)
     ("BATTERY_PACK", "CELL_TEMPERATURE"): (
         Limit("above", 60.0, "CRITICAL"),
         Limit("above", 50.0, "WARNING"),
     ),
     ("BATTERY_PACK", "CELL_VOLTAGE"): (
-        Limit("above", 4.25, "CRITICAL"),
+        Limit("above", 4.3, "CRITICAL"),
         Limit("below", 2.5, "CRITICAL"),
     ),
     # IEC 60076-7 / IEEE C57.91: 140 degC hot spot is the emergency limit
@@ -106,6 +108,24 @@ SAFETY_LIMITS: dict[tuple[str, str], tuple[Limit, ...]] = {
     ),
     ("VEHICLE", "OIL_PRESSURE"): (Limit("below", 100.0, "CRITICAL"),),
 }
+
+STATE_CAPABILITIES = frozenset(
+    {
+        "STATE_OF_CHARGE",
+        "STATE_OF_HEALTH",
+        "FUEL_LEVEL",
+        "BRAKE_PAD_WEAR",
+        "ODOMETER",
+        "LATITUDE",
+        "LONGITUDE",
+        "HEADING",
+        "ALTITUDE",
+        "GEAR",
+    }
+)
+"""Integrated states, positions and selectors, not measurements with a stable distribution
+(a refuel, a charge or a route is not an anomaly): the learned detectors leave them alone;
+safety limits still apply."""
 
 MAX_FUTURE_MS = 5 * 60_000
 """A reading more than this ahead of the worker's clock is refused (``future_timestamp``)."""

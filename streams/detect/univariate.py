@@ -61,6 +61,7 @@ class SeasonalZScore(Detector[float]):
         drift_threshold: float = 60.0,
         drift_release: float = 1.0,
         min_std: float = 1e-6,
+        rel_std_floor: float = 0.005,
     ) -> None:
         super().__init__(warmup=warmup, threshold=threshold)
         if not 0.0 < profile_rate <= 1.0:
@@ -73,6 +74,7 @@ class SeasonalZScore(Detector[float]):
         self.profile_rate = profile_rate
         self.drift_release = drift_release
         self.min_std = min_std
+        self.rel_std_floor = rel_std_floor
         self._fast = stats.EWMean(fast_fading)
         self._var = stats.EWVar(var_fading)
         self._level = stats.EWMean(fast_fading)  # fast mean of clipped z: drift release
@@ -95,11 +97,17 @@ class SeasonalZScore(Detector[float]):
             return self._profile[i0] * (1.0 - frac) + self._profile[i1] * frac
         return float(self._fast.get()) if self.n_learned else 0.0
 
+    def _std(self, base: float) -> float:
+        """The residual's standard deviation, floored: ``rel_std_floor`` of the level (a few
+        millivolts on a 3.3 V cell plateau are not an anomaly, however quiet the cell)."""
+        std = math.sqrt(max(self._var.get(), 0.0))
+        return max(std, self.min_std, self.rel_std_floor * abs(base))
+
     def _z(self, x: float, ts_ms: int) -> float:
         if self.n_learned < 2:
             return 0.0
-        std = max(math.sqrt(max(self._var.get(), 0.0)), self.min_std)
-        return (x - self._baseline(ts_ms)) / std
+        base = self._baseline(ts_ms)
+        return (x - base) / self._std(base)
 
     def _score(self, x: float, ts_ms: int) -> float:
         z = abs(self._z(x, ts_ms))
@@ -108,8 +116,8 @@ class SeasonalZScore(Detector[float]):
     def _learn(self, x: float, ts_ms: int) -> None:
         z = self._z(x, ts_ms)
         zc = max(-self.clip, min(self.clip, z))
-        std = max(math.sqrt(max(self._var.get(), 0.0)), self.min_std)
         base = self._baseline(ts_ms)
+        std = self._std(base)
         # once warm, learning is winsorised: an outlier moves the baseline by at most ``clip``
         # std; during warm-up the variance is not yet trustworthy, so values are taken as is
         xw = base + zc * std if self.is_warm else x
