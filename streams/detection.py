@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from streams.alerts import (
     AlertPolicy,
@@ -38,7 +38,10 @@ from streams.alerts import (
 from streams.detect.rules import Breach, assess_reading, check_limits
 from streams.detect.univariate import SeasonalZScore
 
-__all__ = ["DetectionOutput", "DetectionStage", "limit_rule"]
+if TYPE_CHECKING:
+    from envirostream.settings import Settings
+
+__all__ = ["DetectionOutput", "DetectionStage", "detection_stage_from_settings", "limit_rule"]
 
 Source = tuple[str, int]
 SeriesKey = tuple[str, str, str]  # (tenant, device, capability)
@@ -266,3 +269,20 @@ class DetectionStage:
         self.device_types = {k: v for k, v in self.device_types.items() if k in kept}
         self.alerts = {k: v for k, v in self.alerts.items() if (v.tenant_id, v.device_id) in kept}
         self.open_alerts = {k: v for k, v in self.open_alerts.items() if v in kept}
+
+
+def detection_stage_from_settings(settings: Settings) -> DetectionStage:
+    """The detection stage the worker runs, configured from ``settings``.
+
+    One place for this construction: the worker (``streams.app``) and the benchmarks that
+    feed readings to the stage directly (``bench.nab --offline``) use it.
+    """
+    return DetectionStage(
+        warmup=settings.detector_warmup,
+        threshold=settings.detector_threshold,
+        policy=AlertPolicy(
+            quiet_period_ms=round(settings.alert_quiet_period_seconds * 1000),
+            repeat_interval_ms=round(settings.alert_repeat_interval_seconds * 1000),
+        ),
+        score_sample_every=settings.anomaly_sample_every,
+    )
