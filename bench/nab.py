@@ -198,7 +198,8 @@ def window_rows(
 def detection_rows(timestamps: Sequence[int], detections_ms: Iterable[int]) -> list[int]:
     """The rows detections fall on (the last row at or before each), distinct and sorted.
 
-    NAB's detections are per row, so two detections on one row count once.
+    NAB's detections are per row, so two detections on one row count once. (Two NAB files
+    step back one hour at a DST change; there the row found is approximate.)
     """
     rows = set()
     for t in detections_ms:
@@ -450,9 +451,8 @@ def pipeline_detections(
         # Rows sharing a timestamp share a reading id, and the store keeps one of them
         # (NAB has such rows: repeated hours at DST changes), so wait for distinct times.
         expected = {f.device: len(set(f.timestamps)) for f in files}
-        producer: RecordProducer | None = RecordProducer(settings.bootstrap_servers)
+        producer = RecordProducer(settings.bootstrap_servers)
         for f, offset in zip(files, offsets, strict=True):
-            assert producer is not None
             before = producer.delivered
             report = replay(
                 CsvSource(f.path, "timestamp", "value"),
@@ -471,7 +471,7 @@ def pipeline_detections(
                     f"{report.skipped} rows skipped ({report.last_error})"
                 )
                 raise EnviroStreamError(msg)
-        producer = None  # release the connection before the broker stops
+        del producer  # release the connection before the broker stops
         timings["replay_s"] = time.perf_counter() - t0
 
         def stored() -> bool:
