@@ -140,10 +140,20 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--interval", type=float, default=2.0, help="seconds between redraws")
 
     bench = sub.add_parser("bench", help="run a benchmark; last line is JSON")
-    bench.add_argument("name", choices=["throughput", "simulator"])
+    bench.add_argument("name", choices=["throughput", "simulator", "nab"])
     bench.add_argument("--readings", type=int, default=200_000, help="throughput: readings")
     bench.add_argument("--devices", type=int, default=10_000, help="simulator: fleet size")
     bench.add_argument("--seconds", type=int, default=10, help="simulator: event seconds")
+    bench.add_argument(
+        "--offline",
+        action="store_true",
+        help="nab: feed the detection stage directly instead of replaying through the pipeline",
+    )
+    bench.add_argument(
+        "--nab-dir",
+        default=None,
+        help="nab: the NAB dataset (default: ENVIROSTREAM_NAB_DIR, else ../shared/datasets/nab)",
+    )
     return parser
 
 
@@ -205,6 +215,11 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         from bench.simulator import run_simulator_bench
 
         run_simulator_bench(settings, devices=args.devices, seconds=args.seconds)
+        return 0
+    if cmd == "bench" and args.name == "nab":
+        from bench.nab import run_nab_bench
+
+        run_nab_bench(settings, offline=args.offline, nab_dir=args.nab_dir)
         return 0
     if cmd == "bench":
         from bench.throughput import run_throughput_bench

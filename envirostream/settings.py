@@ -33,6 +33,11 @@ class Settings(BaseSettings):
         default=Path(".cache"),
         description="Downloaded artefacts kept between runs (Kafka's jars from Maven Central).",
     )
+    nab_dir: Path | None = Field(
+        default=None,
+        description="The NAB dataset read by `envirostream bench nab` (or `--nab-dir`); "
+        "unset = `../shared/datasets/nab` relative to the repository root.",
+    )
     # --- Kafka -------------------------------------------------------------------------
     kafka_bootstrap: str | None = Field(
         default=None,

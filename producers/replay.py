@@ -170,8 +170,13 @@ def replay(
     stop: threading.Event | None = None,
     on_bad_row: Callable[[BadRow], None] | None = None,
     metrics: ProducerMetrics | None = None,
+    time_offset_ms: int = 0,
 ) -> ReplayReport:
-    """Send the source's rows as readings of one device/capability, paced by ``speed``."""
+    """Send the source's rows as readings of one device/capability, paced by ``speed``.
+
+    ``time_offset_ms`` is added to every row's event time (and so to its reading id); the
+    NAB benchmark uses it to lay several recorded files end to end on one time axis.
+    """
     stop = stop or threading.Event()
     report = ReplayReport()
     sensor = f"{device_id}/{capability.lower()}"
@@ -207,16 +212,17 @@ def replay(
                 send()
                 if stop.wait(delay):
                     break
+        ts = item.ts_ms + time_offset_ms
         pending.append(
             {
-                "reading_id": f"{sensor}@{item.ts_ms}",
+                "reading_id": f"{sensor}@{ts}",
                 "device_id": device_id,
                 "device_type": "UNKNOWN",
                 "sensor_id": sensor,
                 "capability": capability,
                 "value": item.value,
                 "unit": "",
-                "timestamp": item.ts_ms,
+                "timestamp": ts,
                 "sequence": seq,
                 "tenant_id": tenant_id,
                 "attributes": {"source": source.path.name, "line": str(item.line)},

@@ -37,8 +37,7 @@ from sinks.alertmanager import AlertmanagerForwarder
 from sinks.topic_sink import TOPIC_SINKS, TopicSinkBuffer
 from sinks.writer import ClickHouseWriter, RowBuffer
 from streams.alert_log import read_latest_alerts
-from streams.alerts import AlertPolicy
-from streams.detection import DetectionOutput, DetectionStage
+from streams.detection import DetectionOutput, detection_stage_from_settings
 from streams.health import ConsumerLagProbe, LastSeen
 from streams.readings import DeadLetter, InputRecord, ReadingsProcessor, Source
 from topics import AGGREGATES, ALERTS, ANOMALIES, DLQ, READINGS
@@ -76,15 +75,7 @@ class PipelineWorker:
         self.metrics = metrics
         self._commit = commit
         self._clock = clock
-        self.detection = DetectionStage(
-            warmup=settings.detector_warmup,
-            threshold=settings.detector_threshold,
-            policy=AlertPolicy(
-                quiet_period_ms=round(settings.alert_quiet_period_seconds * 1000),
-                repeat_interval_ms=round(settings.alert_repeat_interval_seconds * 1000),
-            ),
-            score_sample_every=settings.anomaly_sample_every,
-        )
+        self.detection = detection_stage_from_settings(settings)
         self.processor = ReadingsProcessor(
             codec,
             window_ms=settings.window_ms,

@@ -48,7 +48,7 @@ import zlib
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from streams.alerts import (
     AlertPolicy,
@@ -71,11 +71,15 @@ from streams.detect.rules import (
 )
 from streams.detect.univariate import SeasonalZScore
 
+if TYPE_CHECKING:
+    from envirostream.settings import Settings
+
 __all__ = [
     "DEVICE_GROUP",
     "DetectionConfig",
     "DetectionOutput",
     "DetectionStage",
+    "detection_stage_from_settings",
     "limit_rule",
 ]
 
@@ -625,3 +629,20 @@ class DetectionStage:
         self.dirty &= kept
         self.alerts = {k: v for k, v in self.alerts.items() if (v.tenant_id, v.device_id) in kept}
         self.open_alerts = {k: v for k, v in self.open_alerts.items() if v in kept}
+
+
+def detection_stage_from_settings(settings: Settings) -> DetectionStage:
+    """The detection stage the worker runs, configured from ``settings``.
+
+    One place for this construction: the worker (``streams.app``) and the benchmarks that
+    feed readings to the stage directly (``bench.nab --offline``) use it.
+    """
+    return DetectionStage(
+        warmup=settings.detector_warmup,
+        threshold=settings.detector_threshold,
+        policy=AlertPolicy(
+            quiet_period_ms=round(settings.alert_quiet_period_seconds * 1000),
+            repeat_interval_ms=round(settings.alert_repeat_interval_seconds * 1000),
+        ),
+        score_sample_every=settings.anomaly_sample_every,
+    )

@@ -111,6 +111,11 @@ class SeasonalZScore(Detector[float]):
 
     def _score(self, x: float, ts_ms: int) -> float:
         z = abs(self._z(x, ts_ms))
+        if self.n_learned >= 2:
+            # far from the daily profile *and* from the recent level: a state that differs
+            # from yesterday's (a battery at another charge) is not an anomaly by itself
+            base = self._baseline(ts_ms)
+            z = min(z, abs(x - float(self._fast.get())) / self._std(base))
         return max(z, self.threshold) if self.drifting else z
 
     def _learn(self, x: float, ts_ms: int) -> None:

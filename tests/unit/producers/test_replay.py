@@ -13,8 +13,10 @@ from producers.replay import (
     Row,
     parse_speed,
     parse_timestamp,
+    replay,
     resolve_capability,
 )
+from schemas import AvroCodec
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 NAB = DATA / "nab_machine_temperature_excerpt.csv"
@@ -87,3 +89,56 @@ def test_speed_option() -> None:
     for bad in ("0", "-2", "fast", "inf"):
         with pytest.raises(ReplayError, match="--speed"):
             parse_speed(bad)
+
+
+class _CollectingProducer:
+    """Stands in for RecordProducer: keeps what would be sent."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes, bytes]] = []
+        self.delivered = 0
+        self.last_error: str | None = None
+
+    def send_batch(self, topic: str, keys: list[bytes], values: list[bytes]) -> None:
+        self.sent.extend((topic, k, v) for k, v in zip(keys, values, strict=True))
+        self.delivered += len(values)
+
+    def flush(self, timeout: float = 0.0) -> int:
+        return 0
+
+
+def _replayed(tmp_path: Path, **kwargs: int) -> list[dict]:
+    f = tmp_path / "log.csv"
+    f.write_text("timestamp,value\n2014-01-01 00:00:00,1.5\n2014-01-01 00:05:00,2.5\n")
+    producer = _CollectingProducer()
+    codec = AvroCodec()
+    report = replay(
+        CsvSource(f, "timestamp", "value"),
+        "dev-1",
+        "GENERIC",
+        producer,  # type: ignore[arg-type]
+        codec,
+        "readings",
+        **kwargs,
+    )
+    assert report.sent == report.delivered == 2
+    return [codec.decode(v, "UniversalSensorReading") for _, _, v in producer.sent]
+
+
+def test_replay_keeps_original_event_times_by_default(tmp_path: Path) -> None:
+    got = _replayed(tmp_path)
+    t0 = 1_388_534_400_000  # 2014-01-01T00:00:00Z
+    assert [r["timestamp"] for r in got] == [t0, t0 + 300_000]
+    assert got[0]["reading_id"] == f"dev-1/generic@{t0}"
+    assert [r["value"] for r in got] == [1.5, 2.5]
+
+
+def test_replay_time_offset_shifts_event_times_and_ids(tmp_path: Path) -> None:
+    day = 86_400_000
+    got = _replayed(tmp_path, time_offset_ms=day)
+    t0 = 1_388_534_400_000 + day
+    assert [r["timestamp"] for r in got] == [t0, t0 + 300_000]
+    assert [r["reading_id"] for r in got] == [
+        f"dev-1/generic@{t0}",
+        f"dev-1/generic@{t0 + 300_000}",
+    ]
