@@ -165,6 +165,13 @@ def _emit(current: AlertState, /, **changes: Any) -> tuple[AlertState, dict[str,
     return new, new.to_record()
 
 
+def _escalates(state: AlertState, obs: Observation) -> bool:
+    return (_RANK[obs.severity], rule_rank(obs.rule)) > (
+        _RANK[state.severity],
+        rule_rank(state.rule),
+    )
+
+
 def advance_alert(state: AlertState | None, obs: Observation, policy: AlertPolicy) -> Step:
     """Apply one observation: ``(new_state, record_to_send_or_None)``.
 
@@ -178,7 +185,11 @@ def advance_alert(state: AlertState | None, obs: Observation, policy: AlertPolic
     (True, 1)
     """
     if state is not None and obs.ts_ms <= state.last_seen:
-        return state, None  # already applied (replay after restart) or out of order
+        # already applied (replay after restart) or out of order; at the same event time
+        # another rule of the group may still escalate (a limit breached by the reading
+        # that also scored as an anomaly)
+        if obs.ts_ms < state.last_seen or state.state == "RESOLVED" or not _escalates(state, obs):
+            return state, None
     if state is None or state.state == "RESOLVED":
         key = alert_key(obs.tenant_id, obs.device_id, obs.group or obs.rule)
         new = AlertState(
@@ -198,10 +209,7 @@ def advance_alert(state: AlertState | None, obs: Observation, policy: AlertPolic
             attributes={**obs.attributes, "rules": obs.rule},
         )
         return new, new.to_record()
-    escalated = (_RANK[obs.severity], rule_rank(obs.rule)) > (
-        _RANK[state.severity],
-        rule_rank(state.rule),
-    )
+    escalated = _escalates(state, obs)
     seen = replace(state, last_seen=obs.ts_ms, duplicates=state.duplicates + 1)
     if escalated:
         rules = state.attributes.get("rules", state.rule).split(",")

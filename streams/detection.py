@@ -115,6 +115,7 @@ class DetectionConfig:
     trend_points: int = 24
     horizon_ms: int = 6 * 3_600_000
     trend_confirm: int = 3
+    trend_min_deviation: float = 3.0
     stuck_after: int = 30
     gap_share: float = 0.2
     score_sample_every: int = 0
@@ -129,6 +130,7 @@ class DetectionConfig:
             "trend_points": self.trend_points >= 4,
             "horizon_ms": self.horizon_ms > 0,
             "trend_confirm": self.trend_confirm >= 1,
+            "trend_min_deviation": self.trend_min_deviation >= 0,
             "stuck_after": self.stuck_after >= 2,
             "gap_share": 0 < self.gap_share <= 1,
             "score_sample_every": self.score_sample_every >= 0,
@@ -151,8 +153,16 @@ class DetectionOutput:
     suspect: int = 0
 
 
+_NOT_PREDICTED = frozenset({"CELL_VOLTAGE", "VOLTAGE", "BATTERY_VOLTAGE"})
+"""Limited capabilities whose normal operation ramps towards the limit and stops short of it
+(a charger holds a cell at its end-of-charge voltage): a linear trend would cry wolf at every
+charge, so only their limits apply."""
+
+
 def _trend_limit(device_type: str, capability: str) -> Limit | None:
     """The first-reached limit of a capability (the least severe, e.g. WARNING), if any."""
+    if capability in _NOT_PREDICTED:
+        return None
     limits = SAFETY_LIMITS.get((device_type, capability), ()) + SAFETY_LIMITS.get(
         ("*", capability), ()
     )
@@ -361,7 +371,7 @@ class DetectionStage:
             # is never called stuck
             ser.repeat_share += 0.01 * (float(same) - ser.repeat_share)
             return
-        if ser.detector.is_warm and ser.repeat_share < 0.05:
+        if ser.detector.is_warm and ser.repeat_share < 0.3:
             cap = ser.capability
             self._observe(
                 device,
@@ -390,9 +400,14 @@ class DetectionStage:
         if not (trend.is_warm and ser.detector.is_warm):
             return
         eta = trend.time_to_limit_s(bucket)
+        # a daily heating that stops short of the limit (a charge, a load peak) is in the
+        # daily profile: only a level unusual for the hour is extrapolated
+        usual = abs(ser.detector.deviation(mean, bucket)) < cfg.trend_min_deviation
         if eta is None or eta <= 0 or eta * 1000 > cfg.horizon_ms:
             ser.trend_hits = 0
             return
+        if usual:
+            return  # not evidence either way
         ser.trend_hits += 1
         if ser.trend_hits >= cfg.trend_confirm:
             cap = ser.capability

@@ -32,6 +32,7 @@ __all__ = ["SeasonalZScore"]
 _HOUR_MS = 3_600_000
 _DAY_MS = 24 * _HOUR_MS
 _BUCKETS = 24
+_MIN_BUCKET = 5  # readings an hour's bucket needs before the profile is trusted there
 
 
 class SeasonalZScore(Detector[float]):
@@ -57,8 +58,8 @@ class SeasonalZScore(Detector[float]):
         fast_fading: float = 0.05,
         var_fading: float = 0.01,
         profile_rate: float = 0.002,
-        drift_delta: float = 0.5,
-        drift_threshold: float = 60.0,
+        drift_delta: float = 1.0,
+        drift_threshold: float = 120.0,
         drift_release: float = 1.0,
         min_std: float = 1e-6,
         rel_std_floor: float = 0.005,
@@ -78,36 +79,63 @@ class SeasonalZScore(Detector[float]):
         self._fast = stats.EWMean(fast_fading)
         self._var = stats.EWVar(var_fading)
         self._level = stats.EWMean(fast_fading)  # fast mean of clipped z: drift release
-        self._ph = drift.PageHinkley(
-            min_instances=30, delta=drift_delta, threshold=drift_threshold, mode="both"
-        )
+        self._ph_args = {
+            "min_instances": 30,
+            "delta": drift_delta,
+            "threshold": drift_threshold,
+            "mode": "both",
+        }
+        self._ph = drift.PageHinkley(**self._ph_args)
         self._profile = [0.0] * _BUCKETS
         self._counts = [0] * _BUCKETS
+        self._bucket_sq = [0.0] * _BUCKETS  # mean squared residual per hour of the day
+        self._bucket_n = [0] * _BUCKETS
         self.drifting = False
 
     def _accepts(self, x: float) -> bool:
         return isinstance(x, float | int) and math.isfinite(x)
+
+    def _profiled(self, ts_ms: int) -> bool:
+        pos = (ts_ms % _DAY_MS) / _HOUR_MS - 0.5
+        lo = math.floor(pos)
+        c = self._counts
+        return c[lo % _BUCKETS] >= _MIN_BUCKET and c[(lo + 1) % _BUCKETS] >= _MIN_BUCKET
 
     def _baseline(self, ts_ms: int) -> float:
         pos = (ts_ms % _DAY_MS) / _HOUR_MS - 0.5  # bucket i is centred at i + 0.5 hours
         lo = math.floor(pos)
         frac = pos - lo
         i0, i1 = lo % _BUCKETS, (lo + 1) % _BUCKETS
-        if self._counts[i0] and self._counts[i1]:
+        if self._counts[i0] >= _MIN_BUCKET and self._counts[i1] >= _MIN_BUCKET:
             return self._profile[i0] * (1.0 - frac) + self._profile[i1] * frac
         return float(self._fast.get()) if self.n_learned else 0.0
 
-    def _std(self, base: float) -> float:
-        """The residual's standard deviation, floored: ``rel_std_floor`` of the level (a few
-        millivolts on a 3.3 V cell plateau are not an anomaly, however quiet the cell)."""
-        std = math.sqrt(max(self._var.get(), 0.0))
-        return max(std, self.min_std, self.rel_std_floor * abs(base))
+    def _std(self, base: float, ts_ms: int) -> float:
+        """The residual's standard deviation: the larger of the recent one and the one
+        usually seen at this hour (a daily schedule step, e.g. a charge starting at 09:00,
+        is normal at 09:00), floored at ``rel_std_floor`` of the level (a few millivolts on
+        a 3.3 V cell plateau are not an anomaly, however quiet the cell)."""
+        i = (ts_ms % _DAY_MS) // _HOUR_MS
+        bucket = self._bucket_sq[i] if self._bucket_n[i] >= _MIN_BUCKET else 0.0
+        var = max(self._var.get(), bucket, 0.0)
+        return max(math.sqrt(var), self.min_std, self.rel_std_floor * abs(base))
 
     def _z(self, x: float, ts_ms: int) -> float:
         if self.n_learned < 2:
             return 0.0
         base = self._baseline(ts_ms)
-        return (x - base) / self._std(base)
+        return (x - base) / self._std(base, ts_ms)
+
+    def deviation(self, x: float, ts_ms: int) -> float:
+        """Signed distance of ``x`` from the daily profile at ``ts_ms``, in the spread usual
+        at that hour (not the recent spread, which grows with a slow ramp and hides it)."""
+        if self.n_learned < 2:
+            return 0.0
+        base = self._baseline(ts_ms)
+        i = (ts_ms % _DAY_MS) // _HOUR_MS
+        var = self._bucket_sq[i] if self._bucket_n[i] >= _MIN_BUCKET else self._var.get()
+        std = max(math.sqrt(max(var, 0.0)), self.min_std, self.rel_std_floor * abs(base))
+        return (x - base) / std
 
     def _score(self, x: float, ts_ms: int) -> float:
         z = abs(self._z(x, ts_ms))
@@ -115,14 +143,14 @@ class SeasonalZScore(Detector[float]):
             # far from the daily profile *and* from the recent level: a state that differs
             # from yesterday's (a battery at another charge) is not an anomaly by itself
             base = self._baseline(ts_ms)
-            z = min(z, abs(x - float(self._fast.get())) / self._std(base))
+            z = min(z, abs(x - float(self._fast.get())) / self._std(base, ts_ms))
         return max(z, self.threshold) if self.drifting else z
 
     def _learn(self, x: float, ts_ms: int) -> None:
         z = self._z(x, ts_ms)
         zc = max(-self.clip, min(self.clip, z))
         base = self._baseline(ts_ms)
-        std = self._std(base)
+        std = self._std(base, ts_ms)
         # once warm, learning is winsorised: an outlier moves the baseline by at most ``clip``
         # std; during warm-up the variance is not yet trustworthy, so values are taken as is
         xw = base + zc * std if self.is_warm else x
@@ -132,7 +160,16 @@ class SeasonalZScore(Detector[float]):
         self._counts[i] += 1
         rate = max(1.0 / self._counts[i], self.profile_rate)
         self._profile[i] += rate * (xw - self._profile[i])
+        if self._profiled(ts_ms):
+            # the spread usual at this hour, around the profile (not around the fast mean
+            # used before the profile covers the hour: its lag is not the series' spread)
+            n = self._bucket_n[i] = self._bucket_n[i] + 1
+            brate = max(1.0 / n, self.profile_rate)
+            self._bucket_sq[i] += brate * ((xw - base) ** 2 - self._bucket_sq[i])
         self._level.update(zc)
+        if self.n_learned + 1 == self.warmup:
+            # what the test summed while the profile was immature is not evidence of drift
+            self._ph = drift.PageHinkley(**self._ph_args)
         self._ph.update(zc)
         if self._ph.drift_detected and self.n_learned >= self.warmup:
             self.drifting = True

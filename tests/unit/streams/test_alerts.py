@@ -110,7 +110,7 @@ def test_false_positive_resolves_and_marks_feedback() -> None:
     assert rec is not None
     assert rec["state"] == "RESOLVED"
     assert rec["resolved_at"] == 5 * MIN
-    assert rec["attributes"] == {"feedback": "false_positive"}
+    assert rec["attributes"] == {"feedback": "false_positive", "rules": OBS.rule}
     assert apply_feedback(state, "false_positive", 6 * MIN)[1] is None
     with pytest.raises(ValueError, match="feedback kind"):
         apply_feedback(state, "snooze", 0)  # type: ignore[arg-type]

@@ -47,7 +47,8 @@ def test_flags_a_slow_drift_within_hours(seed: int) -> None:
     # 0.3 per hour = 1 noise sigma per hour; no single reading is extreme at first
     flags = _flags(seed, lambda ts: max(0.0, (ts - onset) / HOUR * 0.3))
     assert flags
-    assert onset < flags[0] <= onset + 3 * HOUR
+    # defaults favour few false alerts (docs/detection.md): about 4 h for 1 sigma per hour
+    assert onset < flags[0] <= onset + 5 * HOUR
 
 
 def test_spike_does_not_drag_the_baseline() -> None:
