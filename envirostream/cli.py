@@ -140,9 +140,13 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--interval", type=float, default=2.0, help="seconds between redraws")
 
     bench = sub.add_parser("bench", help="run a benchmark; last line is JSON")
-    bench.add_argument("name", choices=["throughput", "simulator", "nab"])
+    bench.add_argument("name", choices=["throughput", "simulator", "nab", "detection"])
     bench.add_argument("--readings", type=int, default=200_000, help="throughput: readings")
-    bench.add_argument("--devices", type=int, default=10_000, help="simulator: fleet size")
+    bench.add_argument(
+        "--devices", type=int, default=None, help="simulator (10000) / detection (120): fleet size"
+    )
+    bench.add_argument("--hours", type=float, default=36.0, help="detection: event hours")
+    bench.add_argument("--seed", type=int, default=7, help="detection: fleet seed")
     bench.add_argument("--seconds", type=int, default=10, help="simulator: event seconds")
     bench.add_argument(
         "--offline",
@@ -214,7 +218,12 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if cmd == "bench" and args.name == "simulator":
         from bench.simulator import run_simulator_bench
 
-        run_simulator_bench(settings, devices=args.devices, seconds=args.seconds)
+        run_simulator_bench(settings, devices=args.devices or 10_000, seconds=args.seconds)
+        return 0
+    if cmd == "bench" and args.name == "detection":
+        from bench.detection import run_detection_bench
+
+        run_detection_bench(settings, devices=args.devices or 120, hours=args.hours, seed=args.seed)
         return 0
     if cmd == "bench" and args.name == "nab":
         from bench.nab import run_nab_bench

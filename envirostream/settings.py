@@ -124,7 +124,7 @@ class Settings(BaseSettings):
     )
     # --- detection and alerting -------------------------------------------------------
     detector_warmup: int = Field(
-        default=300,
+        default=1440,
         ge=0,
         le=10_000_000,
         description="Readings a (device, capability) detector learns before it may flag "
@@ -133,6 +133,17 @@ class Settings(BaseSettings):
     detector_threshold: float = Field(
         default=6.0, gt=0, description="|z| at or above which a reading is an anomaly."
     )
+    detector_persistence: int = Field(
+        default=3,
+        ge=1,
+        le=10,
+        description="Anomalous readings among a series' last 10 that raise an alert.",
+    )
+    predict_horizon_seconds: float = Field(
+        default=21_600.0,
+        gt=0,
+        description="A safety limit predicted to be crossed within this raises PREDICTED_FAILURE.",
+    )
     anomaly_sample_every: int = Field(
         default=0,
         ge=0,
@@ -140,7 +151,7 @@ class Settings(BaseSettings):
         "0 = anomalies only.",
     )
     alert_quiet_period_seconds: float = Field(
-        default=900.0,
+        default=3600.0,
         gt=0,
         description="Event time without a repeat after which an alert is RESOLVED.",
     )

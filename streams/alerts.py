@@ -184,12 +184,17 @@ def advance_alert(state: AlertState | None, obs: Observation, policy: AlertPolic
     >>> rec is None, s.duplicates
     (True, 1)
     """
-    if state is not None and obs.ts_ms <= state.last_seen:
-        # already applied (replay after restart) or out of order; at the same event time
-        # another rule of the group may still escalate (a limit breached by the reading
-        # that also scored as an anomaly)
-        if obs.ts_ms < state.last_seen or state.state == "RESOLVED" or not _escalates(state, obs):
-            return state, None
+    # already applied (replay after restart) or out of order; at the same event time
+    # another rule of the group may still escalate (a limit breached by the reading that
+    # also scored as an anomaly)
+    if state is not None and (
+        obs.ts_ms < state.last_seen
+        or (
+            obs.ts_ms == state.last_seen
+            and (state.state == "RESOLVED" or not _escalates(state, obs))
+        )
+    ):
+        return state, None
     if state is None or state.state == "RESOLVED":
         key = alert_key(obs.tenant_id, obs.device_id, obs.group or obs.rule)
         new = AlertState(

@@ -419,14 +419,11 @@ class DetectionStage:
                 ts,
                 dtype,
                 cap,
-                f"{cap} predicted {side} {trend.limit:g} in {eta / 3600:.1f} h "
-                f"(now {mean:g})",
+                f"{cap} predicted {side} {trend.limit:g} in {eta / 3600:.1f} h (now {mean:g})",
                 {"time_to_failure_s": f"{eta:.0f}", "predicted_capability": cap},
             )
 
-    def _sequence(
-        self, device: DeviceKey, dev: DeviceState, seq: Any, ts: int, dtype: str
-    ) -> None:
+    def _sequence(self, device: DeviceKey, dev: DeviceState, seq: Any, ts: int, dtype: str) -> None:
         """Missing ticks of a device: gaps in its ``sequence`` (one number per tick)."""
         if not isinstance(seq, int) or (dev.last_seq is not None and seq <= dev.last_seq):
             return
@@ -587,8 +584,8 @@ class DetectionStage:
             if device in self.devices:
                 continue
             try:
-                version, dev = pickle.loads(zlib.decompress(value))  # noqa: S301 (own changelog)
-            except Exception:  # noqa: BLE001 - any undecodable record just means a cold start
+                version, dev = pickle.loads(zlib.decompress(value))  # our own changelog records
+            except Exception:  # any undecodable record just means a cold start
                 continue
             if version != _CHECKPOINT_VERSION or not isinstance(dev, DeviceState):
                 continue
@@ -652,12 +649,17 @@ def detection_stage_from_settings(settings: Settings) -> DetectionStage:
     One place for this construction: the worker (``streams.app``) and the benchmarks that
     feed readings to the stage directly (``bench.nab --offline``) use it.
     """
-    return DetectionStage(
+    config = DetectionConfig(
         warmup=settings.detector_warmup,
         threshold=settings.detector_threshold,
+        persistence=settings.detector_persistence,
+        horizon_ms=round(settings.predict_horizon_seconds * 1000),
+        score_sample_every=settings.anomaly_sample_every,
+    )
+    return DetectionStage(
+        config,
         policy=AlertPolicy(
             quiet_period_ms=round(settings.alert_quiet_period_seconds * 1000),
             repeat_interval_ms=round(settings.alert_repeat_interval_seconds * 1000),
         ),
-        score_sample_every=settings.anomaly_sample_every,
     )

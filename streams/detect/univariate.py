@@ -32,7 +32,7 @@ __all__ = ["SeasonalZScore"]
 _HOUR_MS = 3_600_000
 _DAY_MS = 24 * _HOUR_MS
 _BUCKETS = 24
-_MIN_BUCKET = 5  # readings an hour's bucket needs before the profile is trusted there
+_MIN_BUCKET = 2  # readings an hour's bucket needs before the profile is trusted there
 
 
 class SeasonalZScore(Detector[float]):
@@ -79,18 +79,19 @@ class SeasonalZScore(Detector[float]):
         self._fast = stats.EWMean(fast_fading)
         self._var = stats.EWVar(var_fading)
         self._level = stats.EWMean(fast_fading)  # fast mean of clipped z: drift release
-        self._ph_args = {
-            "min_instances": 30,
-            "delta": drift_delta,
-            "threshold": drift_threshold,
-            "mode": "both",
-        }
-        self._ph = drift.PageHinkley(**self._ph_args)
+        self._ph_delta = drift_delta
+        self._ph_threshold = drift_threshold
+        self._ph = self._new_ph()
         self._profile = [0.0] * _BUCKETS
         self._counts = [0] * _BUCKETS
         self._bucket_sq = [0.0] * _BUCKETS  # mean squared residual per hour of the day
         self._bucket_n = [0] * _BUCKETS
         self.drifting = False
+
+    def _new_ph(self) -> drift.PageHinkley:
+        return drift.PageHinkley(
+            min_instances=30, delta=self._ph_delta, threshold=self._ph_threshold, mode="both"
+        )
 
     def _accepts(self, x: float) -> bool:
         return isinstance(x, float | int) and math.isfinite(x)
@@ -169,7 +170,7 @@ class SeasonalZScore(Detector[float]):
         self._level.update(zc)
         if self.n_learned + 1 == self.warmup:
             # what the test summed while the profile was immature is not evidence of drift
-            self._ph = drift.PageHinkley(**self._ph_args)
+            self._ph = self._new_ph()
         self._ph.update(zc)
         if self._ph.drift_detected and self.n_learned >= self.warmup:
             self.drifting = True

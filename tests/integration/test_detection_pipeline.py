@@ -28,7 +28,7 @@ from topics import ALERTS, READINGS, TopicAdmin, topic_specs
 
 START_MS = 1_356_998_400_000  # 2013-01-01T00:00:00Z
 DEVICE = "bat-runaway"
-KEY = f"default/{DEVICE}/limit:CELL_TEMPERATURE:high"
+KEY = f"default/{DEVICE}/device"  # one alert per device incident
 QUIET_S = 60
 BREACH_START_S, BREACH_END_S = 100, 160  # seconds [start, end) above the limit
 KILL_AT_S = 130  # the first worker sees readings up to here

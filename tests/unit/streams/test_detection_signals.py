@@ -36,7 +36,8 @@ def _reading(device: str, i: int, value: float, capability: str, dtype: str) -> 
 
 def _stage(**config: Any) -> DetectionStage:
     cfg = DetectionConfig(**{"warmup": 600, **config})
-    return DetectionStage(cfg, policy=AlertPolicy(quiet_period_ms=HOUR, repeat_interval_ms=48 * HOUR))
+    policy = AlertPolicy(quiet_period_ms=HOUR, repeat_interval_ms=48 * HOUR)
+    return DetectionStage(cfg, policy=policy)
 
 
 def _run(
@@ -155,7 +156,7 @@ def test_checkpoint_restores_learned_state_and_a_replay_is_not_learned_twice() -
 
 def test_false_positive_feedback_resolves_and_raises_the_threshold() -> None:
     stage = _stage()
-    values = _normal(900) + [56.0, 57.0, 56.5, 57.5, 56.0]  # ~12 sigma: anomalous
+    values = [*_normal(900), 56.0, 57.0, 56.5, 57.5, 56.0]  # ~12 sigma: anomalous
     sent = _run(stage, "m1", values)
     alert = sent[0]
     assert alert["rule"] == "anomaly:BEARING_TEMPERATURE"
@@ -175,6 +176,6 @@ def test_false_positive_feedback_resolves_and_raises_the_threshold() -> None:
 
 def test_ack_feedback_acknowledges() -> None:
     stage = _stage()
-    sent = _run(stage, "m1", _normal(900) + [96.0])
+    sent = _run(stage, "m1", [*_normal(900), 96.0])
     assert stage.feedback(sent[0]["alert_id"], "ack", START + 901 * MIN)
     assert [a["state"] for a in stage.take().alerts] == ["ACKNOWLEDGED"]
