@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -55,8 +56,33 @@ def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
         return False
 
 
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port() -> int:
-    """A TCP port on loopback that nothing listens on right now."""
+    """A TCP port on loopback that nothing listens on right now.
+
+    The port is drawn from *below* the kernel's ephemeral range. A port the kernel hands out
+    for outgoing connections can be taken by a client socket while its service restarts --
+    and a client that retries ``connect`` to a dead loopback port inside that range may even
+    connect to itself (TCP self-connect), so the service cannot bind it again.
+    """
+    low, _high = _ephemeral_range()
+    first, last = 20000, min(low - 1, 32000)
+    rng = random.SystemRandom()
+    for _ in range(200):
+        port = rng.randint(first, last) if last > first else 0
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return int(sock.getsockname()[1])
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])

@@ -35,7 +35,6 @@ from envirostream.settings import load_settings
 from schemas import AvroCodec
 
 HOUR = 3_600_000
-REAL_NAB = Path(__file__).resolve().parents[3] / ".." / "shared" / "datasets" / "nab"
 
 
 # -- scaled sigmoid and probation ----------------------------------------------------------
@@ -252,17 +251,3 @@ def test_nab_dir_option_beats_the_setting_and_a_missing_dir_names_the_option(
     with pytest.raises(EnviroStreamError, match="ENVIROSTREAM_NAB_DIR"):
         resolve_nab_dir(None, load_settings({"ENVIROSTREAM_NAB_DIR": str(tmp_path / "no")}))
     assert resolve_nab_dir(root, load_settings({})) == root.resolve()
-
-
-@pytest.mark.skipif(not REAL_NAB.is_dir(), reason="shared NAB dataset not present")
-def test_the_shared_realknowncause_subset_loads() -> None:
-    files = {f.device: f for f in load_corpus(REAL_NAB)}
-    assert len(files) == 7
-    assert sum(len(f.windows) for f in files.values()) == 19
-    taxi = files["nyc_taxi"]
-    assert len(taxi.timestamps) == 10320 and taxi.values[0] == 10844.0
-    assert taxi.timestamps[0] == 1_404_172_800_000  # 2014-07-01 00:00 UTC
-    # every labelled window covers rows, starting on a row
-    for f in files.values():
-        assert len(window_rows(f.timestamps, f.windows)) == len(f.windows)
-        assert all(start in f.timestamps for start, _ in f.windows)
