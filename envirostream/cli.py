@@ -25,6 +25,7 @@ KNOWN_COMMANDS = (
     "topics",
     "status",
     "bench",
+    "alerts",
 )
 KINDS = ("grid", "battery", "vehicle", "machine")
 
@@ -139,6 +140,19 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--watch", action="store_true", help="redraw until Ctrl-C")
     st.add_argument("--interval", type=float, default=2.0, help="seconds between redraws")
 
+    al = sub.add_parser("alerts", help="list alerts; acknowledge one or mark a false positive")
+    al.add_argument("action", choices=["list", "ack", "false-positive"])
+    al.add_argument("alert_id", nargs="?", help="ack/false-positive: the alert's alert_id")
+    al.add_argument("--state", default=None, help="list: only alerts in this state")
+    al.add_argument("--limit", type=int, default=50, help="list: newest N alerts")
+    al.add_argument("--operator", default=None, help="who gives the feedback (default $USER)")
+    al.add_argument("--comment", default="", help="free text kept with the feedback")
+    al.add_argument(
+        "--no-check",
+        action="store_true",
+        help="send the feedback without checking that the alert is in the alerts table",
+    )
+
     bench = sub.add_parser("bench", help="run a benchmark; last line is JSON")
     bench.add_argument("name", choices=["throughput", "simulator", "nab", "detection"])
     bench.add_argument("--readings", type=int, default=200_000, help="throughput: readings")
@@ -215,6 +229,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         from envirostream.status import run_status
 
         return run_status(settings, watch=args.watch, interval=args.interval)
+    if cmd == "alerts":
+        return _alerts(args, settings)
     if cmd == "bench" and args.name == "simulator":
         from bench.simulator import run_simulator_bench
 
@@ -348,6 +364,28 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
         + (f"; last error: {report.last_error}" if report.last_error else "")
     )
     return 0 if report.undelivered == 0 and report.delivered == report.sent else 1
+
+
+def _alerts(args: argparse.Namespace, settings: Settings) -> int:
+    from envirostream.feedback import list_alerts, send_feedback
+
+    if args.action == "list":
+        sys.stdout.write(list_alerts(settings, state=args.state, limit=args.limit))
+        return 0
+    if not args.alert_id:
+        msg = f"`envirostream alerts {args.action}` needs an ALERT_ID (`envirostream alerts list`)"
+        raise EnviroStreamError(msg)
+    print(
+        send_feedback(
+            settings,
+            args.alert_id,
+            args.action,
+            operator=args.operator,
+            comment=args.comment,
+            check=not args.no_check,
+        )
+    )
+    return 0
 
 
 def _topics(action: str, settings: Settings) -> int:

@@ -161,6 +161,31 @@ class PipelineMetrics:
             "Retried posts to Alertmanager (unreachable or 5xx).",
             registry=registry,
         )
+        self.alert_feedback = Counter(
+            p + "alert_feedback",
+            "Operator feedback records from telemetry.alerts.feedback, by action (ack, "
+            "false_positive) and outcome (applied; unknown_alert: no such alert held here).",
+            ["action", "outcome"],
+            registry=registry,
+        )
+        self.detector_checkpoints = Counter(
+            p + "detector_checkpoint_records",
+            "Per-device detector states written to the detector-state changelog.",
+            registry=registry,
+        )
+        self.detector_checkpoint_bytes = Counter(
+            p + "detector_checkpoint_bytes",
+            "Bytes of detector state written to the detector-state changelog.",
+            registry=registry,
+        )
+        self.detector_restored = Counter(
+            p + "detector_states_restored",
+            "Per-device detector states loaded from the changelog on partition assignment.",
+            registry=registry,
+        )
+        for action in ("ack", "false_positive"):
+            for fb_outcome in ("applied", "unknown_alert"):
+                self.alert_feedback.labels(action, fb_outcome)
         for severity in SEVERITIES:
             self.alerts_firing.labels(severity)
             self.alerts_suppressed.labels(severity)

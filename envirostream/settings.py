@@ -160,6 +160,15 @@ class Settings(BaseSettings):
         gt=0,
         description="Event time after which a still-firing alert is sent again.",
     )
+    detector_checkpoint_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="How often the learned detector state of changed devices is written to "
+        "the compacted {APP_ID}-detector-state-changelog topic (a restart loads it: no new "
+        "warm-up; what was learned since the last checkpoint is learned again from the replay "
+        "or lost).",
+    )
     # --- sinks -------------------------------------------------------------------------
     sink_batch_rows: int = Field(
         default=50_000, ge=1, description="Rows per ClickHouse insert (max)."

@@ -74,10 +74,14 @@ class RecordProducer:
         values: Sequence[bytes],
         headers: Sequence[list[tuple[str, bytes]] | None] | None = None,
         timestamps_ms: Sequence[int] | None = None,
+        partitions: Sequence[int] | None = None,
     ) -> None:
-        """Queue the records; blocks only while librdkafka's queue is full (backpressure)."""
+        """Queue the records; blocks only while librdkafka's queue is full (backpressure).
+
+        ``partitions``: explicit partitions (else the key's partition, murmur2 as in Java).
+        """
         produce = self._producer.produce
-        if headers is None and timestamps_ms is None:
+        if headers is None and timestamps_ms is None and partitions is None:
             # The simulator's hot path: positional arguments, no per-record dict.
             cb = self._on_delivery
             poll = self._producer.poll
@@ -100,6 +104,8 @@ class RecordProducer:
                 kwargs["headers"] = headers[i]
             if timestamps_ms is not None:
                 kwargs["timestamp"] = timestamps_ms[i]
+            if partitions is not None:
+                kwargs["partition"] = partitions[i]
             while True:
                 try:
                     produce(topic, **kwargs)

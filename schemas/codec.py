@@ -57,7 +57,13 @@ __all__ = [
     "measure_codec",
 ]
 
-SCHEMA_NAMES = ("UniversalSensorReading", "WindowAggregate", "AnomalyScore", "Alert")
+SCHEMA_NAMES = (
+    "UniversalSensorReading",
+    "WindowAggregate",
+    "AnomalyScore",
+    "Alert",
+    "AlertFeedback",
+)
 SINGLE_OBJECT_MARKER = b"\xc3\x01"
 CONFLUENT_MAGIC = b"\x00"
 _SO_HEADER = 10  # marker + fingerprint

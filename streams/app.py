@@ -26,6 +26,7 @@ from typing import Any
 import faust
 import numpy as np
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from confluent_kafka import KafkaException
 from faust.types import TP
 
@@ -36,11 +37,12 @@ from schemas import AvroCodec, DecodeError
 from sinks.alertmanager import AlertmanagerForwarder
 from sinks.topic_sink import TOPIC_SINKS, TopicSinkBuffer
 from sinks.writer import ClickHouseWriter, RowBuffer
-from streams.alert_log import read_latest_alerts
+from streams.alert_log import read_latest_alerts, read_latest_state
 from streams.detection import DetectionOutput, detection_stage_from_settings
 from streams.health import ConsumerLagProbe, LastSeen
 from streams.readings import DeadLetter, InputRecord, ReadingsProcessor, Source
-from topics import AGGREGATES, ALERTS, ANOMALIES, DLQ, READINGS
+from topics import AGGREGATES, ALERTS, ALERTS_FEEDBACK, ANOMALIES, DLQ, READINGS
+from topics.definitions import detector_state_topic
 
 __all__ = ["INPUT_TOPICS", "PipelineWorker", "create_app"]
 
@@ -49,8 +51,11 @@ log = logging.getLogger(__name__)
 AGGREGATE = "WindowAggregate"
 ANOMALY_SCORE = "AnomalyScore"
 ALERT = "Alert"
-# What the worker's consumer group reads: the readings, and every topic stored as it is.
-INPUT_TOPICS = [READINGS, *(s.topic for s in TOPIC_SINKS)]
+FEEDBACK = "AlertFeedback"
+FEEDBACK_KINDS = {"ACK": "ack", "FALSE_POSITIVE": "false_positive"}
+# What the worker's consumer group reads: the readings, operator feedback (keyed and
+# partitioned like the readings) and every topic stored as it is.
+INPUT_TOPICS = [READINGS, ALERTS_FEEDBACK, *(s.topic for s in TOPIC_SINKS)]
 
 
 class PipelineWorker:
@@ -90,6 +95,9 @@ class PipelineWorker:
         self._forwarding: asyncio.Future[int] | None = None
         self.firing: dict[str, tuple[Source, str]] = {}  # alert_key → (partition, severity)
         self.committed: dict[Source, int] = {}
+        self.feedback_next: dict[Source, int] = {}  # next feedback offset to commit
+        self.state_topic = detector_state_topic(settings)
+        self._last_checkpoint = time.monotonic()
         self.last_input: dict[Source, float] = {}
         self.lock = asyncio.Lock()
         self._last_commit = 0.0
@@ -160,6 +168,86 @@ class PipelineWorker:
             n = self.detection.restore(latest.values())
         log.info("alert state restored: %d alert keys from %s", n, ALERTS)
         return n
+
+    async def restore_models(self, partitions: Sequence[int]) -> int:
+        """Load the checkpointed detector state of the devices on readings ``partitions``.
+
+        Devices held in memory (partitions kept through a rebalance) are not touched; the
+        others continue where their last checkpoint left off, without a new warm-up.
+        """
+        async with self.lock:
+            n = 0
+            for p in sorted(partitions):
+                latest = await asyncio.to_thread(
+                    read_latest_state, self.settings.bootstrap_servers, self.state_topic, [p]
+                )
+                n += self.detection.load_checkpoint(latest.items(), (READINGS, p))
+        self.metrics.detector_restored.inc(n)
+        log.info("detector state restored: %d devices from %s", n, self.state_topic)
+        return n
+
+    def checkpoint_models(self, sources: Sequence[Source] | None = None) -> int:
+        """Queue the state of changed devices to the changelog (the commit flushes it)."""
+        records = self.detection.checkpoint(sources)
+        if records:
+            self.producer.send_batch(
+                self.state_topic,
+                [key for _, key, _ in records],
+                [value for _, _, value in records],
+                partitions=[src[1] for src, _, _ in records],
+            )
+            self.metrics.detector_checkpoints.inc(len(records))
+            self.metrics.detector_checkpoint_bytes.inc(sum(len(v) for _, _, v in records))
+        self._last_checkpoint = time.monotonic()
+        return len(records)
+
+    async def release(self, tps: Sequence[TP]) -> None:
+        """Partitions revoked: checkpoint their devices for the next owner, then forget."""
+        sources = [(tp.topic, tp.partition) for tp in tps if tp.topic == READINGS]
+        async with self.lock:
+            if sources and self.checkpoint_models(sources):
+                await asyncio.to_thread(self.producer.flush, 60.0)
+            self.forget(tps)
+
+    # -- operator feedback ---------------------------------------------------------------
+    async def on_feedback(self, batch: Sequence[InputRecord]) -> None:
+        """``AlertFeedback`` records: ACK or FALSE_POSITIVE applied to the alerts held here.
+
+        The alert state changes go to ``telemetry.alerts``; a false positive's raised
+        thresholds are checkpointed at once, so both are on Kafka before the feedback's
+        offset is committed (a crash replays the feedback, and applying it twice changes
+        nothing: an alert is acknowledged or marked false positive once).
+        """
+        async with self.lock:
+            decoded = self.codec.decode_batch(FEEDBACK, [r.value or b"" for r in batch])
+            bad: list[DeadLetter] = []
+            thresholds_changed = False
+            for rec, item in zip(batch, decoded, strict=True):
+                self.feedback_next[rec.source] = rec.offset + 1
+                if isinstance(item, DecodeError):
+                    bad.append(DeadLetter(rec, item.reason, str(item), "feedback"))
+                    continue
+                kind = FEEDBACK_KINDS.get(str(item["action"]))
+                if kind is None:
+                    detail = f"unknown feedback action {item['action']!r}"
+                    bad.append(DeadLetter(rec, "invalid_feedback", detail, "feedback"))
+                    continue
+                found = self.detection.feedback(str(item["alert_id"]), kind, item["timestamp"])
+                self.metrics.alert_feedback.labels(
+                    kind, "applied" if found else "unknown_alert"
+                ).inc()
+                thresholds_changed |= found and kind == "false_positive"
+                if not found:
+                    log.warning(
+                        "feedback %s for alert %s: no such alert held by this worker",
+                        kind,
+                        item["alert_id"],
+                    )
+            self._send_dead_letters(bad)
+            self._send_detection(self.detection.take())
+            if thresholds_changed:
+                self.checkpoint_models()
+            await self._maybe_flush_and_commit(force=False)
 
     # -- topic sinks (aggregates, anomalies, alerts) -----------------------------------
     async def on_sink_records(self, topic: str, batch: Sequence[InputRecord]) -> None:
@@ -265,6 +353,8 @@ class PipelineWorker:
         self.metrics.windows_open.set(self.processor.open_windows())
         if not force and time.monotonic() - self._last_commit < s.commit_interval_seconds:
             return
+        if force or time.monotonic() - self._last_checkpoint >= s.detector_checkpoint_seconds:
+            self.checkpoint_models()  # flushed by commit() before any offset is committed
         await self.commit()
 
     async def commit(self) -> None:
@@ -285,6 +375,9 @@ class PipelineWorker:
             for src, off in path.commit_offsets().items():
                 if off > self.committed.get(src, -1):
                     offsets[TP(*src)] = off
+        for src, off in self.feedback_next.items():
+            if off > self.committed.get(src, -1):
+                offsets[TP(*src)] = off
         if offsets:
             if self._commit is None:
                 msg = "no consumer bound: call bind_commit() before processing"
@@ -324,6 +417,7 @@ class PipelineWorker:
         for src in sources:
             self.committed.pop(src, None)
             self.last_input.pop(src, None)
+            self.feedback_next.pop(src, None)
         gone = set(sources)
         self.firing = {k: v for k, v in self.firing.items() if v[0] not in gone}
         self._set_firing_gauge()
@@ -362,10 +456,12 @@ class _Rebalance(ConsumerRebalanceListener):
         self._worker = worker
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
-        self._worker().forget([TP(tp.topic, tp.partition) for tp in revoked])
+        await self._worker().release([TP(tp.topic, tp.partition) for tp in revoked])
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
-        if any(tp.topic == READINGS for tp in assigned):
+        readings = [tp.partition for tp in assigned if tp.topic == READINGS]
+        if readings:
+            await self._worker().restore_models(readings)
             await self._worker().restore_alerts()
 
 
@@ -415,6 +511,9 @@ def create_app(
             max_partition_fetch_bytes=8 * 1024 * 1024,
             session_timeout_ms=int(settings.session_timeout_seconds * 1000),
             heartbeat_interval_ms=int(min(3.0, settings.session_timeout_seconds / 3) * 1000),
+            # Range: partition p of every input topic goes to one worker, so the feedback
+            # on a device reaches the worker that owns its readings (same key, same p).
+            partition_assignment_strategy=(RangePartitionAssignor,),
         )
         consumer.subscribe(INPUT_TOPICS, listener=_Rebalance(worker))
 
@@ -434,9 +533,17 @@ def create_app(
                 for topic, records in _records(fetched).items():
                     if topic == READINGS:
                         await w.on_readings(records)
+                    elif topic == ALERTS_FEEDBACK:
+                        await w.on_feedback(records)
                     else:
                         await w.on_sink_records(topic, records)
         finally:
+            try:  # a clean stop leaves the models' latest state for the next start
+                async with w.lock:
+                    w.checkpoint_models()
+                    await asyncio.to_thread(w.producer.flush, 30.0)
+            except Exception:
+                log.exception("final detector checkpoint failed")
             await consumer.stop()
 
     @app.timer(interval=0.5)

@@ -559,23 +559,35 @@ class DetectionStage:
         return {k: s.threshold for k, s in dev.series.items() if s.threshold is not None}
 
     # -- checkpoints --------------------------------------------------------------------
-    def checkpoint(self) -> list[tuple[bytes, bytes]]:
-        """``(key, value)`` of every device changed since the last call (changelog records)."""
+    def checkpoint(
+        self, sources: Iterable[Source] | None = None
+    ) -> list[tuple[Source, bytes, bytes]]:
+        """``(source, key, value)`` changelog records of every device changed since its last
+        checkpoint (of the devices last seen on ``sources`` only, when given); ``source`` is
+        the input partition the device's readings come from."""
+        wanted = None if sources is None else set(sources)
         out = []
-        for device in self.dirty:
+        for device in list(self.dirty):
+            src = self.device_source.get(device)
+            if wanted is not None and src not in wanted:
+                continue
+            self.dirty.discard(device)
             dev = self.devices.get(device)
-            if dev is None:
+            if dev is None or src is None:
                 continue
             blob = pickle.dumps((_CHECKPOINT_VERSION, dev), protocol=pickle.HIGHEST_PROTOCOL)
-            out.append((f"{device[0]}/{device[1]}".encode(), zlib.compress(blob, 1)))
-        self.dirty.clear()
+            out.append((src, f"{device[0]}/{device[1]}".encode(), zlib.compress(blob, 1)))
         return out
 
-    def load_checkpoint(self, records: Iterable[tuple[bytes, bytes]]) -> int:
+    def load_checkpoint(
+        self, records: Iterable[tuple[bytes, bytes]], source: Source | None = None
+    ) -> int:
         """Restore devices not held in memory from changelog records; returns how many.
 
-        A record that does not load (another version, corrupt) is skipped: that device warms
-        up again, nothing else is affected.
+        ``source``: the input partition these devices' readings come from. A record that
+        does not load (another version, corrupt) is skipped: that device warms up again,
+        nothing else is affected. The records are this worker's own pickles, read from a
+        topic only the pipeline writes to (restrict it with ACLs on a shared cluster).
         """
         n = 0
         for key, value in records:
@@ -590,6 +602,8 @@ class DetectionStage:
             if version != _CHECKPOINT_VERSION or not isinstance(dev, DeviceState):
                 continue
             self.devices[device] = dev
+            if source is not None:
+                self.device_source[device] = source
             n += 1
         return n
 

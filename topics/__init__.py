@@ -9,6 +9,7 @@ from topics.definitions import (
     DLQ,
     READINGS,
     TopicSpec,
+    detector_state_topic,
     topic_specs,
 )
 
@@ -23,5 +24,6 @@ __all__ = [
     "TopicDrift",
     "TopicSpec",
     "TopicState",
+    "detector_state_topic",
     "topic_specs",
 ]

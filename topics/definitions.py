@@ -14,6 +14,7 @@ __all__ = [
     "DLQ",
     "READINGS",
     "TopicSpec",
+    "detector_state_topic",
     "topic_specs",
 ]
 
@@ -44,6 +45,16 @@ def _hours_ms(hours: float) -> str:
     return str(round(hours * 3_600_000))
 
 
+def detector_state_topic(settings: Settings) -> str:
+    """The compacted changelog of the learned detector state (one record per device).
+
+    Named after the worker group (``ENVIROSTREAM_APP_ID``) like a Faust table's changelog:
+    two pipelines sharing a broker keep their models apart. Partition ``p`` holds the
+    devices whose readings are on ``telemetry.readings`` partition ``p``.
+    """
+    return f"{settings.app_id}-detector-state-changelog"
+
+
 def topic_specs(settings: Settings) -> list[TopicSpec]:
     """Every topic the pipeline uses, sized from the settings."""
     parts, repl = settings.topic_partitions, settings.topic_replication
@@ -57,7 +68,16 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(AGGREGATES, parts, repl, derived),
         TopicSpec(ANOMALIES, parts, repl, derived),
         TopicSpec(ALERTS, parts, repl, derived),
-        TopicSpec(ALERTS_FEEDBACK, 1, repl, derived),
+        # Keyed by device_id and partitioned like the readings: the worker that owns a
+        # device's readings partition gets its feedback (range assignment).
+        TopicSpec(ALERTS_FEEDBACK, parts, repl, derived),
         # Dead letters are kept as long as derived data: someone has to look at them.
         TopicSpec(DLQ, 1, repl, derived),
+        # Compacted: the latest model state per device is kept however old it is.
+        TopicSpec(
+            detector_state_topic(settings),
+            parts,
+            repl,
+            {"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"},
+        ),
     ]

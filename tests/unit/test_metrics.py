@@ -17,7 +17,7 @@ from tests.unit.streams.test_worker_commits import TOPIC, make_worker, reading
 
 # Every label the pipeline may use, each with a bounded set of values. No device ids.
 BOUNDED_LABELS = {"reason", "topic", "partition", "table", "detector", "device_type",
-                  "severity", "outcome"}  # fmt: skip
+                  "severity", "outcome", "action"}  # fmt: skip
 CONTRACT = [
     "envirostream_readings_consumed_total",
     "envirostream_records_dead_lettered_total",

@@ -46,12 +46,18 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "resolved_at": 1_700_000_200_000, "duplicates": 3, "summary": "engine hot",
         "version": 2, "attributes": {"runbook": "r1"},
     },
+    "AlertFeedback": {
+        "alert_id": "default/d/device@1700000000000", "tenant_id": "default", "device_id": "d",
+        "action": "FALSE_POSITIVE", "operator": "ops-1", "comment": "planned test",
+        "timestamp": 1_700_000_300_000,
+    },
 }  # fmt: skip
 TIMESTAMP_FIELDS: dict[str, tuple[str, ...]] = {
     "UniversalSensorReading": ("timestamp",),
     "WindowAggregate": ("window_start", "window_end", "first_ts", "last_ts"),
     "AnomalyScore": ("ts",),
     "Alert": ("first_seen", "last_seen", "resolved_at"),
+    "AlertFeedback": ("timestamp",),
 }
 
 

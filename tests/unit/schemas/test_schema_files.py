@@ -30,6 +30,9 @@ FIELDS = {
         "severity", "state", "first_seen", "last_seen", "resolved_at", "duplicates", "summary",
         "version", "attributes",
     ],
+    "AlertFeedback": [
+        "alert_id", "tenant_id", "device_id", "action", "operator", "comment", "timestamp",
+    ],
 }  # fmt: skip
 CAPABILITIES = [
     "UNKNOWN",

@@ -142,11 +142,15 @@ def test_checkpoint_restores_learned_state_and_a_replay_is_not_learned_twice() -
     first = _stage()
     values = _normal(700)
     _run(first, "m1", values)
+    _run(first, "m2", values[:10])
+    assert first.checkpoint([("elsewhere", 9)]) == []  # only devices of the given partitions
     records = first.checkpoint()
-    assert [k for k, _ in records] == [b"default/m1"]
+    assert sorted((src, k) for src, k, _ in records) == [(SRC, b"default/m1"), (SRC, b"default/m2")]
     assert first.checkpoint() == []  # nothing changed since
     restarted = _stage()
-    assert restarted.load_checkpoint([*records, (b"default/bad", b"not a checkpoint")]) == 1
+    pairs = [(k, v) for _, k, v in records if k == b"default/m1"]
+    assert restarted.load_checkpoint([*pairs, (b"default/bad", b"not a checkpoint")], SRC) == 1
+    assert restarted.device_source[("default", "m1")] == SRC
     dev = restarted.devices[("default", "m1")]
     det = dev.series["m1/BEARING_TEMPERATURE"].detector
     assert det.n_learned == 700 and det.is_warm  # no new warm-up

@@ -34,12 +34,16 @@ class MemoryWriter:
 class MemoryProducer:
     def __init__(self) -> None:
         self.sent: list[tuple[str, bytes]] = []
+        self.partitions: list[tuple[str, int]] = []  # explicit partitions asked for
         self.flushes = 0
         self.failed = 0
         self.last_error = None
 
-    def send_batch(self, topic: str, keys: Any, values: Any, **_: Any) -> None:
+    def send_batch(
+        self, topic: str, keys: Any, values: Any, partitions: Any = None, **_: Any
+    ) -> None:
         self.sent.extend((topic, v) for v in values)
+        self.partitions.extend((topic, p) for p in partitions or ())
 
     def flush(self, timeout: float = 0) -> int:
         self.flushes += 1
