@@ -30,7 +30,9 @@ rule joins (anomaly < predicted failure < safety limit) or the severity rises; i
 Time is event time. Each input partition has a *detection watermark*: the largest event
 time seen on it. An alert is resolved once its partition's watermark is ``quiet_period``
 past its ``last_seen``, with ``resolved_at = last_seen + quiet_period`` (the same record
-whatever the batch boundaries, so a replay produces it identically).
+whatever the batch boundaries, so a replay produces it identically). When a partition has
+no input, the worker lets its watermark run on with the wall clock (:meth:`idle`), so the
+alerts of devices that fell silent still resolve.
 
 Restart safety: :meth:`DetectionStage.restore` loads the latest ``Alert`` record per key (read
 back from ``telemetry.alerts``); observations at or before an alert's ``last_seen`` are
@@ -235,7 +237,8 @@ class DetectionStage:
         self.devices: dict[DeviceKey, DeviceState] = {}
         self.device_source: dict[DeviceKey, Source] = {}
         self.dirty: set[DeviceKey] = set()
-        self.watermark: dict[Source, int] = {}
+        self.watermark: dict[Source, int] = {}  # event time, run on by idle()
+        self.event_time: dict[Source, int] = {}  # the largest event time seen per partition
         self.alerts: dict[str, AlertState] = {}
         self.open_alerts: dict[str, DeviceKey] = {}  # alert keys not RESOLVED
         self.out = DetectionOutput()
@@ -256,6 +259,9 @@ class DetectionStage:
         wm = self.watermark.get(src)
         if wm is None or ts > wm:
             self.watermark[src] = ts
+        last = self.event_time.get(src)
+        if last is None or ts > last:
+            self.event_time[src] = ts
         self.device_source[device] = src
         dev = self.devices.get(device)
         # The wall-clock time rules of assess_reading are not applied (now_ms = ts):
@@ -514,6 +520,20 @@ class DetectionStage:
             if src in wanted:
                 self._tick(key, self.alerts[key], self.watermark[cast(Source, src)])
 
+    def idle(self, src: Source, idle_ms: int) -> None:
+        """Partition ``src`` had no input for ``idle_ms`` (wall clock): its detection
+        watermark runs on from the last event time seen on it by as much, and quiet alerts
+        resolve. Without this, the alerts of a fleet that stopped sending, or of the last
+        devices of a replay, would stay FIRING until new input moved event time on.
+        ``resolved_at`` stays ``last_seen + quiet period`` (the same record as with input)."""
+        last = self.event_time.get(src)
+        if last is None:
+            return
+        target = last + max(idle_ms, 0)
+        if target > self.watermark.get(src, target - 1):
+            self.watermark[src] = target
+            self.tick([src])
+
     def take(self) -> DetectionOutput:
         """What was produced since the last call."""
         out, self.out = self.out, DetectionOutput()
@@ -649,6 +669,7 @@ class DetectionStage:
         gone = set(sources)
         for src in gone:
             self.watermark.pop(src, None)
+            self.event_time.pop(src, None)
         kept = {d for d, s in self.device_source.items() if s not in gone}
         self.device_source = {d: self.device_source[d] for d in kept}
         self.devices = {k: v for k, v in self.devices.items() if k in kept}

@@ -183,3 +183,17 @@ def test_ack_feedback_acknowledges() -> None:
     sent = _run(stage, "m1", [*_normal(900), 96.0])
     assert stage.feedback(sent[0]["alert_id"], "ack", START + 901 * MIN)
     assert [a["state"] for a in stage.take().alerts] == ["ACKNOWLEDGED"]
+
+
+def test_alerts_of_a_silent_partition_resolve_after_the_quiet_period_of_idle_time() -> None:
+    stage = _stage()
+    sent = _run(stage, "m1", [*_normal(900), 96.0])  # a limit breach at minute 900
+    assert [a["state"] for a in sent] == ["FIRING"]
+    stage.idle(SRC, 30 * MIN)  # half the quiet period without input: still firing
+    assert stage.take().alerts == []
+    stage.idle(SRC, HOUR + MIN)
+    (resolved,) = stage.take().alerts
+    assert resolved["state"] == "RESOLVED"
+    assert resolved["resolved_at"] == START + 900 * MIN + HOUR  # last_seen + quiet period
+    stage.idle(("other", 1), 10 * HOUR)  # a partition never seen: nothing to do
+    assert stage.take().alerts == []
