@@ -1,4 +1,4 @@
-"""The worker's operator feedback and detector checkpoints, with in-memory I/O stand-ins.
+"""The worker's operator feedback, detector checkpoints and idle resolution (in-memory I/O).
 
 Feedback (``telemetry.alerts.feedback``) changes the alert it names and its offset is
 committed only after the resulting alert record and checkpoint were flushed; bad feedback is
@@ -117,3 +117,16 @@ def test_checkpoints_go_to_the_readings_partition_and_a_new_worker_loads_them() 
         == worker.detection.devices[("default", "m1")].series["m1/v"].detector.n_learned
         > 0
     )
+
+
+def test_an_idle_partition_resolves_its_quiet_alerts_on_the_housekeeping_tick() -> None:
+    worker, producer, _, alert_id = firing_worker(alert_quiet_period_seconds=600)
+    producer.sent.clear()
+    src = (TOPIC, 2)
+    asyncio.run(worker.tick())
+    assert sent_alerts(producer.sent) == []  # input just arrived: not idle
+    worker.last_input[src] -= 601  # ten minutes and a second without input
+    asyncio.run(worker.tick())
+    (resolved,) = sent_alerts(producer.sent)
+    assert (resolved["alert_id"], resolved["state"]) == (alert_id, "RESOLVED")
+    assert resolved["resolved_at"] == resolved["last_seen"] + 600_000
