@@ -159,13 +159,16 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--devices", type=int, default=None, help="simulator (10000) / detection (120): fleet size"
     )
-    bench.add_argument("--hours", type=float, default=36.0, help="detection: event hours")
+    bench.add_argument(
+        "--hours", type=float, default=36.0, help="detection: event hours (failures after 24)"
+    )
     bench.add_argument("--seed", type=int, default=7, help="detection: fleet seed")
     bench.add_argument("--seconds", type=int, default=10, help="simulator: event seconds")
     bench.add_argument(
         "--offline",
         action="store_true",
-        help="nab: feed the detection stage directly instead of replaying through the pipeline",
+        help="nab, detection: feed the detection stage in-process instead of running the "
+        "readings through the pipeline (private Kafka, worker, ClickHouse store)",
     )
     bench.add_argument(
         "--nab-dir",
@@ -239,7 +242,13 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if cmd == "bench" and args.name == "detection":
         from bench.detection import run_detection_bench
 
-        run_detection_bench(settings, devices=args.devices or 120, hours=args.hours, seed=args.seed)
+        run_detection_bench(
+            settings,
+            offline=args.offline,
+            devices=args.devices or 120,
+            hours=args.hours,
+            seed=args.seed,
+        )
         return 0
     if cmd == "bench" and args.name == "nab":
         from bench.nab import run_nab_bench
