@@ -535,7 +535,8 @@ def run_detection_bench(
         onset_delay_s=onset_delay_h * 3600,
     )
     env = settings_environ(base)
-    env.setdefault("ENVIROSTREAM_DETECTOR_WARMUP", str(round(86_400 * rate_hz)))
+    if "detector_warmup" not in base.model_fields_set:  # one day of readings unless given
+        env["ENVIROSTREAM_DETECTOR_WARMUP"] = str(round(86_400 * rate_hz))
     settings = load_settings(env)
     end_ms = _START_MS + round(hours * 3_600_000)
     window_ms = window_min * 60_000
