@@ -160,6 +160,13 @@ class Settings(BaseSettings):
         gt=0,
         description="Event time after which a still-firing alert is sent again.",
     )
+    device_state_ttl_hours: float = Field(
+        default=168.0,
+        gt=0,
+        description="Event time after which the learned state and resolved alert of a device "
+        "that stopped sending are dropped (memory and changelog stay bounded as devices come "
+        "and go); a device that returns warms up again.",
+    )
     detector_checkpoint_seconds: float = Field(
         default=30.0,
         gt=0,

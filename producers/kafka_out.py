@@ -71,7 +71,7 @@ class RecordProducer:
         self,
         topic: str,
         keys: Sequence[bytes | str | None],
-        values: Sequence[bytes],
+        values: Sequence[bytes | None],
         headers: Sequence[list[tuple[str, bytes]] | None] | None = None,
         timestamps_ms: Sequence[int] | None = None,
         partitions: Sequence[int] | None = None,

@@ -99,6 +99,7 @@ class PipelineWorker:
         self.pending_restore: set[int] = set()  # readings partitions assigned, not restored
         self.state_topic = detector_state_topic(settings)
         self._last_checkpoint = time.monotonic()
+        self._last_expiry = time.monotonic()
         self.last_input: dict[Source, float] = {}
         self.lock = asyncio.Lock()
         self._last_commit = 0.0
@@ -219,6 +220,22 @@ class PipelineWorker:
             self.metrics.detector_checkpoint_bytes.inc(sum(len(v) for _, _, v in records))
         self._last_checkpoint = time.monotonic()
         return len(records)
+
+    def expire_devices(self) -> int:
+        """Drop devices silent for ``ENVIROSTREAM_DEVICE_STATE_TTL_HOURS`` of event time and
+        delete their changelog records (tombstones)."""
+        ttl_ms = round(self.settings.device_state_ttl_hours * 3_600_000)
+        gone = [k for src in list(self.last_input) for k in self.detection.expire(src, ttl_ms)]
+        if gone:
+            self.producer.send_batch(
+                self.state_topic,
+                [key for _, key in gone],
+                [None] * len(gone),
+                partitions=[src[1] for src, _ in gone],
+            )
+            log.info("forgot %d devices silent for %s h", len(gone), ttl_ms / 3_600_000)
+        self._last_expiry = time.monotonic()
+        return len(gone)
 
     async def release(self, tps: Sequence[TP]) -> None:
         """Partitions revoked: checkpoint their devices for the next owner, then forget."""
@@ -342,6 +359,8 @@ class PipelineWorker:
                 for src, seen in self.last_input.items()
                 if now - seen >= self.settings.idle_close_seconds
             ]
+            if now - self._last_expiry >= 60.0:
+                self.expire_devices()
             if idle:
                 self._send_aggregates(self.processor.close_all(idle))
                 for src in idle:  # quiet alerts resolve even when no input moves time on

@@ -205,6 +205,7 @@ class DeviceState:
     last_seq: int | None = None
     ticks: int = 0
     missing: float = 0.0  # exponentially weighted share of missing ticks
+    last_seen: int = -1  # largest event time of a reading (state expiry)
 
 
 class DetectionStage:
@@ -277,6 +278,8 @@ class DetectionStage:
         if dev is None or reason == "device_type_changed":
             dev = self.devices[device] = DeviceState(dtype)  # a new type starts a new warm-up
         self.dirty.add(device)
+        if ts > dev.last_seen:
+            dev.last_seen = ts
         self._sequence(device, dev, reading.get("sequence"), ts, dtype)
         if verdict != "OK":
             self.out.suspect += 1
@@ -533,6 +536,30 @@ class DetectionStage:
         if target > self.watermark.get(src, target - 1):
             self.watermark[src] = target
             self.tick([src])
+
+    def expire(self, src: Source, ttl_ms: int) -> list[tuple[Source, bytes]]:
+        """Forget the devices of partition ``src`` not heard from for ``ttl_ms`` of its event
+        time (decommissioned, renamed): their models and their resolved alert. Returns the
+        changelog keys to delete (tombstones). A device with an open alert is kept until the
+        alert resolves; one that comes back later warms up again."""
+        wm = self.watermark.get(src)
+        if wm is None:
+            return []
+        open_devices = set(self.open_alerts.values())
+        gone = [
+            d
+            for d, s in self.device_source.items()
+            if s == src
+            and d in self.devices
+            and self.devices[d].last_seen < wm - ttl_ms
+            and d not in open_devices
+        ]
+        for device in gone:
+            del self.devices[device]
+            del self.device_source[device]
+            self.dirty.discard(device)
+            self.alerts.pop(alert_key(device[0], device[1], DEVICE_GROUP), None)
+        return [(src, f"{t}/{d}".encode()) for t, d in gone]
 
     def take(self) -> DetectionOutput:
         """What was produced since the last call."""

@@ -197,3 +197,21 @@ def test_alerts_of_a_silent_partition_resolve_after_the_quiet_period_of_idle_tim
     assert resolved["resolved_at"] == START + 900 * MIN + HOUR  # last_seen + quiet period
     stage.idle(("other", 1), 10 * HOUR)  # a partition never seen: nothing to do
     assert stage.take().alerts == []
+
+
+def test_devices_silent_past_the_ttl_are_forgotten_unless_an_alert_is_open() -> None:
+    stage = _stage(warmup=10)
+    _run(stage, "quiet", _normal(20))  # minutes 0-19, then silent
+    _run(stage, "alarmed", [*_normal(19), 96.0])  # a limit breach at minute 19: FIRING
+    assert stage.open_alerts
+    _run(stage, "busy", _normal(10), first=60)  # the partition's event time reaches 69
+    ttl = 30 * MIN
+    assert stage.expire(SRC, ttl) == [(SRC, b"default/quiet")]
+    assert set(stage.devices) == {("default", "alarmed"), ("default", "busy")}
+    assert ("default", "quiet") not in stage.device_source
+    stage.idle(SRC, 2 * HOUR)  # the alarm resolves after its quiet hour ...
+    assert [a["state"] for a in stage.take().alerts] == ["RESOLVED"]
+    # ... then it goes too (and, two hours of idle time later, so does the busy device)
+    assert sorted(stage.expire(SRC, ttl)) == [(SRC, b"default/alarmed"), (SRC, b"default/busy")]
+    assert "default/alarmed/device" not in stage.alerts
+    assert stage.expire(SRC, ttl) == []

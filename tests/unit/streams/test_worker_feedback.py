@@ -130,3 +130,14 @@ def test_an_idle_partition_resolves_its_quiet_alerts_on_the_housekeeping_tick() 
     (resolved,) = sent_alerts(producer.sent)
     assert (resolved["alert_id"], resolved["state"]) == (alert_id, "RESOLVED")
     assert resolved["resolved_at"] == resolved["last_seen"] + 600_000
+
+
+def test_expired_devices_are_deleted_from_the_changelog_with_tombstones() -> None:
+    worker, producer, _, _ = firing_worker(alert_quiet_period_seconds=60, device_state_ttl_hours=1)
+    assert worker.expire_devices() == 0  # m1 was just seen
+    worker.last_input[(TOPIC, 2)] -= 7200  # two hours without input: the alert resolves
+    asyncio.run(worker.tick())
+    assert worker.expire_devices() == 1
+    topic = detector_state_topic(worker.settings)
+    assert (topic, None) in producer.sent and (topic, 2) in producer.partitions
+    assert worker.detection.devices == {}
