@@ -125,9 +125,9 @@ class DetectionConfig:
     window_threshold: float = 8.0
     window_persistence: int = 2
     window_persistence_window: int = 3
-    window_fading: float = 0.005
-    window_shrink: float = 0.001
-    window_clip: float = 3.0
+    window_fading: float = 0.01
+    window_shrink: float = 0.01
+    window_clip: float = 4.0
     window_min_learned: int = 60
     drift_slack: float = 2.0
     drift_threshold: float = 30.0
@@ -509,7 +509,7 @@ class DetectionStage:
                 clip=cfg.window_clip,
                 normalize=True,
                 center=False,
-                slow_outliers=True,
+                slow_above=cfg.window_threshold,
             )
             dev.win_hits = 0
         score, residuals = win.score_and_residuals(feats)

@@ -104,9 +104,10 @@ class WindowMahalanobis(Detector[dict[str, float]]):
     correlated synthetic windows its normal scores overlap the anomalous ones (see
     ``tests/unit/streams/test_detect_multivariate.py``). State is ``d`` means and a ``d x d``
     covariance (numpy arrays; ``d`` fixed by the first window learned). Once warm, learning
-    is winsorised: a window scoring above ``clip`` moves the statistics as one at ``clip``
-    (and, with ``slow_outliers``, at a tenth of the rate: a lasting incident is not learned
-    as normal within hours, a lasting change of regime is, within days).
+    is winsorised: a window scoring above ``clip`` moves the statistics as one at ``clip``,
+    and a window scoring ``slow_above`` or more (e.g. the threshold) is learned at a tenth of
+    the rate: a lasting incident is not learned as normal within hours, a lasting change of
+    regime is, within days.
 
     The score is the distance in standard deviations, or, with ``normalize``, the distance
     turned into a standard-normal deviate (Wilson-Hilferty cube root of ``d^2 / d``): a
@@ -138,7 +139,7 @@ class WindowMahalanobis(Detector[dict[str, float]]):
         shrink: float = 0.0,
         normalize: bool = False,
         center: bool = True,
-        slow_outliers: bool = False,
+        slow_above: float | None = None,
     ) -> None:
         super().__init__(warmup=warmup, threshold=threshold)
         if not 0.0 < fading < 1.0:
@@ -153,7 +154,7 @@ class WindowMahalanobis(Detector[dict[str, float]]):
         self.shrink = shrink
         self.normalize = normalize
         self.center = center
-        self.slow_outliers = slow_outliers
+        self.slow_above = slow_above
         self.features: tuple[str, ...] = ()
         self._mean = np.zeros(0)
         self._cov = np.zeros((0, 0))
@@ -225,7 +226,7 @@ class WindowMahalanobis(Detector[dict[str, float]]):
         if self.n_learned >= 2 and self.is_warm:
             d2 = float(diff @ self._precision() @ diff)
             score = self._scale_score(d2)
-            if score > self.clip and self.slow_outliers:
+            if self.slow_above is not None and score >= self.slow_above:
                 a *= 0.1  # an incident must not become normal within hours
             if score > self.clip:
                 # shrink the step so the window counts as one scoring ``clip``
