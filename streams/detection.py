@@ -746,6 +746,10 @@ class DetectionStage:
                     if not attr.startswith("score:"):
                         continue
                     cap = attr.removeprefix("score:")
+                    if cap == "window":  # the device's window detector
+                        current = dev.win_threshold or self.config.window_threshold
+                        dev.win_threshold = adapt_threshold(current, float(score))
+                        continue
                     for ser in dev.series.values():
                         if ser.capability == cap:
                             current = ser.threshold or self.config.threshold

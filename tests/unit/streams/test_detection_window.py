@@ -225,3 +225,21 @@ def test_residuals_name_the_feature_that_broke_away() -> None:
     assert score > det.threshold
     assert max(res, key=lambda k: abs(res[k])) == "a"
     assert res["a"] > 5
+
+
+def test_false_positive_feedback_raises_the_window_threshold() -> None:
+    stage = _stage()
+    onset = 2 * 1_440 + 600
+    alerts, _ = _feed(
+        stage,
+        "m1",
+        "MACHINE",
+        _machine(lambda i: 0.0 if i < onset else 2.0, wander=0.03),
+        range(onset + 60),
+    )
+    assert alerts[0]["rule"] == "anomaly:window"
+    dev = stage.devices[("default", "m1")]
+    assert dev.win_threshold is None
+    assert stage.feedback(alerts[0]["alert_id"], "false_positive", START + (onset + 61) * MIN)
+    assert dev.win_threshold is not None
+    assert dev.win_threshold > stage.config.window_threshold
