@@ -62,6 +62,7 @@ from streams.alerts import (
     apply_feedback,
     tick_alert,
 )
+from streams.detect.multivariate import WindowMahalanobis
 from streams.detect.predictive import TimeToLimit
 from streams.detect.rules import (
     SAFETY_LIMITS,
@@ -121,6 +122,17 @@ class DetectionConfig:
     stuck_after: int = 30
     gap_share: float = 0.2
     score_sample_every: int = 0
+    window: bool = True
+    window_warmup: int = 144
+    window_threshold: float = 8.0
+    window_persistence: int = 2
+    window_persistence_window: int = 3
+    window_fading: float = 0.01
+    window_shrink: float = 0.01
+    window_clip: float = 4.0
+    window_min_learned: int = 60
+    drift_slack: float = 2.0
+    drift_threshold: float = 30.0
 
     def __post_init__(self) -> None:
         checks = {
@@ -136,6 +148,16 @@ class DetectionConfig:
             "stuck_after": self.stuck_after >= 2,
             "gap_share": 0 < self.gap_share <= 1,
             "score_sample_every": self.score_sample_every >= 0,
+            "window_warmup": self.window_warmup >= 0,
+            "window_threshold": math.isfinite(self.window_threshold) and self.window_threshold > 0,
+            "window_persistence": 1 <= self.window_persistence <= self.window_persistence_window,
+            "window_persistence_window": 1 <= self.window_persistence_window <= 64,
+            "window_fading": 0 < self.window_fading < 1,
+            "window_shrink": 0 <= self.window_shrink < 1,
+            "window_clip": self.window_clip > 0,
+            "window_min_learned": self.window_min_learned >= 2,
+            "drift_slack": self.drift_slack >= 0,
+            "drift_threshold": math.isfinite(self.drift_threshold) and self.drift_threshold > 0,
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
@@ -194,6 +216,9 @@ class SeriesState:
     bucket_sum: float = 0.0
     bucket_n: int = 0
     trend_hits: int = 0
+    win_sum: float = 0.0  # the device window being filled: sum and count of learned values
+    win_n: int = 0
+    win_scale: float = 0.0  # fixed at the first window: residuals in this series' spread
 
 
 @dataclass
@@ -206,6 +231,14 @@ class DeviceState:
     ticks: int = 0
     missing: float = 0.0  # exponentially weighted share of missing ticks
     last_seen: int = -1  # largest event time of a reading (state expiry)
+    window: WindowMahalanobis | None = None  # over the series' bucket residuals
+    win_start: int = -1  # event time the window being filled starts at
+    win_hits: int = 0  # bit mask of the last anomalous windows
+    win_refused: int = 0  # windows in a row missing a feature (rebuilt after an hour)
+    win_threshold: float | None = None  # raised by false-positive feedback
+    win_score: float = math.nan  # the last window's score
+    drift_up: list[float] = field(default_factory=list)  # CUSUM per feature of ``window``
+    drift_down: list[float] = field(default_factory=list)
 
 
 class DetectionStage:
@@ -281,6 +314,13 @@ class DetectionStage:
         if ts > dev.last_seen:
             dev.last_seen = ts
         self._sequence(device, dev, reading.get("sequence"), ts, dtype)
+        if self.config.window:
+            bucket = ts - ts % self.config.trend_bucket_ms
+            if dev.win_start < 0:
+                dev.win_start = bucket
+            elif bucket > dev.win_start:
+                self._window(device, dev, dtype, ts)
+                dev.win_start = bucket
         if verdict != "OK":
             self.out.suspect += 1
             if reason == "out_of_physical_range":
@@ -317,6 +357,9 @@ class DetectionStage:
         self._score(device, ser, reading, learn=learn)
         if learn:
             ser.last_ts = ts
+            if ts >= dev.win_start:
+                ser.win_sum += value
+                ser.win_n += 1
             self._flat_line(device, ser, value, ts, dtype)
             if ser.trend is not None:
                 self._trend(device, ser, value, ts, dtype)
@@ -431,6 +474,165 @@ class DetectionStage:
                 f"{cap} predicted {side} {trend.limit:g} in {eta / 3600:.1f} h (now {mean:g})",
                 {"time_to_failure_s": f"{eta:.0f}", "predicted_capability": cap},
             )
+
+    def _window(self, device: DeviceKey, dev: DeviceState, dtype: str, ts: int) -> None:
+        """Close the device's window: score its series' bucket residuals together.
+
+        Feature ``i`` is the bucket mean of series ``i`` minus its seasonal baseline at the
+        bucket's middle, in that series' typical spread (fixed when the series first enters
+        a window). :class:`WindowMahalanobis` (normalised, so one threshold serves any
+        number of series) scores the vector against the EW covariance of past windows:
+        signals moving together in a way they do not usually (bearing temperature and
+        vibration rising while flow and current do not) score high though no single one is
+        extreme. Each feature's residual *given the others* feeds a two-sided CUSUM: one
+        signal drifting away from the signals that usually explain it (one tyre, one cell,
+        a coolant sensor against its engine) accumulates evidence window after window.
+        """
+        cfg = self.config
+        mid = dev.win_start + cfg.trend_bucket_ms // 2
+        feats: dict[str, float] = {}
+        for key, ser in dev.series.items():
+            if not ser.win_n:
+                continue
+            det = ser.detector
+            if det.n_learned >= cfg.window_min_learned:
+                if ser.win_scale <= 0.0:
+                    ser.win_scale = det.spread()
+                feats[key] = det.residual(ser.win_sum / ser.win_n, mid) / ser.win_scale
+            ser.win_sum, ser.win_n = 0.0, 0
+        if len(feats) < 2:
+            return
+        win = dev.window
+        if win is not None and not all(k in feats for k in win.features):
+            dev.win_refused += 1
+            if dev.win_refused >= 3_600_000 // cfg.trend_bucket_ms:
+                dev.window = None  # a series is gone: learn the device's new set of series
+            return
+        dev.win_refused = 0
+        if win is None:
+            win = dev.window = WindowMahalanobis(
+                warmup=cfg.window_warmup,
+                threshold=cfg.window_threshold,
+                fading=cfg.window_fading,
+                shrink=cfg.window_shrink,
+                clip=cfg.window_clip,
+                normalize=True,
+                center=False,
+                slow_above=cfg.window_threshold,
+            )
+            dev.win_hits = 0
+        score, residuals = win.score_and_residuals(feats)
+        warm = win.is_warm
+        dev.win_score = score
+        win.learn_one(feats, ts)
+        if not dev.drift_up or len(dev.drift_up) != len(win.features):
+            dev.drift_up = [0.0] * len(win.features)
+            dev.drift_down = [0.0] * len(win.features)
+        if not (warm and math.isfinite(score)) or not all(
+            dev.series[k].detector.is_warm for k in win.features
+        ):
+            # the series' daily profiles are not learned yet: their residuals still change
+            # meaning (a partial hour's mean, then the full profile), so nothing is judged
+            dev.drift_up = [0.0] * len(win.features)
+            dev.drift_down = [0.0] * len(win.features)
+            return
+        threshold = dev.win_threshold or cfg.window_threshold
+        flagged = score >= threshold
+        dev.win_hits = ((dev.win_hits << 1) | flagged) & ((1 << cfg.window_persistence_window) - 1)
+        top = max(residuals, key=lambda k: abs(residuals[k]))
+        top_cap = dev.series[top].capability
+        if flagged and dev.win_hits.bit_count() >= cfg.window_persistence:
+            lead = sorted(residuals, key=lambda k: -abs(residuals[k]))[:3]
+            named = ", ".join(f"{k} {residuals[k]:+.1f}" for k in lead)
+            self._observe(
+                device,
+                "anomaly:window",
+                "WARNING",
+                ts,
+                dtype,
+                top_cap,
+                f"signals of {device[1]} unusual together: window score {score:.1f} >= "
+                f"{threshold:g} in {dev.win_hits.bit_count()} of the last "
+                f"{cfg.window_persistence_window} "
+                f"windows (given the others: {named})",
+                {"score:window": f"{score:.3f}"},
+            )
+        self._window_score(
+            device,
+            dtype,
+            top_cap,
+            "window_mahalanobis",
+            score,
+            threshold,
+            flagged,
+            dev.win_start,
+            win.n_learned,
+        )
+        # drift of one signal away from the others: CUSUM of its conditional residual
+        h, k = cfg.drift_threshold, cfg.drift_slack
+        for i, key in enumerate(win.features):
+            r = max(-4.0 * h, min(4.0 * h, residuals[key]))
+            up = min(2.0 * h, max(0.0, dev.drift_up[i] + r - k))
+            down = min(2.0 * h, max(0.0, dev.drift_down[i] - r - k))
+            dev.drift_up[i], dev.drift_down[i] = up, down
+            if max(up, down) >= h:
+                cap = dev.series[key].capability
+                side = "above" if up >= down else "below"
+                self._observe(
+                    device,
+                    "anomaly:window",
+                    "WARNING",
+                    ts,
+                    dtype,
+                    cap,
+                    f"{key} drifts {side} what {device[1]}'s other signals predict "
+                    f"(CUSUM {max(up, down):.1f} >= {h:g})",
+                    {"score:window": f"{score:.3f}"},
+                )
+                self._window_score(
+                    device,
+                    dtype,
+                    cap,
+                    "window_drift",
+                    max(up, down),
+                    h,
+                    True,
+                    dev.win_start,
+                    win.n_learned,
+                )
+
+    def _window_score(
+        self,
+        device: DeviceKey,
+        dtype: str,
+        cap: str,
+        detector: str,
+        score: float,
+        threshold: float,
+        flagged: bool,
+        start: int,
+        n: int,
+    ) -> None:
+        every = self.config.score_sample_every
+        if not (flagged or (every > 0 and n % max(1, every // 10) == 0)):
+            return
+        if flagged:
+            self.out.anomaly_counts[(detector, dtype)] += 1
+        self.out.anomalies.append(
+            {
+                "ts": start,
+                "tenant_id": device[0],
+                "device_id": device[1],
+                "device_type": dtype,
+                "capability": cap,
+                "detector": detector,
+                "score": score,
+                "threshold": threshold,
+                "value": score,
+                "is_anomaly": flagged,
+                "reading_id": "",
+            }
+        )
 
     def _sequence(self, device: DeviceKey, dev: DeviceState, seq: Any, ts: int, dtype: str) -> None:
         """Missing ticks of a device: gaps in its ``sequence`` (one number per tick)."""
@@ -591,6 +793,10 @@ class DetectionStage:
                     if not attr.startswith("score:"):
                         continue
                     cap = attr.removeprefix("score:")
+                    if cap == "window":  # the device's window detector
+                        current = dev.win_threshold or self.config.window_threshold
+                        dev.win_threshold = adapt_threshold(current, float(score))
+                        continue
                     for ser in dev.series.values():
                         if ser.capability == cap:
                             current = ser.threshold or self.config.threshold

@@ -102,9 +102,28 @@ class WindowMahalanobis(Detector[dict[str, float]]):
     Catches a broken correlation (temperature up while vibration is down, or both up more
     than load explains) that ``HalfSpaceTrees`` on few features separates poorly: on
     correlated synthetic windows its normal scores overlap the anomalous ones (see
-    ``tests/unit/streams/test_detect_multivariate.py``). The score is the distance in
-    standard deviations; state is ``d`` means and a ``d x d`` covariance (``d`` fixed by the
-    first window learned). Once warm, learning is winsorised at ``clip`` distances.
+    ``tests/unit/streams/test_detect_multivariate.py``). State is ``d`` means and a ``d x d``
+    covariance (numpy arrays; ``d`` fixed by the first window learned). Once warm, learning
+    is winsorised: a window scoring above ``clip`` moves the statistics as one at ``clip``,
+    and a window scoring ``slow_above`` or more (e.g. the threshold) is learned at a tenth of
+    the rate: a lasting incident is not learned as normal within hours, a lasting change of
+    regime is, within days.
+
+    The score is the distance in standard deviations, or, with ``normalize``, the distance
+    turned into a standard-normal deviate (Wilson-Hilferty cube root of ``d^2 / d``): a
+    healthy window scores about ``N(0, 1)`` whatever the number of features, so one
+    threshold serves a 4-sensor hub and a 30-sensor truck. ``shrink`` adds that share of
+    each feature's own variance to the diagonal before inverting (a covariance estimated
+    from ~``1 / fading`` windows over many features is otherwise near singular).
+
+    With ``center=False`` the mean is fixed at 0 and the covariance is the second moment
+    around it: for features that are residuals from a baseline (0 when healthy by
+    construction) a learned mean adds only lag, and an anomaly would pull it along.
+
+    :meth:`residuals` gives, per feature, its standardised residual *given the others*
+    (``(P x)_i / sqrt(P_ii)`` with ``P`` the inverse covariance): the share of a window's
+    distance that one signal explains, e.g. one tyre losing pressure while its siblings do
+    not.
     """
 
     name = "window_mahalanobis"
@@ -117,54 +136,109 @@ class WindowMahalanobis(Detector[dict[str, float]]):
         fading: float = 0.01,
         clip: float = 4.0,
         ridge: float = 1e-6,
+        shrink: float = 0.0,
+        normalize: bool = False,
+        center: bool = True,
+        slow_above: float | None = None,
     ) -> None:
         super().__init__(warmup=warmup, threshold=threshold)
         if not 0.0 < fading < 1.0:
             msg = f"fading must be in (0, 1), got {fading!r}"
             raise ValueError(msg)
+        if not 0.0 <= shrink < 1.0:
+            msg = f"shrink must be in [0, 1), got {shrink!r}"
+            raise ValueError(msg)
         self.fading = fading
         self.clip = clip
         self.ridge = ridge
+        self.shrink = shrink
+        self.normalize = normalize
+        self.center = center
+        self.slow_above = slow_above
         self.features: tuple[str, ...] = ()
-        self._mean: list[float] = []
-        self._cov: list[list[float]] = []
+        self._mean = np.zeros(0)
+        self._cov = np.zeros((0, 0))
 
     def _accepts(self, x: dict[str, float]) -> bool:
         if not is_finite_features(x):
             return False
         return not self.features or all(name in x for name in self.features)
 
-    def _distance(self, x: dict[str, float]) -> tuple[float, list[float]]:
-        diff = np.array([x[n] for n in self.features]) - np.array(self._mean)
-        cov = np.array(self._cov)
-        scale = float(np.trace(cov)) / len(self.features) if len(self.features) else 0.0
-        cov = cov + np.eye(len(self.features)) * (self.ridge * scale + 1e-12)
-        d2 = float(diff @ np.linalg.solve(cov, diff))
-        return math.sqrt(max(d2, 0.0)), [float(v) for v in diff]
+    def _precision(self) -> np.ndarray:
+        cov = self._cov
+        d = len(self.features)
+        scale = float(np.trace(cov)) / d if d else 0.0
+        reg = cov + np.diag(np.diag(cov) * self.shrink + self.ridge * scale + 1e-12)
+        return np.asarray(np.linalg.inv(reg))
+
+    def _diff(self, x: dict[str, float]) -> np.ndarray:
+        return np.fromiter((x[n] for n in self.features), float, len(self.features)) - self._mean
+
+    def _scale_score(self, d2: float) -> float:
+        if not self.normalize:
+            return math.sqrt(max(d2, 0.0))
+        d = len(self.features)
+        c = 2.0 / (9.0 * d)
+        return ((max(d2, 0.0) / d) ** (1.0 / 3.0) - (1.0 - c)) / math.sqrt(c)
 
     def _score(self, x: dict[str, float], ts_ms: int) -> float:
         if self.n_learned < 2:
             return 0.0
-        return self._distance(x)[0]
+        diff = self._diff(x)
+        return self._scale_score(float(diff @ self._precision() @ diff))
+
+    def score_and_residuals(self, x: dict[str, float]) -> tuple[float, dict[str, float]]:
+        """The score of ``x`` and each feature's standardised residual given the others.
+
+        Both 0 before two windows were learned; ``(nan, {})`` for an input not accepted.
+        """
+        if not self._accepts(x):
+            return math.nan, {}
+        if self.n_learned < 2:
+            return 0.0, dict.fromkeys(self.features, 0.0)
+        diff = self._diff(x)
+        prec = self._precision()
+        px = prec @ diff
+        res = px / np.sqrt(np.clip(np.diag(prec), 1e-300, None))
+        score = self._scale_score(float(diff @ px))
+        return score, dict(zip(self.features, res.tolist(), strict=True))
+
+    def residuals(self, x: dict[str, float]) -> dict[str, float]:
+        """Per feature, its standardised residual given the other features (see class doc)."""
+        return self.score_and_residuals(x)[1]
 
     def _learn(self, x: dict[str, float], ts_ms: int) -> None:
         if not self.features:
             self.features = tuple(sorted(x))
-            self._mean = [x[n] for n in self.features]
-            self._cov = [[0.0] * len(self.features) for _ in self.features]
+            d = len(self.features)
+            self._cov = np.zeros((d, d))
+            if self.center:
+                self._mean = np.array([x[n] for n in self.features], dtype=float)
+                return
+            self._mean = np.zeros(d)
+            first = self._diff(x)
+            self._cov = np.outer(first, first)
             return
-        n = len(self.features)
-        if self.n_learned < 2:
-            diff = [x[f] - m for f, m in zip(self.features, self._mean, strict=True)]
-        else:
-            dist, diff = self._distance(x)
-            if self.is_warm and dist > self.clip:
-                diff = [d * self.clip / dist for d in diff]
+        diff = self._diff(x)
         # a fixed rate from the start would let the first windows dominate; use 1/n until
         # it falls below ``fading``
         a = max(self.fading, 1.0 / (self.n_learned + 1))
-        self._mean = [m + a * d for m, d in zip(self._mean, diff, strict=True)]
-        for i in range(n):
-            row = self._cov[i]
-            for j in range(n):
-                row[j] = (1.0 - a) * (row[j] + a * diff[i] * diff[j])
+        if self.n_learned >= 2 and self.is_warm:
+            d2 = float(diff @ self._precision() @ diff)
+            score = self._scale_score(d2)
+            if self.slow_above is not None and score >= self.slow_above:
+                a *= 0.1  # an incident must not become normal within hours
+            if score > self.clip:
+                # shrink the step so the window counts as one scoring ``clip``
+                if self.normalize:
+                    d = len(self.features)
+                    c = 2.0 / (9.0 * d)
+                    target = d * (self.clip * math.sqrt(c) + 1.0 - c) ** 3
+                    diff = diff * math.sqrt(target / d2)
+                else:
+                    diff = diff * (self.clip / score)
+        if self.center:
+            self._mean = self._mean + a * diff
+            self._cov = (1.0 - a) * (self._cov + a * np.outer(diff, diff))
+        else:
+            self._cov = (1.0 - a) * self._cov + a * np.outer(diff, diff)

@@ -127,6 +127,21 @@ class SeasonalZScore(Detector[float]):
         base = self._baseline(ts_ms)
         return (x - base) / self._std(base, ts_ms)
 
+    def residual(self, x: float, ts_ms: int) -> float:
+        """``x`` minus the baseline at ``ts_ms`` (the daily profile, or the recent level
+        before the profile covers the hour); 0 before two readings were learned."""
+        if self.n_learned < 2:
+            return 0.0
+        return x - self._baseline(ts_ms)
+
+    def spread(self) -> float:
+        """The residual's typical standard deviation: the mean of the hourly spreads learned
+        so far (the recent spread before any), floored like the score's."""
+        sq = [v for v, n in zip(self._bucket_sq, self._bucket_n, strict=True) if n >= _MIN_BUCKET]
+        var = sum(sq) / len(sq) if sq else max(self._var.get(), 0.0)
+        level = abs(float(self._fast.get())) if self.n_learned else 0.0
+        return max(math.sqrt(var), self.min_std, self.rel_std_floor * level)
+
     def deviation(self, x: float, ts_ms: int) -> float:
         """Signed distance of ``x`` from the daily profile at ``ts_ms``, in the spread usual
         at that hour (not the recent spread, which grows with a slow ramp and hides it)."""
