@@ -139,6 +139,19 @@ class Settings(BaseSettings):
         le=10,
         description="Anomalous readings among a series' last 10 that raise an alert.",
     )
+    detector_likelihood: Literal["off", "generic", "all"] = Field(
+        default="generic",
+        description="Which series the anomaly likelihood (-log10 tail probability of the "
+        "detector's recent mean |z| under its learned distribution) may alert on: GENERIC "
+        "ones (replayed data of unknown meaning), all learned series, or none.",
+    )
+    detector_likelihood_threshold: float = Field(
+        default=4.0,
+        gt=0,
+        le=300,
+        description="-log10 of the tail probability at which the anomaly likelihood alerts "
+        "(4 = one in ten thousand).",
+    )
     predict_horizon_seconds: float = Field(
         default=21_600.0,
         gt=0,

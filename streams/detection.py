@@ -62,6 +62,7 @@ from streams.alerts import (
     apply_feedback,
     tick_alert,
 )
+from streams.detect.likelihood import AnomalyLikelihood
 from streams.detect.multivariate import WindowMahalanobis
 from streams.detect.predictive import TimeToLimit
 from streams.detect.rules import (
@@ -79,6 +80,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEVICE_GROUP",
+    "LIKELIHOOD_SCOPES",
     "DetectionConfig",
     "DetectionOutput",
     "DetectionStage",
@@ -90,6 +92,11 @@ Source = tuple[str, int]
 DeviceKey = tuple[str, str]  # (tenant, device)
 DEVICE_GROUP = "device"
 _CHECKPOINT_VERSION = 1
+
+
+LIKELIHOOD_SCOPES = ("off", "generic", "all")
+"""Which series the anomaly likelihood judges: none, the ``GENERIC`` ones (replayed data of
+an unknown kind, e.g. NAB), or every learned series."""
 
 
 def limit_rule(capability: str, breach: Breach) -> str:
@@ -133,6 +140,10 @@ class DetectionConfig:
     window_min_learned: int = 60
     drift_slack: float = 2.0
     drift_threshold: float = 30.0
+    likelihood: str = "generic"
+    likelihood_threshold: float = 4.0
+    likelihood_short: int = 10
+    likelihood_history: int = 8_640
 
     def __post_init__(self) -> None:
         checks = {
@@ -158,6 +169,11 @@ class DetectionConfig:
             "window_min_learned": self.window_min_learned >= 2,
             "drift_slack": self.drift_slack >= 0,
             "drift_threshold": math.isfinite(self.drift_threshold) and self.drift_threshold > 0,
+            "likelihood": self.likelihood in LIKELIHOOD_SCOPES,
+            "likelihood_threshold": math.isfinite(self.likelihood_threshold)
+            and self.likelihood_threshold > 0,
+            "likelihood_short": self.likelihood_short >= 1,
+            "likelihood_history": self.likelihood_history >= 2,
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
@@ -219,6 +235,8 @@ class SeriesState:
     win_sum: float = 0.0  # the device window being filled: sum and count of learned values
     win_n: int = 0
     win_scale: float = 0.0  # fixed at the first window: residuals in this series' spread
+    likelihood: AnomalyLikelihood | None = None  # over the detector's |z| (generic series)
+    lik_threshold: float | None = None  # raised by false-positive feedback
 
 
 @dataclass
@@ -344,6 +362,14 @@ class DetectionStage:
             ser = dev.series[key] = SeriesState(
                 cap, SeasonalZScore(warmup=self.config.warmup, threshold=self.config.threshold)
             )
+            scope = self.config.likelihood
+            if scope == "all" or (scope == "generic" and cap == "GENERIC"):
+                ser.likelihood = AnomalyLikelihood(
+                    warmup=self.config.warmup,
+                    threshold=self.config.likelihood_threshold,
+                    short=self.config.likelihood_short,
+                    history=self.config.likelihood_history,
+                )
             limit = _trend_limit(dtype, cap)
             if limit is not None:
                 ser.trend = TimeToLimit(
@@ -371,6 +397,8 @@ class DetectionStage:
         ts: int = reading["timestamp"]
         value: float = reading["value"]
         n = det.n_learned
+        if ser.likelihood is not None and det.is_warm:
+            self._likelihood(device, ser, reading, det.z(value, ts), learn=learn)
         s = det.process_one(value, ts, learn=learn)
         flagged = s.is_anomaly and (ser.threshold is None or s.score >= ser.threshold)
         cfg = self.config
@@ -411,6 +439,54 @@ class DetectionStage:
                 "reading_id": reading.get("reading_id") or "",
             }
         )
+
+    def _likelihood(
+        self,
+        device: DeviceKey,
+        ser: SeriesState,
+        reading: Mapping[str, Any],
+        z: float,
+        *,
+        learn: bool,
+    ) -> None:
+        """Judge the anomaly likelihood of the detector's recent ``|z|`` (an alert at once:
+        the short average already asks for more than one unusual reading)."""
+        lik = cast(AnomalyLikelihood, ser.likelihood)
+        ts: int = reading["timestamp"]
+        value: float = reading["value"]
+        s = lik.process_one(z, ts, learn=learn)
+        threshold = ser.lik_threshold or s.threshold
+        if not (s.is_anomaly and s.score >= threshold):
+            return
+        cap = ser.capability
+        self.out.anomaly_counts[(s.detector, reading["device_type"])] += 1
+        self.out.anomalies.append(
+            {
+                "ts": ts,
+                "tenant_id": device[0],
+                "device_id": device[1],
+                "device_type": reading["device_type"],
+                "capability": cap,
+                "detector": s.detector,
+                "score": s.score,
+                "threshold": threshold,
+                "value": value,
+                "is_anomaly": True,
+                "reading_id": reading.get("reading_id") or "",
+            }
+        )
+        if learn:
+            self._observe(
+                device,
+                f"anomaly:{cap}",
+                "WARNING",
+                ts,
+                reading["device_type"],
+                cap,
+                f"{cap} unusual for this series: recent scores have a likelihood of "
+                f"1e-{s.score:.1f} (threshold 1e-{threshold:g}, value {value:g})",
+                {f"score:likelihood:{cap}": f"{s.score:.3f}"},
+            )
 
     def _flat_line(
         self, device: DeviceKey, ser: SeriesState, value: float, ts: int, dtype: str
@@ -797,6 +873,13 @@ class DetectionStage:
                         current = dev.win_threshold or self.config.window_threshold
                         dev.win_threshold = adapt_threshold(current, float(score))
                         continue
+                    if cap.startswith("likelihood:"):  # a series' anomaly likelihood
+                        cap = cap.removeprefix("likelihood:")
+                        for ser in dev.series.values():
+                            if ser.capability == cap:
+                                current = ser.lik_threshold or self.config.likelihood_threshold
+                                ser.lik_threshold = adapt_threshold(current, float(score))
+                        continue
                     for ser in dev.series.values():
                         if ser.capability == cap:
                             current = ser.threshold or self.config.threshold
@@ -921,6 +1004,8 @@ def detection_stage_from_settings(settings: Settings) -> DetectionStage:
         warmup=settings.detector_warmup,
         threshold=settings.detector_threshold,
         persistence=settings.detector_persistence,
+        likelihood=settings.detector_likelihood,
+        likelihood_threshold=settings.detector_likelihood_threshold,
         horizon_ms=round(settings.predict_horizon_seconds * 1000),
         score_sample_every=settings.anomaly_sample_every,
     )

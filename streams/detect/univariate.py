@@ -127,6 +127,12 @@ class SeasonalZScore(Detector[float]):
         base = self._baseline(ts_ms)
         return (x - base) / self._std(base, ts_ms)
 
+    def z(self, x: float, ts_ms: int) -> float:
+        """Signed residual of ``x`` from the baseline at ``ts_ms`` in the residual's current
+        standard deviation (the raw score, before the recent-level and drift rules); 0
+        before two readings were learned. Does not change the state."""
+        return self._z(x, ts_ms) if self._accepts(x) else 0.0
+
     def residual(self, x: float, ts_ms: int) -> float:
         """``x`` minus the baseline at ``ts_ms`` (the daily profile, or the recent level
         before the profile covers the hour); 0 before two readings were learned."""
