@@ -84,6 +84,8 @@ DETECTION_FIELDS: tuple[str, ...] = (
     "detector_warmup",
     "detector_threshold",
     "detector_persistence",
+    "detector_likelihood",
+    "detector_likelihood_threshold",
     "predict_horizon_seconds",
     "anomaly_sample_every",
     "alert_quiet_period_seconds",

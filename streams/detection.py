@@ -143,6 +143,7 @@ class DetectionConfig:
     likelihood: str = "generic"
     likelihood_threshold: float = 4.0
     likelihood_short: int = 10
+    likelihood_warmup: int = 388  # NAB: learning period 288 + 100 estimation samples
     likelihood_history: int = 8_640
 
     def __post_init__(self) -> None:
@@ -173,6 +174,7 @@ class DetectionConfig:
             "likelihood_threshold": math.isfinite(self.likelihood_threshold)
             and self.likelihood_threshold > 0,
             "likelihood_short": self.likelihood_short >= 1,
+            "likelihood_warmup": self.likelihood_warmup >= 0,
             "likelihood_history": self.likelihood_history >= 2,
         }
         bad = [name for name, ok in checks.items() if not ok]
@@ -365,7 +367,7 @@ class DetectionStage:
             scope = self.config.likelihood
             if scope == "all" or (scope == "generic" and cap == "GENERIC"):
                 ser.likelihood = AnomalyLikelihood(
-                    warmup=self.config.warmup,
+                    warmup=self.config.likelihood_warmup,
                     threshold=self.config.likelihood_threshold,
                     short=self.config.likelihood_short,
                     history=self.config.likelihood_history,
