@@ -65,6 +65,7 @@ from streams.alerts import (
 from streams.detect.multivariate import WindowMahalanobis
 from streams.detect.predictive import TimeToLimit
 from streams.detect.rules import (
+    OPERATING_STATE,
     SAFETY_LIMITS,
     STATE_CAPABILITIES,
     Breach,
@@ -372,7 +373,13 @@ class DetectionStage:
         value: float = reading["value"]
         n = det.n_learned
         s = det.process_one(value, ts, learn=learn)
-        flagged = s.is_anomaly and (ser.threshold is None or s.score >= ser.threshold)
+        # an operating state (a pack's charge current) is learned for the device window,
+        # never judged on its own: it follows the schedule and the state of charge
+        flagged = (
+            s.is_anomaly
+            and (ser.threshold is None or s.score >= ser.threshold)
+            and (reading["device_type"], ser.capability) not in OPERATING_STATE
+        )
         cfg = self.config
         if learn:
             ser.hits = ((ser.hits << 1) | flagged) & ((1 << cfg.persistence_window) - 1)
@@ -521,6 +528,11 @@ class DetectionStage:
                 slow_above=cfg.window_threshold,
             )
             dev.win_hits = 0
+        given = tuple(
+            sorted(k for k in feats if (dtype, dev.series[k].capability) in OPERATING_STATE)
+        )
+        if win.given != given:
+            win.given = given  # conditioned on the device's operating state, never judging it
         score, residuals = win.score_and_residuals(feats)
         warm = win.is_warm
         dev.win_score = score
@@ -539,10 +551,11 @@ class DetectionStage:
         threshold = dev.win_threshold or cfg.window_threshold
         flagged = score >= threshold
         dev.win_hits = ((dev.win_hits << 1) | flagged) & ((1 << cfg.window_persistence_window) - 1)
-        top = max(residuals, key=lambda k: abs(residuals[k]))
+        judged = [k for k in residuals if k not in win.given] or list(residuals)
+        top = max(judged, key=lambda k: abs(residuals[k]))
         top_cap = dev.series[top].capability
         if flagged and dev.win_hits.bit_count() >= cfg.window_persistence:
-            lead = sorted(residuals, key=lambda k: -abs(residuals[k]))[:3]
+            lead = sorted(judged, key=lambda k: -abs(residuals[k]))[:3]
             named = ", ".join(f"{k} {residuals[k]:+.1f}" for k in lead)
             self._observe(
                 device,
@@ -571,6 +584,8 @@ class DetectionStage:
         # drift of one signal away from the others: CUSUM of its conditional residual
         h, k = cfg.drift_threshold, cfg.drift_slack
         for i, key in enumerate(win.features):
+            if key in win.given:
+                continue  # an operating state is not judged, only conditioned on
             r = max(-4.0 * h, min(4.0 * h, residuals[key]))
             up = min(2.0 * h, max(0.0, dev.drift_up[i] + r - k))
             down = min(2.0 * h, max(0.0, dev.drift_down[i] - r - k))

@@ -243,3 +243,88 @@ def test_false_positive_feedback_raises_the_window_threshold() -> None:
     assert stage.feedback(alerts[0]["alert_id"], "false_positive", START + (onset + 61) * MIN)
     assert dev.win_threshold is not None
     assert dev.win_threshold > stage.config.window_threshold
+
+
+def _pack(charge_from: Callable[[int], float], cell2_drop: Callable[[int], float]) -> Signal:
+    """A battery pack: charge current (-40 A from ``charge_from(day)`` o'clock for 2 h, +40 A
+    discharge 18-20 h), four cell voltages with the IR drop of that current, four cell
+    temperatures warmed by it, and ``cell2_drop(i)`` volts off cell 2."""
+    heat = [0.0]
+
+    def signal(i: int, rng: random.Random) -> dict[tuple[str, str], float]:
+        hour = (i % 1_440) / 60
+        start = charge_from(i // 1_440)
+        current = 0.0
+        if start <= hour < start + 2:
+            current = -40.0
+        elif 18 <= hour < 20:
+            current = 40.0
+        heat[0] += (0.0003 * current**2 - heat[0]) / 30  # first order, 30 min
+        out = {("current", "CURRENT"): current + rng.gauss(0, 0.3)}
+        for c, (dv, dt) in enumerate(((0.0, 0.0), (0.004, 0.5), (-0.003, -0.4), (0.002, 0.3))):
+            volts = 3.3 + dv - 0.0012 * current + rng.gauss(0, 0.002)
+            if c == 1:
+                volts -= cell2_drop(i)
+            out[(f"cell_voltage_{c + 1}", "CELL_VOLTAGE")] = volts
+            temp = 25.0 + dt + heat[0] + rng.gauss(0, 0.1)
+            out[(f"cell_temperature_{c + 1}", "CELL_TEMPERATURE")] = temp
+        return out
+
+    return signal
+
+
+def _earlier_on_day_3(day: int) -> float:
+    return 9.0 if day < 2 else 7.0  # the energy schedule moves the charge two hours earlier
+
+
+def test_a_pack_charging_at_another_hour_raises_nothing_while_a_cell_fault_does() -> None:
+    # the pack's current is an operating state (commanded by the charger and the schedule,
+    # stopped by a full pack): a charge at another hour than yesterday's is not an anomaly,
+    # neither on its own nor for the window (cell voltages and temperatures follow it)
+    minutes = range(2 * 1_440 + 12 * 60)
+    stage = _stage()
+    alerts, anomalies = _feed(
+        stage, "b1", "BATTERY_PACK", _pack(_earlier_on_day_3, lambda i: 0.0), minutes
+    )
+    assert alerts == [], [a["summary"] for a in alerts]
+    dev = stage.devices[("default", "b1")]
+    assert dev.window is not None and dev.window.is_warm  # it did judge the early charge
+    assert dev.window.given == ("b1/current",)
+    assert not [a for a in anomalies if a["is_anomaly"] and a["capability"] == "CURRENT"]
+
+    # the same pack with cell 2 sagging from 06:00 on the third day (10 mV an hour: inside
+    # the cells' own spread for hours) is still seen, and named
+    onset = 2 * 1_440 + 6 * 60
+
+    def sag(i: int) -> float:
+        return 0.0 if i < onset else 0.01 * (i - onset) / 60
+
+    stage = _stage()
+    alerts, _ = _feed(stage, "b2", "BATTERY_PACK", _pack(_earlier_on_day_3, sag), minutes)
+    assert alerts, "the sagging cell was not seen"
+    first = alerts[0]
+    assert first["first_seen"] > START + onset * MIN
+    assert first["capability"] == "CELL_VOLTAGE"
+    assert "cell_voltage_2" in first["summary"]
+
+
+def test_mahalanobis_given_features_are_conditioned_on_not_judged() -> None:
+    rng = random.Random(3)
+    det = WindowMahalanobis(warmup=50, normalize=True, center=False, given=["load"])
+    plain = WindowMahalanobis(warmup=50, normalize=True, center=False)
+    for _ in range(400):
+        load = rng.gauss(0, 1)
+        x = {"load": load, "temp": 0.8 * load + 0.3 * rng.gauss(0, 1), "vib": rng.gauss(0, 1)}
+        det.learn_one(x, 0)
+        plain.learn_one(x, 0)
+    # a load far beyond anything seen, with the temperature it explains: the operating
+    # state is unusual, the device is not
+    odd_load = {"load": 12.0, "temp": 9.6, "vib": 0.0}
+    assert plain.score_one(odd_load, 0) > 8.0
+    assert det.score_one(odd_load, 0) < 3.0
+    # the temperature out of line with the load is judged as before
+    hot = {"load": 0.0, "temp": 3.0, "vib": 0.0}
+    assert det.score_one(hot, 0) > 8.0
+    score, residuals = det.score_and_residuals(hot)
+    assert score == det.score_one(hot, 0)
+    assert max(residuals, key=lambda k: abs(residuals[k])) == "temp"
