@@ -132,6 +132,7 @@ class DetectionConfig:
     window_shrink: float = 0.01
     window_clip: float = 4.0
     window_min_learned: int = 60
+    window_settle: int = 3
     drift_slack: float = 2.0
     drift_threshold: float = 30.0
 
@@ -157,6 +158,7 @@ class DetectionConfig:
             "window_shrink": 0 <= self.window_shrink < 1,
             "window_clip": self.window_clip > 0,
             "window_min_learned": self.window_min_learned >= 2,
+            "window_settle": self.window_settle >= 0,
             "drift_slack": self.drift_slack >= 0,
             "drift_threshold": math.isfinite(self.drift_threshold) and self.drift_threshold > 0,
         }
@@ -240,6 +242,8 @@ class DeviceState:
     win_score: float = math.nan  # the last window's score
     drift_up: list[float] = field(default_factory=list)  # CUSUM per feature of ``window``
     drift_down: list[float] = field(default_factory=list)
+    win_settled: int = 0  # windows seen since the series' profiles are warm (up to settle)
+    win_settle_sum: dict[str, float] | None = None  # their features' sums
 
 
 class DetectionStage:
@@ -545,6 +549,26 @@ class DetectionStage:
         ):
             # the series' daily profiles are not learned yet: their residuals still change
             # meaning (a partial hour's mean, then the full profile), so nothing is judged
+            dev.drift_up = [0.0] * len(win.features)
+            dev.drift_down = [0.0] * len(win.features)
+            return
+        if win.given and dev.win_settled < cfg.window_settle:
+            # the profiles have just become warm: residuals are now taken from yesterday's
+            # profile, no longer from the recent level the window learned on. On a device
+            # with an operating state they carry the difference between today's state and
+            # yesterday's at that hour (a pack at another charge than yesterday: its pack
+            # and cell voltages all lower together, for hours), which day one's windows
+            # never showed. The mean of the first ``window_settle`` windows is that offset:
+            # it is added to the covariance as a direction of normal variation (rank one)
+            # before anything is judged; one signal against the others stays as visible.
+            acc = dev.win_settle_sum or {}
+            for name in win.features:
+                acc[name] = acc.get(name, 0.0) + feats[name]
+            dev.win_settled += 1
+            dev.win_settle_sum = acc
+            if dev.win_settled >= cfg.window_settle:
+                win.add_direction({n: v / dev.win_settled for n, v in acc.items()})
+                dev.win_settle_sum = None
             dev.drift_up = [0.0] * len(win.features)
             dev.drift_down = [0.0] * len(win.features)
             return

@@ -135,7 +135,8 @@ class WindowMahalanobis(Detector[dict[str, float]]):
     """
 
     name = "window_mahalanobis"
-    given: tuple[str, ...] = ()  # class default: states pickled before ``given`` existed
+    given: tuple[str, ...] = ()  # class defaults: states pickled before these existed
+    _extra: np.ndarray | None = None  # directions added by ``add_direction`` (rows)
 
     def __init__(
         self,
@@ -179,7 +180,10 @@ class WindowMahalanobis(Detector[dict[str, float]]):
         cov = self._cov
         d = len(self.features)
         scale = float(np.trace(cov)) / d if d else 0.0
-        return np.asarray(cov + np.diag(np.diag(cov) * self.shrink + self.ridge * scale + 1e-12))
+        reg = cov + np.diag(np.diag(cov) * self.shrink + self.ridge * scale + 1e-12)
+        if self._extra is not None:
+            reg = reg + self._extra.T @ self._extra
+        return np.asarray(reg)
 
     def _precision(self) -> np.ndarray:
         return np.asarray(np.linalg.inv(self._regularized()))
@@ -236,6 +240,19 @@ class WindowMahalanobis(Detector[dict[str, float]]):
         score = self._scale_score(self._d2(diff, px))
         return score, dict(zip(self.features, res.tolist(), strict=True))
 
+    def add_direction(self, offset: Mapping[str, float]) -> None:
+        """Add ``offset`` (a feature vector) to the covariance as a direction of normal
+        variation (``C + o o^T``): windows shifted along it score as usual, a feature moving
+        against the others does not. It is kept apart from the learned covariance (the
+        ``shrink`` of the diagonal does not grow with it) and fades at the learning rate,
+        like a learned window. Missing features count 0."""
+        if not self.features:
+            return
+        o = np.array([[offset.get(n, 0.0) for n in self.features]], dtype=float)
+        if not np.all(np.isfinite(o)):
+            return
+        self._extra = o if self._extra is None else np.vstack([self._extra, o])
+
     def residuals(self, x: dict[str, float]) -> dict[str, float]:
         """Per feature, its standardised residual given the other features (see class doc)."""
         return self.score_and_residuals(x)[1]
@@ -275,3 +292,5 @@ class WindowMahalanobis(Detector[dict[str, float]]):
             self._cov = (1.0 - a) * (self._cov + a * np.outer(diff, diff))
         else:
             self._cov = (1.0 - a) * self._cov + a * np.outer(diff, diff)
+        if self._extra is not None:
+            self._extra = self._extra * math.sqrt(1.0 - a)
