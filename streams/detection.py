@@ -66,6 +66,7 @@ from streams.detect.likelihood import AnomalyLikelihood
 from streams.detect.multivariate import WindowMahalanobis
 from streams.detect.predictive import TimeToLimit
 from streams.detect.rules import (
+    OPERATING_STATE,
     SAFETY_LIMITS,
     STATE_CAPABILITIES,
     Breach,
@@ -138,6 +139,7 @@ class DetectionConfig:
     window_shrink: float = 0.01
     window_clip: float = 4.0
     window_min_learned: int = 60
+    window_settle: int = 3
     drift_slack: float = 2.0
     drift_threshold: float = 30.0
     likelihood: str = "generic"
@@ -168,6 +170,7 @@ class DetectionConfig:
             "window_shrink": 0 <= self.window_shrink < 1,
             "window_clip": self.window_clip > 0,
             "window_min_learned": self.window_min_learned >= 2,
+            "window_settle": self.window_settle >= 0,
             "drift_slack": self.drift_slack >= 0,
             "drift_threshold": math.isfinite(self.drift_threshold) and self.drift_threshold > 0,
             "likelihood": self.likelihood in LIKELIHOOD_SCOPES,
@@ -259,6 +262,8 @@ class DeviceState:
     win_score: float = math.nan  # the last window's score
     drift_up: list[float] = field(default_factory=list)  # CUSUM per feature of ``window``
     drift_down: list[float] = field(default_factory=list)
+    win_settled: int = 0  # windows seen since the series' profiles are warm (up to settle)
+    win_settle_sum: dict[str, float] | None = None  # their features' sums
 
 
 class DetectionStage:
@@ -402,7 +407,13 @@ class DetectionStage:
         if ser.likelihood is not None and det.is_warm:
             self._likelihood(device, ser, reading, det.z(value, ts), learn=learn)
         s = det.process_one(value, ts, learn=learn)
-        flagged = s.is_anomaly and (ser.threshold is None or s.score >= ser.threshold)
+        # an operating state (a pack's charge current) is learned for the device window,
+        # never judged on its own: it follows the schedule and the state of charge
+        flagged = (
+            s.is_anomaly
+            and (ser.threshold is None or s.score >= ser.threshold)
+            and (reading["device_type"], ser.capability) not in OPERATING_STATE
+        )
         cfg = self.config
         if learn:
             ser.hits = ((ser.hits << 1) | flagged) & ((1 << cfg.persistence_window) - 1)
@@ -599,6 +610,11 @@ class DetectionStage:
                 slow_above=cfg.window_threshold,
             )
             dev.win_hits = 0
+        given = tuple(
+            sorted(k for k in feats if (dtype, dev.series[k].capability) in OPERATING_STATE)
+        )
+        if win.given != given:
+            win.given = given  # conditioned on the device's operating state, never judging it
         score, residuals = win.score_and_residuals(feats)
         warm = win.is_warm
         dev.win_score = score
@@ -614,13 +630,34 @@ class DetectionStage:
             dev.drift_up = [0.0] * len(win.features)
             dev.drift_down = [0.0] * len(win.features)
             return
+        if win.given and dev.win_settled < cfg.window_settle:
+            # the profiles have just become warm: residuals are now taken from yesterday's
+            # profile, no longer from the recent level the window learned on. On a device
+            # with an operating state they carry the difference between today's state and
+            # yesterday's at that hour (a pack at another charge than yesterday: its pack
+            # and cell voltages all lower together, for hours), which day one's windows
+            # never showed. The mean of the first ``window_settle`` windows is that offset:
+            # it is added to the covariance as a direction of normal variation (rank one)
+            # before anything is judged; one signal against the others stays as visible.
+            acc = dev.win_settle_sum or {}
+            for name in win.features:
+                acc[name] = acc.get(name, 0.0) + feats[name]
+            dev.win_settled += 1
+            dev.win_settle_sum = acc
+            if dev.win_settled >= cfg.window_settle:
+                win.add_direction({n: v / dev.win_settled for n, v in acc.items()})
+                dev.win_settle_sum = None
+            dev.drift_up = [0.0] * len(win.features)
+            dev.drift_down = [0.0] * len(win.features)
+            return
         threshold = dev.win_threshold or cfg.window_threshold
         flagged = score >= threshold
         dev.win_hits = ((dev.win_hits << 1) | flagged) & ((1 << cfg.window_persistence_window) - 1)
-        top = max(residuals, key=lambda k: abs(residuals[k]))
+        judged = [k for k in residuals if k not in win.given] or list(residuals)
+        top = max(judged, key=lambda k: abs(residuals[k]))
         top_cap = dev.series[top].capability
         if flagged and dev.win_hits.bit_count() >= cfg.window_persistence:
-            lead = sorted(residuals, key=lambda k: -abs(residuals[k]))[:3]
+            lead = sorted(judged, key=lambda k: -abs(residuals[k]))[:3]
             named = ", ".join(f"{k} {residuals[k]:+.1f}" for k in lead)
             self._observe(
                 device,
@@ -649,6 +686,8 @@ class DetectionStage:
         # drift of one signal away from the others: CUSUM of its conditional residual
         h, k = cfg.drift_threshold, cfg.drift_slack
         for i, key in enumerate(win.features):
+            if key in win.given:
+                continue  # an operating state is not judged, only conditioned on
             r = max(-4.0 * h, min(4.0 * h, residuals[key]))
             up = min(2.0 * h, max(0.0, dev.drift_up[i] + r - k))
             down = min(2.0 * h, max(0.0, dev.drift_down[i] - r - k))

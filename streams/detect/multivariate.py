@@ -124,9 +124,19 @@ class WindowMahalanobis(Detector[dict[str, float]]):
     (``(P x)_i / sqrt(P_ii)`` with ``P`` the inverse covariance): the share of a window's
     distance that one signal explains, e.g. one tyre losing pressure while its siblings do
     not.
+
+    ``given`` names *operating-state* features (a battery pack's charge current, set by the
+    charger and the state of charge): they are learned with the others, so what they
+    explain (cells warming while charging) is explained, but they are not judged. The score
+    is then the distance of the other features *given* them (``d^2`` minus the distance of
+    the given features alone, the Schur complement; normalised over the judged features
+    only): a charge that starts or stops at another time than yesterday is not an anomaly,
+    a cell out of line with the current is.
     """
 
     name = "window_mahalanobis"
+    given: tuple[str, ...] = ()  # class defaults: states pickled before these existed
+    _extra: np.ndarray | None = None  # directions added by ``add_direction`` (rows)
 
     def __init__(
         self,
@@ -140,6 +150,7 @@ class WindowMahalanobis(Detector[dict[str, float]]):
         normalize: bool = False,
         center: bool = True,
         slow_above: float | None = None,
+        given: Iterable[str] = (),
     ) -> None:
         super().__init__(warmup=warmup, threshold=threshold)
         if not 0.0 < fading < 1.0:
@@ -155,6 +166,7 @@ class WindowMahalanobis(Detector[dict[str, float]]):
         self.normalize = normalize
         self.center = center
         self.slow_above = slow_above
+        self.given = tuple(sorted(set(given)))
         self.features: tuple[str, ...] = ()
         self._mean = np.zeros(0)
         self._cov = np.zeros((0, 0))
@@ -164,12 +176,35 @@ class WindowMahalanobis(Detector[dict[str, float]]):
             return False
         return not self.features or all(name in x for name in self.features)
 
-    def _precision(self) -> np.ndarray:
+    def _regularized(self) -> np.ndarray:
         cov = self._cov
         d = len(self.features)
         scale = float(np.trace(cov)) / d if d else 0.0
         reg = cov + np.diag(np.diag(cov) * self.shrink + self.ridge * scale + 1e-12)
-        return np.asarray(np.linalg.inv(reg))
+        if self._extra is not None:
+            reg = reg + self._extra.T @ self._extra
+        return np.asarray(reg)
+
+    def _precision(self) -> np.ndarray:
+        return np.asarray(np.linalg.inv(self._regularized()))
+
+    def _given_index(self) -> list[int]:
+        return [i for i, name in enumerate(self.features) if name in self.given]
+
+    def _judged(self) -> int:
+        """The number of features judged (not ``given``)."""
+        return len(self.features) - len(self._given_index())
+
+    def _d2(self, diff: np.ndarray, px: np.ndarray) -> float:
+        """The squared distance of the judged features given the ``given`` ones
+        (``px`` = precision @ diff)."""
+        d2 = float(diff @ px)
+        idx = self._given_index()
+        if idx:
+            sub = self._regularized()[np.ix_(idx, idx)]
+            ds = diff[idx]
+            d2 -= float(ds @ np.linalg.solve(sub, ds))
+        return max(d2, 0.0)
 
     def _diff(self, x: dict[str, float]) -> np.ndarray:
         return np.fromiter((x[n] for n in self.features), float, len(self.features)) - self._mean
@@ -177,7 +212,9 @@ class WindowMahalanobis(Detector[dict[str, float]]):
     def _scale_score(self, d2: float) -> float:
         if not self.normalize:
             return math.sqrt(max(d2, 0.0))
-        d = len(self.features)
+        d = self._judged()
+        if d <= 0:
+            return 0.0
         c = 2.0 / (9.0 * d)
         return ((max(d2, 0.0) / d) ** (1.0 / 3.0) - (1.0 - c)) / math.sqrt(c)
 
@@ -185,7 +222,7 @@ class WindowMahalanobis(Detector[dict[str, float]]):
         if self.n_learned < 2:
             return 0.0
         diff = self._diff(x)
-        return self._scale_score(float(diff @ self._precision() @ diff))
+        return self._scale_score(self._d2(diff, self._precision() @ diff))
 
     def score_and_residuals(self, x: dict[str, float]) -> tuple[float, dict[str, float]]:
         """The score of ``x`` and each feature's standardised residual given the others.
@@ -200,8 +237,21 @@ class WindowMahalanobis(Detector[dict[str, float]]):
         prec = self._precision()
         px = prec @ diff
         res = px / np.sqrt(np.clip(np.diag(prec), 1e-300, None))
-        score = self._scale_score(float(diff @ px))
+        score = self._scale_score(self._d2(diff, px))
         return score, dict(zip(self.features, res.tolist(), strict=True))
+
+    def add_direction(self, offset: Mapping[str, float]) -> None:
+        """Add ``offset`` (a feature vector) to the covariance as a direction of normal
+        variation (``C + o o^T``): windows shifted along it score as usual, a feature moving
+        against the others does not. It is kept apart from the learned covariance (the
+        ``shrink`` of the diagonal does not grow with it) and fades at the learning rate,
+        like a learned window. Missing features count 0."""
+        if not self.features:
+            return
+        o = np.array([[offset.get(n, 0.0) for n in self.features]], dtype=float)
+        if not np.all(np.isfinite(o)):
+            return
+        self._extra = o if self._extra is None else np.vstack([self._extra, o])
 
     def residuals(self, x: dict[str, float]) -> dict[str, float]:
         """Per feature, its standardised residual given the other features (see class doc)."""
@@ -224,14 +274,14 @@ class WindowMahalanobis(Detector[dict[str, float]]):
         # it falls below ``fading``
         a = max(self.fading, 1.0 / (self.n_learned + 1))
         if self.n_learned >= 2 and self.is_warm:
-            d2 = float(diff @ self._precision() @ diff)
+            d2 = self._d2(diff, self._precision() @ diff)
             score = self._scale_score(d2)
             if self.slow_above is not None and score >= self.slow_above:
                 a *= 0.1  # an incident must not become normal within hours
             if score > self.clip:
                 # shrink the step so the window counts as one scoring ``clip``
                 if self.normalize:
-                    d = len(self.features)
+                    d = self._judged()
                     c = 2.0 / (9.0 * d)
                     target = d * (self.clip * math.sqrt(c) + 1.0 - c) ** 3
                     diff = diff * math.sqrt(target / d2)
@@ -242,3 +292,5 @@ class WindowMahalanobis(Detector[dict[str, float]]):
             self._cov = (1.0 - a) * (self._cov + a * np.outer(diff, diff))
         else:
             self._cov = (1.0 - a) * self._cov + a * np.outer(diff, diff)
+        if self._extra is not None:
+            self._extra = self._extra * math.sqrt(1.0 - a)

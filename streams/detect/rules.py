@@ -17,6 +17,7 @@ from typing import Literal
 __all__ = [
     "MAX_FUTURE_MS",
     "MAX_PAST_MS",
+    "OPERATING_STATE",
     "PHYSICAL_RANGES",
     "SAFETY_LIMITS",
     "STATE_CAPABILITIES",
@@ -126,6 +127,15 @@ STATE_CAPABILITIES = frozenset(
 """Integrated states, positions and selectors, not measurements with a stable distribution
 (a refuel, a charge or a route is not an anomaly): the learned detectors leave them alone;
 safety limits still apply."""
+
+OPERATING_STATE: frozenset[tuple[str, str]] = frozenset({("BATTERY_PACK", "CURRENT")})
+"""``(device type, capability)`` of signals that set the operating state rather than show the
+device's condition: a pack's current is what the charger and the energy schedule command,
+and it depends on the state of charge (a charge stops when the pack is full, a discharge
+when it is empty), so it does not repeat yesterday's profile. The learned detectors do not
+judge it (no ``anomaly:{CAPABILITY}``); the device window learns it and judges the other
+signals *given* it (cells warming while charging are explained, a cell out of line with
+the others and the current is not). Safety limits and sensor health still apply."""
 
 MAX_FUTURE_MS = 5 * 60_000
 """A reading more than this ahead of the worker's clock is refused (``future_timestamp``)."""

@@ -13,6 +13,8 @@ import random
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from streams.alerts import AlertPolicy, alert_key
 from streams.detect import WindowMahalanobis
 from streams.detection import DetectionConfig, DetectionStage
@@ -243,3 +245,121 @@ def test_false_positive_feedback_raises_the_window_threshold() -> None:
     assert stage.feedback(alerts[0]["alert_id"], "false_positive", START + (onset + 61) * MIN)
     assert dev.win_threshold is not None
     assert dev.win_threshold > stage.config.window_threshold
+
+
+def _pack(charge_from: Callable[[int], float], cell2_drop: Callable[[int], float]) -> Signal:
+    """A battery pack: a charge at -40 A from ``charge_from(day)`` o'clock until the pack is
+    full, a discharge at +40 A from 17:00 until 22:00 or until it is empty (a fifth of the
+    capacity an hour either way), from 95 % at the start; four cell voltages set by the
+    state of charge and the IR drop of the current, four cell temperatures warmed by it,
+    and ``cell2_drop(i)`` volts off cell 2. The first morning the pack idles full, every
+    later one empty: its voltages are all lower (by 0.5 V, 30 of their spreads) than at the
+    same hour of day one, for hours."""
+    state = {"soc": 0.95, "heat": 0.0}
+
+    def signal(i: int, rng: random.Random) -> dict[tuple[str, str], float]:
+        hour = (i % 1_440) / 60
+        start = charge_from(i // 1_440)
+        current = 0.0
+        if start <= hour < start + 6 and state["soc"] < 0.97:
+            current = -40.0
+        elif 17 <= hour < 22 and state["soc"] > 0.05:
+            current = 40.0
+        state["soc"] -= current / 40 * 0.2 / 60
+        state["heat"] += (0.0003 * current**2 - state["heat"]) / 30  # first order, 30 min
+        out = {("current", "CURRENT"): current + rng.gauss(0, 0.3)}
+        ocv = 3.3 + 0.6 * (state["soc"] - 0.5)
+        for c, (dv, dt) in enumerate(((0.0, 0.0), (0.004, 0.5), (-0.003, -0.4), (0.002, 0.3))):
+            volts = ocv + dv - 0.0012 * current + rng.gauss(0, 0.002)
+            if c == 1:
+                volts -= cell2_drop(i)
+            out[(f"cell_voltage_{c + 1}", "CELL_VOLTAGE")] = volts
+            temp = 25.0 + dt + state["heat"] + rng.gauss(0, 0.1)
+            out[(f"cell_temperature_{c + 1}", "CELL_TEMPERATURE")] = temp
+        return out
+
+    return signal
+
+
+def _earlier_on_day_3(day: int) -> float:
+    return 9.0 if day < 2 else 7.0  # the energy schedule moves the charge two hours earlier
+
+
+def test_a_pack_charging_at_another_hour_raises_nothing_while_a_cell_fault_does() -> None:
+    # the pack's current is an operating state (commanded by the charger and the schedule,
+    # stopped by a full pack): a charge at another hour or longer than yesterday's is not an
+    # anomaly, neither on its own nor for the window (cell voltages and temperatures follow
+    # it); nor are all voltages lower together on the second morning (an emptier pack)
+    minutes = range(2 * 1_440 + 12 * 60)
+    stage = _stage()
+    alerts, anomalies = _feed(
+        stage, "b1", "BATTERY_PACK", _pack(_earlier_on_day_3, lambda i: 0.0), minutes
+    )
+    assert alerts == [], [a["summary"] for a in alerts]
+    dev = stage.devices[("default", "b1")]
+    assert dev.window is not None and dev.window.is_warm  # it did judge the early charge
+    assert dev.window.given == ("b1/current",)
+    assert not [a for a in anomalies if a["is_anomaly"] and a["capability"] == "CURRENT"]
+
+    # without the state offset learned when the profiles became warm (window_settle), the
+    # second morning's lower voltages raise a false alert
+    stage = _stage(window_settle=0)
+    alerts, _ = _feed(stage, "b1", "BATTERY_PACK", _pack(_earlier_on_day_3, lambda i: 0.0), minutes)
+    assert alerts and START + DAY <= alerts[0]["first_seen"] < START + DAY + HOUR
+
+    # the same pack with an internal short in cell 2 at 06:00 on the third day (0.3 V down
+    # while the pack idles) is seen at once, and the cell is named
+    onset = 2 * 1_440 + 6 * 60
+
+    def short(i: int) -> float:
+        return 0.0 if i < onset else 0.3
+
+    stage = _stage()
+    alerts, _ = _feed(stage, "b2", "BATTERY_PACK", _pack(_earlier_on_day_3, short), minutes)
+    assert alerts, "the shorted cell was not seen"
+    first = alerts[0]
+    assert START + onset * MIN < first["first_seen"] <= START + (onset + 30) * MIN
+    assert first["capability"] == "CELL_VOLTAGE"
+    assert "cell_voltage_2" in first["summary"]
+
+
+def test_mahalanobis_given_features_are_conditioned_on_not_judged() -> None:
+    rng = random.Random(3)
+    det = WindowMahalanobis(warmup=50, normalize=True, center=False, given=["load"])
+    plain = WindowMahalanobis(warmup=50, normalize=True, center=False)
+    for _ in range(400):
+        load = rng.gauss(0, 1)
+        x = {"load": load, "temp": 0.8 * load + 0.3 * rng.gauss(0, 1), "vib": rng.gauss(0, 1)}
+        det.learn_one(x, 0)
+        plain.learn_one(x, 0)
+    # a load far beyond anything seen, with the temperature it explains: the operating
+    # state is unusual, the device is not
+    odd_load = {"load": 12.0, "temp": 9.6, "vib": 0.0}
+    assert plain.score_one(odd_load, 0) > 8.0
+    assert det.score_one(odd_load, 0) < 3.0
+    # the temperature out of line with the load is judged as before
+    hot = {"load": 0.0, "temp": 3.0, "vib": 0.0}
+    assert det.score_one(hot, 0) > 8.0
+    score, residuals = det.score_and_residuals(hot)
+    assert score == det.score_one(hot, 0)
+    assert max(residuals, key=lambda k: abs(residuals[k])) == "temp"
+
+
+def test_an_added_direction_is_normal_without_hiding_one_feature_against_the_others() -> None:
+    rng = random.Random(5)
+    det = WindowMahalanobis(warmup=50, normalize=True, center=False, shrink=0.01)
+    for _ in range(400):
+        common = rng.gauss(0, 1)
+        det.learn_one({f"v{i}": common + 0.05 * rng.gauss(0, 1) for i in range(4)}, 0)
+    shifted = {f"v{i}": -15.0 for i in range(4)}  # all four far lower together
+    one_off = {"v0": 0.0, "v1": -2.0, "v2": 0.0, "v3": 0.0}  # one against its siblings
+    assert det.score_one(shifted, 0) > 8.0
+    before = det.score_one(one_off, 0)
+    assert before > 8.0
+    det.add_direction(shifted)
+    assert det.score_one(shifted, 0) < 3.0
+    assert det.score_one(one_off, 0) == pytest.approx(before, rel=0.05)
+    for _ in range(1_000):  # it fades like a learned window
+        common = rng.gauss(0, 1)
+        det.learn_one({f"v{i}": common + 0.05 * rng.gauss(0, 1) for i in range(4)}, 0)
+    assert det.score_one(shifted, 0) > 8.0
