@@ -141,6 +141,7 @@ def test_detection_fields_carry_every_detection_setting() -> None:
         detector_warmup=77,
         detector_threshold=4.5,
         detector_persistence=2,
+        detector_window_model="hst",
         predict_horizon_seconds=1234,
         anomaly_sample_every=9,
         alert_quiet_period_seconds=120,
