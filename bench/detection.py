@@ -86,6 +86,7 @@ DETECTION_FIELDS: tuple[str, ...] = (
     "detector_persistence",
     "detector_likelihood",
     "detector_likelihood_threshold",
+    "detector_window_model",
     "predict_horizon_seconds",
     "anomaly_sample_every",
     "alert_quiet_period_seconds",
@@ -517,8 +518,13 @@ def run_detection_bench(
     seed: int = 7,
     window_min: int = 5,
     timeout_s: float = 3600.0,
+    window_model: str | None = None,
 ) -> dict[str, Any]:
-    """Run the seeded fleet through the detection (pipeline or offline) and score it."""
+    """Run the seeded fleet through the detection (pipeline or offline) and score it.
+
+    ``window_model`` (``mahalanobis`` or ``hst``) overrides
+    ``ENVIROSTREAM_DETECTOR_WINDOW_MODEL`` in both modes.
+    """
     if onset_delay_h >= hours:
         msg = (
             f"--hours {hours:g} leaves no time for failures: they start after "
@@ -539,6 +545,8 @@ def run_detection_bench(
     env = settings_environ(base)
     if "detector_warmup" not in base.model_fields_set:  # one day of readings unless given
         env["ENVIROSTREAM_DETECTOR_WARMUP"] = str(round(86_400 * rate_hz))
+    if window_model is not None:
+        env["ENVIROSTREAM_DETECTOR_WINDOW_MODEL"] = window_model
     settings = load_settings(env)
     end_ms = _START_MS + round(hours * 3_600_000)
     window_ms = window_min * 60_000
@@ -546,7 +554,7 @@ def run_detection_bench(
     print(
         f"bench detection ({mode}): {devices} devices, {hours:g} h of event time at "
         f"{rate_hz * 60:g} readings/min per sensor, failures after {onset_delay_h:g} h "
-        f"(seed {seed})",
+        f"(seed {seed}), window model {settings.detector_window_model}",
         flush=True,
     )
     t0 = time.perf_counter()
@@ -582,6 +590,7 @@ def run_detection_bench(
         "devices": devices,
         "hours": hours,
         "seed": seed,
+        "window_model": settings.detector_window_model,
         "readings": run.readings,
         "alerts": len({a.alert_id for a in run.alerts}),
         "envirostream": report_json(ours),

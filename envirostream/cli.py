@@ -165,6 +165,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--seed", type=int, default=7, help="detection: fleet seed")
     bench.add_argument("--seconds", type=int, default=10, help="simulator: event seconds")
     bench.add_argument(
+        "--window-model",
+        choices=["mahalanobis", "hst"],
+        default=None,
+        help="detection: the device window model (default: ENVIROSTREAM_DETECTOR_WINDOW_MODEL)",
+    )
+    bench.add_argument(
         "--offline",
         action="store_true",
         help="nab, detection: feed the detection stage in-process instead of running the "
@@ -248,6 +254,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             devices=args.devices or 120,
             hours=args.hours,
             seed=args.seed,
+            window_model=args.window_model,
         )
         return 0
     if cmd == "bench" and args.name == "nab":

@@ -152,6 +152,12 @@ class Settings(BaseSettings):
         description="-log10 of the tail probability at which the anomaly likelihood alerts "
         "(4 = one in ten thousand).",
     )
+    detector_window_model: Literal["mahalanobis", "hst"] = Field(
+        default="mahalanobis",
+        description="What scores a device's 5-minute window of signals together "
+        "(anomaly:window): mahalanobis (EW covariance) or hst (River HalfSpaceTrees; the "
+        "sibling-drift CUSUM keeps the Mahalanobis residuals); docs/detection.md compares them.",
+    )
     predict_horizon_seconds: float = Field(
         default=21_600.0,
         gt=0,

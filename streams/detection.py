@@ -63,7 +63,7 @@ from streams.alerts import (
     tick_alert,
 )
 from streams.detect.likelihood import AnomalyLikelihood
-from streams.detect.multivariate import WindowMahalanobis
+from streams.detect.multivariate import WindowHST, WindowHSTResiduals, WindowMahalanobis
 from streams.detect.predictive import TimeToLimit
 from streams.detect.rules import (
     OPERATING_STATE,
@@ -114,6 +114,10 @@ def limit_rule(capability: str, breach: Breach) -> str:
     return f"limit:{capability}:{side}"
 
 
+WINDOW_MODELS = ("mahalanobis", "hst")
+"""The device window models (``DetectionConfig.window_model``, see :func:`new_window_model`)."""
+
+
 @dataclass(frozen=True, slots=True)
 class DetectionConfig:
     """The knobs of the detection stage (settings ``ENVIROSTREAM_DETECTOR_*``)."""
@@ -140,6 +144,11 @@ class DetectionConfig:
     window_clip: float = 4.0
     window_min_learned: int = 60
     window_settle: int = 3
+    window_model: str = "mahalanobis"  # "mahalanobis" or "hst": what scores anomaly:window
+    window_hst_threshold: float = 0.956  # healthy p99.9 (calibration fleet, seed 3)
+    window_hst_trees: int = 50
+    window_hst_height: int = 8
+    window_hst_size: int = 288  # windows per HalfSpaceTrees reference window (a day)
     drift_slack: float = 2.0
     drift_threshold: float = 30.0
     likelihood: str = "generic"
@@ -171,6 +180,11 @@ class DetectionConfig:
             "window_clip": self.window_clip > 0,
             "window_min_learned": self.window_min_learned >= 2,
             "window_settle": self.window_settle >= 0,
+            "window_model": self.window_model in WINDOW_MODELS,
+            "window_hst_threshold": 0 < self.window_hst_threshold < 1,
+            "window_hst_trees": 1 <= self.window_hst_trees <= 200,
+            "window_hst_height": 1 <= self.window_hst_height <= 12,
+            "window_hst_size": self.window_hst_size >= 2,
             "drift_slack": self.drift_slack >= 0,
             "drift_threshold": math.isfinite(self.drift_threshold) and self.drift_threshold > 0,
             "likelihood": self.likelihood in LIKELIHOOD_SCOPES,
@@ -254,7 +268,7 @@ class DeviceState:
     ticks: int = 0
     missing: float = 0.0  # exponentially weighted share of missing ticks
     last_seen: int = -1  # largest event time of a reading (state expiry)
-    window: WindowMahalanobis | None = None  # over the series' bucket residuals
+    window: WindowModel | None = None  # over the series' bucket residuals
     win_start: int = -1  # event time the window being filled starts at
     win_hits: int = 0  # bit mask of the last anomalous windows
     win_refused: int = 0  # windows in a row missing a feature (rebuilt after an hour)
@@ -264,6 +278,40 @@ class DeviceState:
     drift_down: list[float] = field(default_factory=list)
     win_settled: int = 0  # windows seen since the series' profiles are warm (up to settle)
     win_settle_sum: dict[str, float] | None = None  # their features' sums
+
+
+WindowModel = WindowMahalanobis | WindowHSTResiduals
+
+
+def new_window_model(cfg: DetectionConfig) -> WindowModel:
+    """A device's window model, as ``cfg.window_model`` says.
+
+    ``"mahalanobis"``: :class:`WindowMahalanobis` (normalised, centred at 0) scores the
+    window and gives the residuals the drift CUSUM accumulates. ``"hst"``: River's
+    ``HalfSpaceTrees`` (:class:`WindowHST`, score in ``[0, 1]``, ``window_hst_*``) scores
+    the window, and the same :class:`WindowMahalanobis` is kept beside it for the CUSUM's
+    residuals (:class:`WindowHSTResiduals`); warm-up and persistence are shared.
+    """
+    mahalanobis = WindowMahalanobis(
+        warmup=cfg.window_warmup,
+        threshold=cfg.window_threshold,
+        fading=cfg.window_fading,
+        shrink=cfg.window_shrink,
+        clip=cfg.window_clip,
+        normalize=True,
+        center=False,
+        slow_above=cfg.window_threshold,
+    )
+    if cfg.window_model == "mahalanobis":
+        return mahalanobis
+    hst = WindowHST(
+        warmup=cfg.window_warmup,
+        threshold=cfg.window_hst_threshold,
+        n_trees=cfg.window_hst_trees,
+        height=cfg.window_hst_height,
+        window_size=cfg.window_hst_size,
+    )
+    return WindowHSTResiduals(hst, mahalanobis)
 
 
 class DetectionStage:
@@ -599,16 +647,7 @@ class DetectionStage:
             return
         dev.win_refused = 0
         if win is None:
-            win = dev.window = WindowMahalanobis(
-                warmup=cfg.window_warmup,
-                threshold=cfg.window_threshold,
-                fading=cfg.window_fading,
-                shrink=cfg.window_shrink,
-                clip=cfg.window_clip,
-                normalize=True,
-                center=False,
-                slow_above=cfg.window_threshold,
-            )
+            win = dev.window = new_window_model(cfg)
             dev.win_hits = 0
         given = tuple(
             sorted(k for k in feats if (dtype, dev.series[k].capability) in OPERATING_STATE)
@@ -650,7 +689,7 @@ class DetectionStage:
             dev.drift_up = [0.0] * len(win.features)
             dev.drift_down = [0.0] * len(win.features)
             return
-        threshold = dev.win_threshold or cfg.window_threshold
+        threshold = dev.win_threshold or win.threshold
         flagged = score >= threshold
         dev.win_hits = ((dev.win_hits << 1) | flagged) & ((1 << cfg.window_persistence_window) - 1)
         judged = [k for k in residuals if k not in win.given] or list(residuals)
@@ -676,7 +715,7 @@ class DetectionStage:
             device,
             dtype,
             top_cap,
-            "window_mahalanobis",
+            win.name,
             score,
             threshold,
             flagged,
@@ -911,7 +950,9 @@ class DetectionStage:
                         continue
                     cap = attr.removeprefix("score:")
                     if cap == "window":  # the device's window detector
-                        current = dev.win_threshold or self.config.window_threshold
+                        current = dev.win_threshold or (
+                            dev.window.threshold if dev.window else self.config.window_threshold
+                        )
                         dev.win_threshold = adapt_threshold(current, float(score))
                         continue
                     if cap.startswith("likelihood:"):  # a series' anomaly likelihood
@@ -1049,6 +1090,7 @@ def detection_stage_from_settings(settings: Settings) -> DetectionStage:
         likelihood_threshold=settings.detector_likelihood_threshold,
         horizon_ms=round(settings.predict_horizon_seconds * 1000),
         score_sample_every=settings.anomaly_sample_every,
+        window_model=settings.detector_window_model,
     )
     return DetectionStage(
         config,

@@ -18,7 +18,7 @@ from river import anomaly, stats
 
 from streams.detect.base import Detector, is_finite_features
 
-__all__ = ["WindowHST", "WindowMahalanobis", "window_features"]
+__all__ = ["WindowHST", "WindowHSTResiduals", "WindowMahalanobis", "window_features"]
 
 _STATS = ("mean", "std")
 
@@ -294,3 +294,56 @@ class WindowMahalanobis(Detector[dict[str, float]]):
             self._cov = (1.0 - a) * self._cov + a * np.outer(diff, diff)
         if self._extra is not None:
             self._extra = self._extra * math.sqrt(1.0 - a)
+
+
+class WindowHSTResiduals(Detector[dict[str, float]]):
+    """:class:`WindowHST` as the window's judge, with a :class:`WindowMahalanobis` beside it.
+
+    The score (and so ``is_anomaly``) is the ``HalfSpaceTrees`` score in ``[0, 1]``;
+    :meth:`score_and_residuals` returns it with the Mahalanobis model's per-feature
+    residuals given the others (which ``HalfSpaceTrees`` has no notion of), so a consumer of
+    those residuals (the detection stage's sibling-drift CUSUM) works unchanged. Both models
+    learn every accepted window; the feature set is the Mahalanobis model's.
+    """
+
+    name = "window_hst"
+
+    def __init__(self, hst: WindowHST, residual_model: WindowMahalanobis) -> None:
+        super().__init__(warmup=hst.warmup, threshold=hst.threshold)
+        self.hst = hst
+        self.residual_model = residual_model
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        return self.residual_model.features
+
+    @property
+    def given(self) -> tuple[str, ...]:
+        """The Mahalanobis model's operating-state features (HST still sees them all)."""
+        return self.residual_model.given
+
+    @given.setter
+    def given(self, names: tuple[str, ...]) -> None:
+        self.residual_model.given = names
+
+    def add_direction(self, offset: Mapping[str, float]) -> None:
+        """Settling: the Mahalanobis model takes the offset (HST learns it as windows)."""
+        self.residual_model.add_direction(offset)
+
+    def _accepts(self, x: dict[str, float]) -> bool:
+        if not is_finite_features(x):
+            return False
+        return not self.features or all(name in x for name in self.features)
+
+    def _score(self, x: dict[str, float], ts_ms: int) -> float:
+        return self.hst.score_one(x, ts_ms)
+
+    def score_and_residuals(self, x: dict[str, float]) -> tuple[float, dict[str, float]]:
+        """The HST score of ``x`` and the Mahalanobis residuals given the others."""
+        if not self._accepts(x):
+            return math.nan, {}
+        return self.hst.score_one(x, 0), self.residual_model.score_and_residuals(x)[1]
+
+    def _learn(self, x: dict[str, float], ts_ms: int) -> None:
+        self.hst.learn_one(x, ts_ms)
+        self.residual_model.learn_one(x, ts_ms)

@@ -143,6 +143,7 @@ def test_detection_fields_carry_every_detection_setting() -> None:
         detector_persistence=2,
         detector_likelihood="all",
         detector_likelihood_threshold=5.5,
+        detector_window_model="hst",
         predict_horizon_seconds=1234,
         anomaly_sample_every=9,
         alert_quiet_period_seconds=120,
