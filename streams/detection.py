@@ -483,22 +483,17 @@ class DetectionStage:
         sampled = cfg.score_sample_every > 0 and s.warm and n % cfg.score_sample_every == 0
         if not (flagged or sampled):
             return
-        if flagged:
-            self.out.anomaly_counts[(s.detector, reading["device_type"])] += 1
-        self.out.anomalies.append(
-            {
-                "ts": ts,
-                "tenant_id": device[0],
-                "device_id": device[1],
-                "device_type": reading["device_type"],
-                "capability": ser.capability,
-                "detector": s.detector,
-                "score": s.score,
-                "threshold": ser.threshold or s.threshold,
-                "value": value,
-                "is_anomaly": flagged,
-                "reading_id": reading.get("reading_id") or "",
-            }
+        self._anomaly(
+            device,
+            reading["device_type"],
+            ser.capability,
+            s.detector,
+            ts,
+            s.score,
+            ser.threshold or s.threshold,
+            value,
+            flagged,
+            reading.get("reading_id") or "",
         )
 
     def _likelihood(
@@ -520,21 +515,17 @@ class DetectionStage:
         if not (s.is_anomaly and s.score >= threshold):
             return
         cap = ser.capability
-        self.out.anomaly_counts[(s.detector, reading["device_type"])] += 1
-        self.out.anomalies.append(
-            {
-                "ts": ts,
-                "tenant_id": device[0],
-                "device_id": device[1],
-                "device_type": reading["device_type"],
-                "capability": cap,
-                "detector": s.detector,
-                "score": s.score,
-                "threshold": threshold,
-                "value": value,
-                "is_anomaly": True,
-                "reading_id": reading.get("reading_id") or "",
-            }
+        self._anomaly(
+            device,
+            reading["device_type"],
+            cap,
+            s.detector,
+            ts,
+            s.score,
+            threshold,
+            value,
+            True,
+            reading.get("reading_id") or "",
         )
         if learn:
             self._observe(
@@ -772,11 +763,27 @@ class DetectionStage:
         every = self.config.score_sample_every
         if not (flagged or (every > 0 and n % max(1, every // 10) == 0)):
             return
+        self._anomaly(device, dtype, cap, detector, start, score, threshold, score, flagged, "")
+
+    def _anomaly(
+        self,
+        device: DeviceKey,
+        dtype: str,
+        cap: str,
+        detector: str,
+        ts: int,
+        score: float,
+        threshold: float,
+        value: float,
+        flagged: bool,
+        reading_id: str,
+    ) -> None:
+        """One ``AnomalyScore`` record for ``telemetry.anomalies`` (flagged ones counted)."""
         if flagged:
             self.out.anomaly_counts[(detector, dtype)] += 1
         self.out.anomalies.append(
             {
-                "ts": start,
+                "ts": ts,
                 "tenant_id": device[0],
                 "device_id": device[1],
                 "device_type": dtype,
@@ -784,9 +791,9 @@ class DetectionStage:
                 "detector": detector,
                 "score": score,
                 "threshold": threshold,
-                "value": score,
+                "value": value,
                 "is_anomaly": flagged,
-                "reading_id": "",
+                "reading_id": reading_id,
             }
         )
 
