@@ -6,7 +6,7 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from envirostream.settings import Settings, load_settings
+from core.settings import Settings, load_settings
 from infra.processes import free_port
 
 __all__ = ["private_settings"]

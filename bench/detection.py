@@ -60,8 +60,8 @@ from bench.scoring import (
     report_json,
     score_alerts,
 )
-from envirostream.errors import EnviroStreamError
-from envirostream.settings import Settings, load_settings, settings_environ
+from core.errors import EnviroStreamError
+from core.settings import Settings, load_settings, settings_environ
 from producers.fleet import FleetTick
 from producers.simulator import SimulationConfig, build_records
 
@@ -305,7 +305,6 @@ def _pipeline(
     from infra.kafka import start_kafka, stop_kafka
     from infra.store import start_store, stop_store
     from producers.encoding import TickEncoder
-    from producers.kafka_out import RecordProducer
     from schemas import AvroCodec
     from sinks.client import get_client
     from sinks.writer import ClickHouseWriter
@@ -313,6 +312,7 @@ def _pipeline(
     from streams.detection import detection_stage_from_settings
     from streams.health import ConsumerLagProbe
     from topics import READINGS, TopicAdmin, topic_specs
+    from topics.producer import RecordProducer
 
     overrides = {f: getattr(det, f) for f in DETECTION_FIELDS}
     settings = private_settings(base, "envirostream-detection-", idle_close_seconds=2, **overrides)

@@ -40,8 +40,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from envirostream.errors import EnviroStreamError
-from envirostream.settings import Settings
+from core.errors import EnviroStreamError
+from core.settings import Settings
 
 __all__ = [
     "REFERENCE_SCORES",
@@ -416,15 +416,15 @@ def pipeline_detections(
 ) -> tuple[list[list[int]], dict[str, float]]:
     """Replay every file through private Kafka + worker + store; alert times per file."""
     from bench._private import private_settings
-    from envirostream.settings import settings_environ
+    from core.settings import settings_environ
     from infra.kafka import start_kafka, stop_kafka
     from infra.store import start_store, stop_store
-    from producers.kafka_out import RecordProducer
     from producers.replay import CsvSource, replay
     from schemas import AvroCodec
     from sinks.client import get_client
     from sinks.writer import ClickHouseWriter
     from topics import READINGS, TopicAdmin, topic_specs
+    from topics.producer import RecordProducer
 
     settings = private_settings(base, "envirostream-nab-", idle_close_seconds=2)
     tmp = settings.data_dir

@@ -17,13 +17,13 @@ import time
 from dataclasses import replace
 
 from bench._private import private_settings
-from envirostream.settings import Settings
+from core.settings import Settings
 from infra.kafka import start_kafka, stop_kafka
 from producers.encoding import TickEncoder
-from producers.kafka_out import RecordProducer, wait_for_broker
 from producers.simulator import SimulationConfig, run_simulation
 from schemas import AvroCodec
 from topics import READINGS, TopicAdmin, topic_specs
+from topics.producer import RecordProducer, wait_for_broker
 
 __all__ = ["run_simulator_bench"]
 

@@ -21,15 +21,15 @@ from pathlib import Path
 from confluent_kafka import Consumer, TopicPartition
 
 from bench._private import private_settings
-from envirostream.settings import Settings, settings_environ
+from core.settings import Settings, settings_environ
 from infra.kafka import start_kafka, stop_kafka
 from infra.store import start_store, stop_store
 from producers.fleet import Fleet
-from producers.kafka_out import RecordProducer
 from producers.simulator import SimulationConfig, run_simulation
 from schemas import AvroCodec
 from sinks.client import get_client
 from topics import READINGS, TopicAdmin, topic_specs
+from topics.producer import RecordProducer
 
 __all__ = ["run_throughput_bench"]
 

@@ -1,7 +1,7 @@
-"""EnviroStream: telemetry of sensor fleets turned into aggregates, anomalies and alerts."""
+"""EnviroStream's command line: the top floor, which wires every other package together.
 
-from envirostream.errors import ConfigurationError, EnviroStreamError
-from envirostream.settings import Settings, load_settings
+The ground floor (settings, errors, metrics, shared record types) is the package ``core``.
+"""
 
-__all__ = ["ConfigurationError", "EnviroStreamError", "Settings", "load_settings"]
+__all__: list[str] = []
 __version__ = "0.1.0"

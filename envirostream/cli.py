@@ -8,8 +8,8 @@ import sys
 import threading
 from collections.abc import Sequence
 
-from envirostream.errors import ConfigurationError, EnviroStreamError
-from envirostream.settings import Settings, load_settings
+from core.errors import ConfigurationError, EnviroStreamError
+from core.settings import Settings, load_settings
 from producers.scenarios import SCENARIOS
 from producers.simulator import SimulationConfig
 
@@ -211,7 +211,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if cmd == "replay":
         return _replay(args, settings)
     if cmd == "query":
-        from sinks.query import run_query
+        from envirostream.query import run_query
 
         sys.stdout.write(run_query(settings, args.sql, args.format))
         return 0
@@ -293,11 +293,11 @@ def _sim_config(args: argparse.Namespace) -> SimulationConfig:
 def _simulate(args: argparse.Namespace, settings: Settings) -> int:
     from prometheus_client import CollectorRegistry
 
-    from producers.kafka_out import ProducerMetrics, RecordProducer, wait_for_broker
     from producers.simulator import run_simulation
     from schemas import AvroCodec
     from streams.run import serve_metrics
     from topics import READINGS
+    from topics.producer import ProducerMetrics, RecordProducer, wait_for_broker
 
     config = _sim_config(args)
     wait_for_broker(settings.bootstrap_servers, timeout=args.broker_timeout)
@@ -332,7 +332,6 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
 
     from prometheus_client import CollectorRegistry
 
-    from producers.kafka_out import ProducerMetrics, RecordProducer, wait_for_broker
     from producers.replay import (
         BadRow,
         CsvSource,
@@ -344,6 +343,7 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
     from schemas import AvroCodec
     from streams.run import serve_metrics
     from topics import READINGS
+    from topics.producer import ProducerMetrics, RecordProducer, wait_for_broker
 
     if not args.device.strip():
         msg = "--device must not be empty"
@@ -405,8 +405,8 @@ def _alerts(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _topics(action: str, settings: Settings) -> int:
-    from producers.kafka_out import wait_for_broker
     from topics import TopicAdmin, topic_specs
+    from topics.producer import wait_for_broker
 
     wait_for_broker(settings.bootstrap_servers, timeout=30)
     admin = TopicAdmin(settings.bootstrap_servers)

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from envirostream.errors import EnviroStreamError
-from envirostream.settings import Settings
+from core.errors import EnviroStreamError
+from core.settings import Settings
 from producers.simulator import SimulationConfig, SimulationReport
 
 __all__ = ["Snapshot", "print_status", "run_up", "take_snapshot"]
@@ -104,11 +104,11 @@ def run_up(settings: Settings, config: SimulationConfig, run_for: float | None =
     from infra.prereqs import check_prerequisites
     from infra.services import started_services
     from infra.store import stop_store
-    from producers.kafka_out import RecordProducer
     from producers.simulator import run_simulation
     from schemas import AvroCodec
     from sinks.client import get_client
     from topics import READINGS, TopicAdmin, topic_specs
+    from topics.producer import RecordProducer
 
     problems = check_prerequisites(need_kafka=settings.uses_local_kafka)
     if problems:

@@ -19,8 +19,8 @@ import sys
 import time
 from typing import Literal
 
-from envirostream.errors import EnviroStreamError
-from envirostream.settings import Settings
+from core.errors import EnviroStreamError
+from core.settings import Settings
 
 __all__ = ["ACTIONS", "list_alerts", "parse_alert_id", "send_feedback"]
 
@@ -54,7 +54,7 @@ def _sql_string(text: str) -> str:
 
 def list_alerts(settings: Settings, *, state: str | None = None, limit: int = 50) -> str:
     """The latest version of the newest alerts, as a table (``state`` filters)."""
-    from sinks.query import run_query
+    from envirostream.query import run_query
 
     where = f"WHERE state = {_sql_string(state)} " if state else ""
     sql = (
@@ -66,7 +66,7 @@ def list_alerts(settings: Settings, *, state: str | None = None, limit: int = 50
 
 
 def _stored_state(settings: Settings, alert_id: str) -> str | None:
-    from sinks.query import run_query
+    from envirostream.query import run_query
 
     sql = f"SELECT state FROM alerts FINAL WHERE alert_id = {_sql_string(alert_id)}"
     rows = [json.loads(line) for line in run_query(settings, sql, "JSONEachRow").splitlines()]
@@ -89,9 +89,9 @@ def send_feedback(
     applied to nothing); when the store cannot be reached the record is sent anyway, with a
     warning on stderr.
     """
-    from producers.kafka_out import RecordProducer, wait_for_broker
     from schemas import AvroCodec
     from topics import ALERTS_FEEDBACK
+    from topics.producer import RecordProducer, wait_for_broker
 
     if action not in ACTIONS:
         msg = f"unknown feedback action {action!r}; expected one of {', '.join(ACTIONS)}"

@@ -18,7 +18,7 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from envirostream.settings import Settings
+from core.settings import Settings
 
 __all__ = ["Sample", "histogram_quantile", "parse_metrics", "render", "run_status"]
 

@@ -33,8 +33,8 @@ from typing import Any
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
-from envirostream.errors import ConfigurationError, EnviroStreamError, ServiceUnavailableError
-from envirostream.settings import Settings, load_settings
+from core.errors import ConfigurationError, EnviroStreamError, ServiceUnavailableError
+from core.settings import Settings, load_settings
 from infra.processes import (
     ServiceProcess,
     port_open,

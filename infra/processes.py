@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from envirostream.errors import ServiceUnavailableError
+from core.errors import ServiceUnavailableError
 
 __all__ = [
     "ServiceProcess",

@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from envirostream.errors import ServiceUnavailableError
+from core.errors import ServiceUnavailableError
 from infra.processes import ServiceProcess, start_service, stop_service
 
 __all__ = [

@@ -7,7 +7,7 @@ cluster/server is used and nothing is started.
 
 from __future__ import annotations
 
-from envirostream.settings import Settings
+from core.settings import Settings
 from infra.kafka import kafka_status, start_kafka, stop_kafka
 from infra.store import start_store, stop_store, store_status
 

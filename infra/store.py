@@ -14,8 +14,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from envirostream.errors import ConfigurationError, ServiceUnavailableError
-from envirostream.settings import Settings
+from core.errors import ConfigurationError, ServiceUnavailableError
+from core.settings import Settings
 from infra.processes import (
     ServiceProcess,
     port_open,

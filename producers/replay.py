@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from producers.encoding import READING_SCHEMA
-from producers.kafka_out import ProducerMetrics, RecordProducer
 from schemas import AvroCodec, load_schema
+from topics.producer import ProducerMetrics, RecordProducer
 
 __all__ = [
     "BadRow",

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 
 from producers.encoding import TickEncoder
 from producers.fleet import KINDS, Fleet, FleetTick
-from producers.kafka_out import ProducerMetrics, RecordProducer
 from producers.scenarios import SCENARIOS
 from schemas import AvroCodec
+from topics.producer import ProducerMetrics, RecordProducer
 
 __all__ = [
     "SimulationConfig",

@@ -17,7 +17,7 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
-from envirostream.errors import EnviroStreamError, ServiceUnavailableError
+from core.errors import EnviroStreamError, ServiceUnavailableError
 
 __all__ = ["SchemaRegistryClient", "SchemaRegistryError"]
 

@@ -38,7 +38,7 @@ from fastavro.schema import fingerprint as _crc64_hex
 from fastavro.schema import to_parsing_canonical_form
 from fastavro.validation import ValidationError, validate
 
-from envirostream.errors import EnviroStreamError
+from core.errors import EnviroStreamError
 from schemas._registry import SchemaRegistryClient, SchemaRegistryError
 
 __all__ = [

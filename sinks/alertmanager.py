@@ -22,7 +22,7 @@ from collections.abc import Callable, Hashable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from envirostream.metrics import PipelineMetrics
+from core.metrics import PipelineMetrics
 
 __all__ = ["AlertmanagerForwarder", "to_alertmanager"]
 

@@ -14,8 +14,8 @@ import clickhouse_connect
 from clickhouse_connect.driver import Client
 from clickhouse_connect.driver.exceptions import OperationalError
 
-from envirostream.errors import ServiceUnavailableError
-from envirostream.settings import Settings
+from core.errors import ServiceUnavailableError
+from core.settings import Settings
 
 __all__ = ["client_options", "get_client"]
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from envirostream.settings import Settings
+from core.settings import Settings
 
 __all__ = ["TABLES", "TableDef", "create_statements"]
 

@@ -14,13 +14,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from core.records import Source
 from sinks.ddl import TABLES, TableDef
 from sinks.writer import RowBuffer
 from topics import AGGREGATES, ALERTS, ANOMALIES
 
 __all__ = ["TOPIC_SINKS", "Source", "TopicSink", "TopicSinkBuffer"]
-
-Source = tuple[str, int]  # (topic, partition) of an input record
 
 
 @dataclass(frozen=True)

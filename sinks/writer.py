@@ -11,7 +11,7 @@ import time
 from collections.abc import Hashable, Sequence
 from typing import Any
 
-from envirostream.settings import Settings
+from core.settings import Settings
 from sinks.ddl import TABLES, TableDef, create_statements
 
 __all__ = ["ClickHouseWriter", "RowBuffer"]

@@ -30,9 +30,8 @@ from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from confluent_kafka import KafkaException
 from faust.types import TP
 
-from envirostream.metrics import SEVERITIES, PipelineMetrics
-from envirostream.settings import Settings
-from producers.kafka_out import RecordProducer
+from core.metrics import SEVERITIES, PipelineMetrics
+from core.settings import Settings
 from schemas import AvroCodec, DecodeError
 from sinks.alertmanager import AlertmanagerForwarder
 from sinks.topic_sink import TOPIC_SINKS, TopicSinkBuffer
@@ -43,6 +42,7 @@ from streams.health import ConsumerLagProbe, LastSeen
 from streams.readings import DeadLetter, InputRecord, ReadingsProcessor, Source
 from topics import AGGREGATES, ALERTS, ALERTS_FEEDBACK, ANOMALIES, DLQ, READINGS
 from topics.definitions import detector_state_topic
+from topics.producer import RecordProducer
 
 __all__ = ["INPUT_TOPICS", "PipelineWorker", "create_app"]
 

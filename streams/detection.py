@@ -77,7 +77,9 @@ from streams.detect.rules import (
 from streams.detect.univariate import SeasonalZScore
 
 if TYPE_CHECKING:
-    from envirostream.settings import Settings
+    from core.settings import Settings
+
+from core.records import Source
 
 __all__ = [
     "DEVICE_GROUP",
@@ -89,7 +91,6 @@ __all__ = [
     "limit_rule",
 ]
 
-Source = tuple[str, int]
 DeviceKey = tuple[str, str]  # (tenant, device)
 DEVICE_GROUP = "device"
 _CHECKPOINT_VERSION = 1

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.records import Source
 from schemas import AvroCodec, DecodeError
 from sinks.ddl import TABLES
 from sinks.writer import RowBuffer
@@ -24,7 +25,6 @@ __all__ = ["BatchResult", "DeadLetter", "InputRecord", "ReadingsProcessor", "Sou
 
 READING = "UniversalSensorReading"
 
-Source = tuple[str, int]
 """(topic, partition): where input records come from and where offsets are committed."""
 
 

@@ -7,10 +7,9 @@ import logging
 import faust
 from prometheus_client import CollectorRegistry, start_http_server
 
-from envirostream.errors import ConfigurationError
-from envirostream.metrics import PipelineMetrics
-from envirostream.settings import Settings
-from producers.kafka_out import RecordProducer, wait_for_broker
+from core.errors import ConfigurationError
+from core.metrics import PipelineMetrics
+from core.settings import Settings
 from schemas import AvroCodec
 from sinks.alertmanager import AlertmanagerForwarder
 from sinks.client import get_client
@@ -18,6 +17,7 @@ from sinks.writer import ClickHouseWriter
 from streams.app import INPUT_TOPICS, PipelineWorker, create_app
 from streams.health import ConsumerLagProbe
 from topics import TopicAdmin, topic_specs
+from topics.producer import RecordProducer, wait_for_broker
 
 __all__ = ["run_worker", "serve_metrics"]
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
-from envirostream.errors import EnviroStreamError, ServiceUnavailableError
+from core.errors import EnviroStreamError, ServiceUnavailableError
 from topics.definitions import TopicSpec
 
 __all__ = ["TopicAdmin", "TopicDrift", "TopicState"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from envirostream.settings import Settings
+from core.settings import Settings
 
 __all__ = [
     "AGGREGATES",

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from envirostream.settings import Settings, load_settings, settings_environ
+from core.settings import Settings, load_settings, settings_environ
 from infra.processes import free_port
 from infra.prometheus_local import LocalService, start_alertmanager, stop_local
 

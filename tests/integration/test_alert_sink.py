@@ -18,14 +18,14 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from envirostream.settings import Settings
+from core.settings import Settings
 from infra.prometheus_local import LocalService, get_json
-from producers.kafka_out import RecordProducer
 from schemas import AvroCodec
 from sinks.client import get_client
 from sinks.writer import ClickHouseWriter
 from tests.integration.conftest import Webhook, WorkerProcess, wait_for_worker
 from topics import ALERTS, ANOMALIES, TopicAdmin, topic_specs
+from topics.producer import RecordProducer
 
 NOW_MS = int(time.time() * 1000)
 # (device, rule, severity, site, device type)

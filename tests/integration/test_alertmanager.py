@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
-from envirostream.metrics import PipelineMetrics
+from core.metrics import PipelineMetrics
 from infra.processes import free_port
 from infra.prometheus_local import LocalService, get_json
 from sinks.alertmanager import AlertmanagerForwarder

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from bench.detection import run_detection_bench
-from envirostream.settings import Settings
+from core.settings import Settings
 from tests.integration.conftest import make_settings
 
 pytestmark = pytest.mark.integration

@@ -17,14 +17,14 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer
 
-from envirostream.settings import Settings
-from producers.kafka_out import RecordProducer
+from core.settings import Settings
 from schemas import AvroCodec
 from sinks.client import get_client
 from sinks.writer import ClickHouseWriter
 from tests.integration.conftest import WorkerProcess, wait_for_worker
 from tests.integration.test_alert_sink import metric
 from topics import ALERTS, READINGS, TopicAdmin, topic_specs
+from topics.producer import RecordProducer
 
 START_MS = 1_356_998_400_000  # 2013-01-01T00:00:00Z
 DEVICE = "bat-runaway"

@@ -24,9 +24,8 @@ from typing import Any
 
 import pytest
 
+from core.settings import Settings
 from envirostream.feedback import send_feedback
-from envirostream.settings import Settings
-from producers.kafka_out import RecordProducer
 from schemas import AvroCodec
 from sinks.client import get_client
 from sinks.writer import ClickHouseWriter
@@ -35,6 +34,7 @@ from streams.detection import DetectionStage, SeriesState
 from tests.integration.conftest import WorkerProcess, wait_for_worker
 from tests.integration.test_alert_sink import metric
 from topics import READINGS, TopicAdmin, detector_state_topic, topic_specs
+from topics.producer import RecordProducer
 
 START_MS = 1_356_998_400_000  # 2013-01-01T00:00:00Z
 MIN = 60_000

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, Producer
 
-from envirostream.errors import ConfigurationError, ServiceUnavailableError
-from envirostream.settings import Settings, load_settings
+from core.errors import ConfigurationError, ServiceUnavailableError
+from core.settings import Settings, load_settings
 from infra.kafka import kafka_status, start_kafka, stop_kafka, wait_for_kafka
 from infra.prereqs import check_prerequisites
 from infra.processes import free_port

@@ -19,15 +19,15 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer
 
-from envirostream.settings import Settings
+from core.settings import Settings
 from producers.fleet import Fleet
-from producers.kafka_out import RecordProducer
 from producers.simulator import SimulationConfig, build_records, run_simulation
 from schemas import AvroCodec
 from sinks.client import get_client
 from sinks.writer import ClickHouseWriter
 from tests.integration.conftest import WorkerProcess, wait_for_worker
 from topics import DLQ, READINGS, TopicAdmin, topic_specs
+from topics.producer import RecordProducer
 
 START_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 DEVICES = 200

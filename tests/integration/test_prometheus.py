@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry, Counter, start_http_server
 
-from envirostream.errors import ServiceUnavailableError
-from envirostream.settings import Settings
+from core.errors import ServiceUnavailableError
+from core.settings import Settings
 from infra.processes import free_port, port_open
 from infra.prometheus_local import (
     RULES_DIR,
@@ -32,10 +32,10 @@ from infra.prometheus_local import (
     start_prometheus,
     stop_local,
 )
-from producers.kafka_out import RecordProducer
 from schemas import AvroCodec, DecodeError
 from tests.integration.conftest import REPO, WorkerProcess, service_env, wait_for_worker
 from topics import READINGS
+from topics.producer import RecordProducer
 
 STALLED = "EnviroStreamIngestStalled"
 DLQ_HIGH = "EnviroStreamDeadLetterRateHigh"

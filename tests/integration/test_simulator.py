@@ -19,13 +19,13 @@ from typing import Any
 import fastavro
 from confluent_kafka import Consumer
 
-from envirostream.settings import Settings
+from core.settings import Settings
 from infra.processes import free_port
-from producers.kafka_out import RecordProducer
 from producers.simulator import SimulationConfig, build_records, run_simulation
 from schemas import AvroCodec
 from tests.integration.conftest import REPO, service_env
 from topics import READINGS, TopicAdmin, topic_specs
+from topics.producer import RecordProducer
 
 START_MS = 1_767_225_600_000
 

@@ -29,8 +29,8 @@ import pytest
 from clickhouse_connect.driver import Client
 from clickhouse_connect.driver.exceptions import DatabaseError
 
-from envirostream.errors import ConfigurationError, ServiceUnavailableError
-from envirostream.settings import Settings, load_settings
+from core.errors import ConfigurationError, ServiceUnavailableError
+from core.settings import Settings, load_settings
 from infra.processes import free_port
 from infra.store import start_store, stop_store, store_status
 from sinks.client import get_client

@@ -7,7 +7,7 @@ import uuid
 
 from confluent_kafka import Consumer, Producer
 
-from envirostream.settings import Settings
+from core.settings import Settings
 from topics import DLQ, READINGS, TopicAdmin, topic_specs
 
 

@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 import yaml
 
+from core.errors import ConfigurationError
+from core.settings import ENV_PREFIX, Settings, load_settings
 from envirostream.cli import KNOWN_COMMANDS, build_parser
-from envirostream.errors import ConfigurationError
-from envirostream.settings import ENV_PREFIX, Settings, load_settings
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = "docker-compose.yml"
@@ -142,7 +142,7 @@ def check_settings_env(root: Path) -> list[str]:
     for name, service in _services(root).items():
         env = _envirostream_env(service)
         unknown = sorted(set(env) - fields)
-        problems += [f"{name}: {var} is not a setting (envirostream.settings)" for var in unknown]
+        problems += [f"{name}: {var} is not a setting (core.settings)" for var in unknown]
         try:
             load_settings(env)
         except ConfigurationError as exc:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from core.errors import EnviroStreamError
+from core.settings import load_settings
 from envirostream.cli import main
-from envirostream.errors import EnviroStreamError
 from envirostream.feedback import parse_alert_id, send_feedback
-from envirostream.settings import load_settings
 
 
 @pytest.mark.parametrize(

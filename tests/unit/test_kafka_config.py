@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from envirostream.settings import load_settings
+from core.settings import load_settings
 from infra import kafka
 from infra.prereqs import check_prerequisites, parse_java_major
 

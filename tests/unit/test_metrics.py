@@ -10,7 +10,7 @@ import pytest
 from confluent_kafka import KafkaError, KafkaException
 from prometheus_client import CollectorRegistry, generate_latest
 
-from envirostream.metrics import LATENCY_BUCKETS, PipelineMetrics
+from core.metrics import LATENCY_BUCKETS, PipelineMetrics
 from streams.health import LastSeen
 from streams.readings import InputRecord
 from tests.unit.streams.test_worker_commits import TOPIC, make_worker, reading

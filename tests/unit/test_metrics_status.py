@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 from prometheus_client import CollectorRegistry, generate_latest
 
-from envirostream.metrics import PipelineMetrics
-from envirostream.settings import load_settings
+from core.metrics import PipelineMetrics
+from core.settings import load_settings
 from envirostream.status import Sample, histogram_quantile, parse_metrics, render
 
 

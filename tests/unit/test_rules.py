@@ -16,8 +16,8 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
-from envirostream.metrics import PipelineMetrics
-from producers.kafka_out import ProducerMetrics
+from core.metrics import PipelineMetrics
+from topics.producer import ProducerMetrics
 
 REPO = Path(__file__).resolve().parents[2]
 RULES = sorted((REPO / "infra" / "prometheus" / "rules").glob("*.yml"))

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from envirostream.errors import ConfigurationError
-from envirostream.settings import load_settings, settings_table
+from core.errors import ConfigurationError
+from core.settings import load_settings, settings_table
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 
@@ -59,12 +59,12 @@ def test_window_label_reads_like_the_size() -> None:
 
 def test_every_setting_is_documented() -> None:
     assert settings_table() in DOCS.read_text(), (
-        "docs/configuration.md is out of date: paste envirostream.settings.settings_table()"
+        "docs/configuration.md is out of date: paste core.settings.settings_table()"
     )
 
 
 def test_settings_environ_rebuilds_the_same_settings_in_a_child() -> None:
-    from envirostream.settings import settings_environ
+    from core.settings import settings_environ
 
     settings = load_settings({}, window_seconds=5, kafka_bootstrap="k:9092")
     env = settings_environ(settings, {"PATH": "/bin", "ENVIROSTREAM_STALE": "x"})

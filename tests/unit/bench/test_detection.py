@@ -20,7 +20,7 @@ from bench.detection import (
     window_aggregates,
 )
 from bench.scoring import AlertRow, Incident
-from envirostream.settings import load_settings
+from core.settings import load_settings
 from producers.fleet import Fleet
 from producers.simulator import build_records
 from streams.detection import detection_stage_from_settings

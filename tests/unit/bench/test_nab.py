@@ -30,8 +30,8 @@ from bench.nab import (
     window_metrics,
     window_rows,
 )
-from envirostream.errors import EnviroStreamError
-from envirostream.settings import load_settings
+from core.errors import EnviroStreamError
+from core.settings import load_settings
 from schemas import AvroCodec
 
 HOUR = 3_600_000

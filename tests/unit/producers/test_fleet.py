@@ -120,7 +120,7 @@ def test_unknown_kind_is_refused() -> None:
 def test_producer_metrics_count_increments_on_their_own_registry() -> None:
     from prometheus_client import CollectorRegistry
 
-    from producers.kafka_out import ProducerMetrics, RecordProducer
+    from topics.producer import ProducerMetrics, RecordProducer
 
     registry = CollectorRegistry()
     metrics = ProducerMetrics(registry, "simulator")

@@ -170,7 +170,7 @@ def test_encode_of_a_non_dict_and_unknown_names() -> None:
 
 
 def test_decode_errors_are_enviro_stream_errors_with_a_reason() -> None:
-    from envirostream.errors import EnviroStreamError
+    from core.errors import EnviroStreamError
 
     for cls in (DecodeError, NotAvroError, UnknownSchemaError, CorruptRecordError):
         assert issubclass(cls, EnviroStreamError)

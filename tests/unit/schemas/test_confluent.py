@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from envirostream.errors import ServiceUnavailableError
+from core.errors import ServiceUnavailableError
 from schemas import AvroCodec, SchemaRegistryError, UnknownSchemaError
 from tests.unit.schemas.samples import READING, SAMPLES
 

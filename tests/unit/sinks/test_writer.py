@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from envirostream.settings import load_settings
+from core.settings import load_settings
 from sinks.ddl import TABLES, create_statements
 from sinks.writer import RowBuffer
 

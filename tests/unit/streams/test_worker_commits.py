@@ -13,8 +13,8 @@ from typing import Any
 from faust.types import TP
 from prometheus_client import CollectorRegistry
 
-from envirostream.metrics import PipelineMetrics
-from envirostream.settings import load_settings
+from core.metrics import PipelineMetrics
+from core.settings import load_settings
 from schemas import AvroCodec
 from streams.app import PipelineWorker
 from streams.readings import InputRecord

@@ -14,7 +14,7 @@ from typing import Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from envirostream.errors import ConfigurationError
+from core.errors import ConfigurationError
 
 ENV_PREFIX = "ENVIROSTREAM_"
 

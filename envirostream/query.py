@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from clickhouse_connect.driver.exceptions import DatabaseError
 
-from envirostream.errors import EnviroStreamError
-from envirostream.settings import Settings
+from core.errors import EnviroStreamError
+from core.settings import Settings
 from sinks.client import get_client
 
 __all__ = ["QueryError", "run_query"]

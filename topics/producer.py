@@ -14,7 +14,7 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from confluent_kafka.admin import AdminClient
 from prometheus_client import CollectorRegistry, Counter
 
-from envirostream.errors import ServiceUnavailableError
+from core.errors import ServiceUnavailableError
 
 __all__ = ["ProducerMetrics", "RecordProducer", "wait_for_broker"]
 
