@@ -20,6 +20,7 @@ __all__ = [
     "decompress_body",
     "error_code",
     "error_text",
+    "insert_from_file",
     "parse_params",
     "result_format",
     "setting_literal",
@@ -228,6 +229,26 @@ def split_insert(sql_and_data: bytes) -> tuple[str, str, memoryview] | None:
         return None
     stmt = match.group(1).decode("utf-8")
     return stmt, match.group(2).decode("ascii"), memoryview(sql_and_data)[match.end() :]
+
+
+_SETTINGS_CLAUSE = re.compile(r"\sSETTINGS\s", re.IGNORECASE)
+
+
+def insert_from_file(stmt: str, path: str, fmt: str) -> str:
+    """The INSERT ``stmt`` reading its data from the file ``path`` in format ``fmt``.
+
+    ``FROM INFILE`` goes before a ``SETTINGS`` clause, as ClickHouse's grammar wants.
+
+    >>> insert_from_file("INSERT INTO t (a)", "/s/1.bin", "Native")
+    "INSERT INTO t (a) FROM INFILE '/s/1.bin' FORMAT Native"
+    >>> insert_from_file("INSERT INTO t SETTINGS async_insert=0", "/s/2.bin", "CSV")
+    "INSERT INTO t FROM INFILE '/s/2.bin' SETTINGS async_insert=0 FORMAT CSV"
+    """
+    source = f" FROM INFILE '{path}'"
+    match = _SETTINGS_CLAUSE.search(stmt)
+    if match is None:
+        return f"{stmt}{source} FORMAT {fmt}"
+    return f"{stmt[: match.start()]}{source}{stmt[match.start() :]} FORMAT {fmt}"
 
 
 _TRAILING_FORMAT = re.compile(r"\bFORMAT\s+([A-Za-z0-9_]+)\s*;?\s*$", re.IGNORECASE)

@@ -15,9 +15,10 @@ Served:
 - ``session_id=`` (+ ``session_timeout=``): one chdb connection per session, so ``USE`` and
   ``SET`` stay in it and never reach another client; without it every request gets a fresh
   connection;
-- INSERTs with inline data in any input format (``INSERT ... FORMAT Native`` + data), streamed
-  into chdb; request bodies compressed with lz4 / zstd / gzip / deflate (``Content-Encoding``
-  or ``decompress=1``; every frame, not only the first);
+- INSERTs with inline data in any input format (``INSERT ... FORMAT Native`` + data), handed
+  to chdb as a spooled file so that a block the engine rejects answers with its error;
+  request bodies compressed with lz4 / zstd / gzip / deflate (``Content-Encoding`` or
+  ``decompress=1``; every frame, not only the first);
 - ``/ping`` and ``GET /`` answer ``Ok.``;
 - errors: ClickHouse's text (``Code: 60. DB::Exception: ...``), its HTTP status and the
   ``X-ClickHouse-Exception-Code`` header, so clickhouse-connect raises ``DatabaseError`` with
@@ -38,6 +39,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shutil
 import signal
 import socket
 import sys
@@ -59,6 +61,7 @@ from sinks._store_http import (
     decompress_body,
     error_code,
     error_text,
+    insert_from_file,
     parse_params,
     result_format,
     setting_literal,
@@ -71,7 +74,6 @@ __all__ = ["StoreServer", "main"]
 log = logging.getLogger("envirostream.store")
 
 SERVER_NAME = "envirostream-store"
-_APPEND_CHUNK = 4 << 20  # bytes handed to chdb per append: bounds the extra copy
 _TEXT_FORMATS = ("TabSeparated", "TSV", "CSV", "Pretty", "Values", "Vertical", "Markdown")
 
 
@@ -109,6 +111,22 @@ class StoreServer(ThreadingHTTPServer):
         # Open the engine only once the port is ours: a taken port must not touch the data.
         # The primary connection holds the directory (and the engine) for the process's life.
         self.primary = chdb.connect(str(self.data_dir))
+        # Insert bodies are handed to the engine as files (see _Handler._insert); a spool
+        # left by a killed store holds nothing acknowledged, so it is emptied at start.
+        self.spool_dir = self.data_dir / "insert-spool"
+        shutil.rmtree(self.spool_dir, ignore_errors=True)
+        self.spool_dir.mkdir()
+
+    @contextmanager
+    def spool(self, data: memoryview) -> Iterator[str]:
+        """``data`` written to a file of its own for the length of the block."""
+        path = self.spool_dir / f"{uuid.uuid4().hex}.bin"
+        try:
+            with path.open("wb") as out:
+                out.write(data)
+            yield str(path)
+        finally:
+            path.unlink(missing_ok=True)
 
     def server_bind(self) -> None:
         # Nagle's algorithm delays small answers by ~40 ms per request.
@@ -310,16 +328,18 @@ class _Handler(BaseHTTPRequestHandler):
     def _insert(
         self, conn: Any, params: RequestParams, stmt: str, in_fmt: str, data: memoryview
     ) -> tuple[bytes, str, dict[str, str]]:
+        # chdb's streamed insert (send_insert) reports success and rows written even when
+        # ClickHouse rejected the block (a CHECK constraint, TOO_MANY_PARTS): nothing was
+        # stored, yet the client was told 200. A plain query reading the body from a spool
+        # file raises the engine's error, so a rejected insert answers with its error code.
         started = time.monotonic()
-        with conn.send_insert(stmt, in_fmt) as inserter:
-            for start in range(0, len(data), _APPEND_CHUNK):
-                inserter.append(data[start : start + _APPEND_CHUNK])
-            res = inserter.finish()
+        with self.server.spool(data) as path:
+            res = conn.query(insert_from_file(stmt, path, in_fmt))
         summary = {
             "read_rows": "0",
             "read_bytes": "0",
-            "written_rows": str(res.rows_written),
-            "written_bytes": str(res.bytes_written),
+            "written_rows": str(_stat(res, "rows_written") or _stat(res, "rows_read")),
+            "written_bytes": str(_stat(res, "bytes_written") or _stat(res, "bytes_read")),
             "elapsed_ns": str(int((time.monotonic() - started) * 1e9)),
         }
         return b"", params.default_format, summary

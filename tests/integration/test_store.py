@@ -285,6 +285,41 @@ def test_sql_errors_carry_the_clickhouse_code(store: Settings) -> None:
     assert raw.value.read().decode().startswith("Code: 60. DB::Exception:")
 
 
+def test_rejected_inserts_are_errors_and_store_nothing(store: Settings) -> None:
+    """Blocks the engine refuses after parsing (a CHECK constraint, too many partitions)
+    were answered 200 with rows "written" by chdb's streamed insert; a client then
+    committed past rows that were never stored."""
+    client = get_client(store)
+    client.command(
+        "CREATE TABLE checked (x Int32, CONSTRAINT positive CHECK x > 0) "
+        "ENGINE = MergeTree ORDER BY x"
+    )
+    with pytest.raises(DatabaseError) as violated:
+        client.insert("checked", [[-1], [5]], column_names=["x"])
+    assert violated.value.code == 469  # VIOLATED_CONSTRAINT
+    assert client.query("SELECT count() FROM checked").result_rows == [(0,)]
+
+    client.command(
+        "CREATE TABLE monthly (d Date, x Int32) ENGINE = MergeTree "
+        "PARTITION BY toYYYYMM(d) ORDER BY x"
+    )
+    months = [[datetime(2010 + i // 12, i % 12 + 1, 1, tzinfo=UTC).date(), i] for i in range(120)]
+    with pytest.raises(DatabaseError) as too_many:
+        client.insert("monthly", months, column_names=["d", "x"])
+    assert too_many.value.code == 252  # TOO_MANY_PARTS
+    assert client.query("SELECT count() FROM monthly").result_rows == [(0,)]
+    # The same block within the limit the client may raise is stored whole.
+    client.insert(
+        "monthly",
+        months,
+        column_names=["d", "x"],
+        settings={"max_partitions_per_insert_block": 1000},
+    )
+    assert client.query("SELECT count(), sum(x) FROM monthly").result_rows == [
+        (120, sum(range(120)))
+    ]
+
+
 # -- (5) sessions and databases do not leak between clients --------------------------------
 def test_sessions_do_not_leak_use_or_settings(store: Settings) -> None:
     setup = get_client(store)
