@@ -6,6 +6,7 @@ An invalid value stops the process at start with a message naming the variable.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -101,6 +102,22 @@ class Settings(BaseSettings):
     )
     late_policy: Literal["dlq", "drop"] = Field(
         default="dlq", description="Readings beyond the lateness: dead-letter or count and drop."
+    )
+    max_future_seconds: float = Field(
+        default=300.0,
+        ge=0,
+        le=86400 * 366,
+        description=(
+            "A reading stamped further ahead of the worker's wall clock is dead-lettered"
+            " (future_timestamp) and moves no clock."
+        ),
+    )
+    event_time_floor: str = Field(
+        default="1990-01-01",
+        pattern=r"^\d{4}-\d{2}-\d{2}$",
+        description=(
+            "Readings stamped before this UTC date are dead-lettered (implausible_timestamp)."
+        ),
     )
     idle_close_seconds: float = Field(
         default=30.0,
@@ -229,6 +246,16 @@ class Settings(BaseSettings):
         default="INFO", description="Log level of every process."
     )
 
+    @field_validator("event_time_floor")
+    @classmethod
+    def _check_floor(cls, value: str) -> str:
+        try:
+            dt.date.fromisoformat(value)
+        except ValueError:
+            msg = f"expected a date YYYY-MM-DD, got {value!r}"
+            raise ValueError(msg) from None
+        return value
+
     @field_validator("kafka_bootstrap")
     @classmethod
     def _check_bootstrap(cls, value: str | None) -> str | None:
@@ -282,6 +309,16 @@ class Settings(BaseSettings):
     @property
     def lateness_ms(self) -> int:
         return round(self.allowed_lateness_seconds * 1000)
+
+    @property
+    def max_future_ms(self) -> int:
+        return round(self.max_future_seconds * 1000)
+
+    @property
+    def event_time_floor_ms(self) -> int:
+        """``event_time_floor`` as milliseconds since the epoch (UTC midnight)."""
+        day = dt.date.fromisoformat(self.event_time_floor)
+        return (day - dt.date(1970, 1, 1)).days * 86_400_000
 
     @property
     def window_label(self) -> str:

@@ -7,9 +7,12 @@ readable message; nothing is silently dropped.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["REASONS", "check_reading"]
+__all__ = ["MAX_ID_LENGTH", "REASONS", "EventTimeBounds", "check_reading"]
+
+MAX_ID_LENGTH = 256  # characters of reading_id, device_id, sensor_id, tenant_id
 
 REASONS = {
     # From the codec (schemas.DecodeError.reason): the bytes are not a readable reading.
@@ -20,23 +23,76 @@ REASONS = {
     "missing_field": "a required field is empty",
     "non_finite_value": "value is NaN or infinite",
     "unknown_capability": "capability is UNKNOWN (written with a newer schema?)",
+    "oversized_field": f"an id longer than {MAX_ID_LENGTH} characters",
+    "future_timestamp": "event time further ahead of the wall clock than the allowed skew",
+    "implausible_timestamp": "event time before the floor ENVIROSTREAM_EVENT_TIME_FLOOR",
     "late": "event time is beyond the allowed lateness of its window",
 }
 
 
-def check_reading(rec: dict[str, Any]) -> tuple[str, str] | None:
+@dataclass(frozen=True)
+class EventTimeBounds:
+    """The event times a reading may carry: from ``floor_ms`` to the worker's wall clock plus
+    ``max_future_ms``. A reading outside them is a clock fault: it is quarantined and never
+    moves any event-time clock.
+
+    >>> bounds = EventTimeBounds(floor_ms=0, max_future_ms=300_000)
+    >>> bounds.check(1_000, now_ms=2_000) is None
+    True
+    >>> bounds.check(2**63 - 1, now_ms=2_000)[0]
+    'future_timestamp'
+    >>> bounds.check(-5, now_ms=2_000)[0]
+    'implausible_timestamp'
+    """
+
+    floor_ms: int
+    max_future_ms: int
+
+    def check(self, ts: int, now_ms: int) -> tuple[str, str] | None:
+        if ts > now_ms + self.max_future_ms:
+            ahead_s = (ts - now_ms) / 1000
+            return "future_timestamp", (
+                f"event time {ts} is {ahead_s:.0f} s ahead of the wall clock "
+                f"(allowed {self.max_future_ms / 1000:.0f} s, ENVIROSTREAM_MAX_FUTURE_SECONDS)"
+            )
+        if ts < self.floor_ms:
+            return "implausible_timestamp", (
+                f"event time {ts} is before the floor {self.floor_ms} "
+                "(ENVIROSTREAM_EVENT_TIME_FLOOR)"
+            )
+        return None
+
+
+def check_reading(
+    rec: dict[str, Any], bounds: EventTimeBounds | None = None, now_ms: int = 0
+) -> tuple[str, str] | None:
     """None when the reading is usable, else ``(reason, message)``.
+
+    ``bounds`` (with the wall clock ``now_ms``) also refuses clock faults.
 
     >>> check_reading({"reading_id": "r", "device_id": "d", "capability": "VOC", "value": 1.0})
     >>> check_reading({"reading_id": "r", "device_id": "", "capability": "VOC", "value": 1.0})
     ('missing_field', 'device_id is empty')
+    >>> check_reading({"reading_id": "r", "device_id": "d" * 300, "value": 1.0})[0]
+    'oversized_field'
     """
     for name in ("reading_id", "device_id"):
         if not rec.get(name):
             return "missing_field", f"{name} is empty"
+    for name in ("reading_id", "device_id", "sensor_id", "tenant_id"):
+        text = rec.get(name)
+        if isinstance(text, str) and len(text) > MAX_ID_LENGTH:
+            return "oversized_field", (
+                f"{name} has {len(text)} characters; the limit is {MAX_ID_LENGTH}"
+            )
     value = rec.get("value")
     if not isinstance(value, float) or not math.isfinite(value):
         return "non_finite_value", f"value is {value!r}; readings must be finite numbers"
     if rec.get("capability") == "UNKNOWN":
         return "unknown_capability", "capability UNKNOWN cannot be windowed; upgrade the reader"
+    if bounds is not None:
+        ts = rec.get("timestamp")
+        if not isinstance(ts, int):
+            return "missing_field", f"timestamp is {ts!r}; expected milliseconds since the epoch"
+        return bounds.check(ts, now_ms)
     return None
