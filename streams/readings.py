@@ -124,7 +124,7 @@ class ReadingsProcessor:
             if not windows.add(device, cap, item["value"], ts, rec.offset):
                 result.late += 1
                 if self.late_policy == "dlq":
-                    wm = windows.watermark_ms
+                    wm = windows.watermark_ms(device)
                     msg = (
                         f"event time {ts} is in a window that closed (watermark {wm}, "
                         f"allowed lateness {self.lateness_ms} ms)"

@@ -83,7 +83,7 @@ def test_min_open_offset_tracks_the_oldest_open_window() -> None:
     windows = PartitionWindows(size_ms=60_000, lateness_ms=0)
     assert windows.min_open_offset() is None
     windows.add("a", "C", 1.0, 1_000, 10)
-    windows.add("b", "C", 1.0, 61_000, 11)  # closes nothing yet (close_due not called)
+    windows.add("a", "C", 1.0, 61_000, 11)  # closes nothing yet (close_due not called)
     assert windows.min_open_offset() == 10
     windows.close_due()
     assert windows.min_open_offset() == 11
@@ -104,3 +104,67 @@ def test_keys_are_separate_per_device_and_capability() -> None:
 def test_invalid_parameters_are_rejected(size: int, lateness: int) -> None:
     with pytest.raises(ValueError, match=r"window size|lateness"):
         PartitionWindows(size_ms=size, lateness_ms=lateness)
+
+
+# -- each device is its own clock ---------------------------------------------------------
+def test_a_device_ahead_never_makes_another_late() -> None:
+    windows = PartitionWindows(size_ms=60_000, lateness_ms=10_000)
+    windows.add("ahead", "C", 1.0, 10 * 3_600_000, 0)  # ten hours ahead of the other device
+    for i in range(5):  # the lagging device's readings all land and close on its own time
+        assert windows.add("lagging", "C", float(i), i * 30_000, i + 1)
+    closed = windows.close_due()
+    assert [(w.device_id, w.start_ms, w.count) for w in closed] == [("lagging", 0, 2)]
+    assert windows.watermark_ms("lagging") == 110_000
+    assert windows.watermark_ms("ahead") == 10 * 3_600_000 - 10_000
+
+
+def test_interleaved_devices_with_skewed_clocks_give_the_same_windows_as_alone() -> None:
+    skew = {"a": 0, "b": -45 * 60_000, "c": 7 * 60_000 + 13_000}  # minutes apart
+    together = PartitionWindows(size_ms=60_000, lateness_ms=5_000)
+    alone = {d: PartitionWindows(size_ms=60_000, lateness_ms=5_000) for d in skew}
+    got: list[tuple[str, int, int, float]] = []
+    want: list[tuple[str, int, int, float]] = []
+    offset = 0
+    for t in range(0, 600_000, 7_000):
+        for dev, off in skew.items():
+            ts = 10 * 3_600_000 + t + off
+            assert together.add(dev, "C", float(t), ts, offset)
+            assert alone[dev].add(dev, "C", float(t), ts, offset)
+            offset += 1
+        got += [(w.device_id, w.start_ms, w.count, w.mean) for w in together.close_due()]
+        for w_alone in alone.values():
+            want += [(w.device_id, w.start_ms, w.count, w.mean) for w in w_alone.close_due()]
+    assert sorted(got) == sorted(want)
+    assert len(got) >= 3 * 8
+
+
+def test_a_gateway_flush_of_an_hour_old_buffer_is_on_time() -> None:
+    windows = PartitionWindows(size_ms=60_000, lateness_ms=10_000)
+    live_hour = 5 * 3_600_000
+    for i in range(60):
+        windows.add("live", "C", 1.0, live_hour + i * 1_000, i)
+    # The gateway was offline: its device's readings of an hour ago arrive now, in order.
+    accepted = [
+        windows.add("buffered", "C", 2.0, live_hour - 3_600_000 + i * 1_000, 100 + i)
+        for i in range(600)
+    ]
+    assert all(accepted)
+    closed = [w for w in windows.close_due() if w.device_id == "buffered"]
+    assert [w.count for w in closed] == [60] * 9  # the tenth minute is still open
+
+
+def test_idle_devices_close_on_the_wall_clock_only() -> None:
+    windows = PartitionWindows(size_ms=60_000, lateness_ms=0)
+    windows.set_clock(100.0)
+    windows.add("quiet", "C", 1.0, 1_000, 0)
+    windows.add("busy", "C", 1.0, 1_000, 1)
+    windows.set_clock(125.0)
+    windows.add("busy", "C", 1.0, 2_000, 2)
+    assert windows.close_idle(now_s=129.0, idle_s=30.0) == []
+    closed = windows.close_idle(now_s=131.0, idle_s=30.0)
+    assert [(w.device_id, w.count) for w in closed] == [("quiet", 1)]
+    assert windows.open_count == 1
+    assert not windows.add("quiet", "C", 5.0, 3_000, 3)  # its window was emitted: late
+    # Forgotten after ten idle timeouts with nothing open: the clock starts afresh.
+    windows.close_idle(now_s=125.0 + 300.0, idle_s=30.0)
+    assert windows.device_count == 0
