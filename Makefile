@@ -1,5 +1,10 @@
 # The two commands of the README: `make demo` and `make test`.
-PYTHON ?= python3.11
+# The first of these that is Python 3.11 or newer (override: make PYTHON=/path/to/python3.x).
+ifndef PYTHON
+PYTHON := $(shell for p in python3.11 python3.12 python3.13 python3; do \
+	$$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1 && { echo $$p; break; }; \
+	done)
+endif
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
@@ -19,12 +24,15 @@ bootstrap: $(STAMP)
 	$(BIN)/python -m infra.kafka fetch
 	sh infra/prometheus/install.sh
 
-$(STAMP): pyproject.toml
-	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 not found as '$(PYTHON)': install it (apt-get install python3.11 python3.11-venv) or run make PYTHON=/path/to/python3.11" >&2; exit 1; }
+## The exact versions of requirements.lock (tested), then the package itself without deps.
+$(STAMP): pyproject.toml requirements.lock
+	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer not found (tried python3.11, python3.12, python3.13, python3): install one (apt-get install python3.11 python3.11-venv) or run make PYTHON=/path/to/python3.x" >&2; exit 1; }
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "'$(PYTHON)' not found: install Python 3.11 or newer or run make PYTHON=/path/to/python3.x" >&2; exit 1; }
 	$(PYTHON) -m infra.prereqs
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
 lint: $(STAMP)

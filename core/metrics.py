@@ -2,6 +2,12 @@
 
 Label sets are bounded: never a label per device. ``BulkHistogram`` observes whole
 batches with numpy, so a latency per stored row costs microseconds per batch, not per row.
+
+Every labelled series whose label values are known in advance is exported at 0 from the
+start, so ``rate()`` and absence-based alert rules work from the first scrape rather than
+from the first event. The closed sets this module owns (severities, feedback actions,
+forwarding outcomes) are defined here; those owned by upper floors (the sink's tables, the
+dead-letter reasons) are passed in by the process that builds the metrics.
 """
 
 from __future__ import annotations
@@ -39,15 +45,23 @@ class BulkHistogram(Collector):
         self._sums: dict[str, float] = {}
         registry.register(self)
 
+    def start(self, label_value: str) -> None:
+        """Export the series of ``label_value`` with no observations yet (all zero)."""
+        with self._lock:
+            self._start(label_value)
+
+    def _start(self, label_value: str) -> None:
+        if label_value not in self._counts:
+            self._counts[label_value] = np.zeros(len(self.edges) + 1, dtype=np.int64)
+            self._sums[label_value] = 0.0
+
     def observe_many(self, label_value: str, values: np.ndarray) -> None:
         if values.size == 0:
             return
         idx = np.searchsorted(self.edges, values, side="left")
         counts = np.bincount(idx, minlength=len(self.edges) + 1)
         with self._lock:
-            if label_value not in self._counts:
-                self._counts[label_value] = np.zeros(len(self.edges) + 1, dtype=np.int64)
-                self._sums[label_value] = 0.0
+            self._start(label_value)
             self._counts[label_value] += counts
             self._sums[label_value] += float(values.sum())
 
@@ -68,9 +82,27 @@ class BulkHistogram(Collector):
 
 
 class PipelineMetrics:
-    """The worker's and sinks' metrics (names fixed by the architecture contract)."""
+    """The worker's and sinks' metrics (names fixed by the architecture contract).
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    ``tables`` (the ClickHouse tables the sinks write) and ``dead_letter_reasons`` (every
+    reason a record can be dead-lettered with) name the series to export at 0 from the
+    start; a value outside them still gets its series on first use.
+
+    >>> from prometheus_client import generate_latest
+    >>> metrics = PipelineMetrics(CollectorRegistry(), tables=["readings"])
+    >>> 'envirostream_sink_errors_total{table="readings"} 0.0' in generate_latest(
+    ...     metrics.registry
+    ... ).decode()
+    True
+    """
+
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        *,
+        tables: Iterable[str] = (),
+        dead_letter_reasons: Iterable[str] = (),
+    ) -> None:
         self.registry = registry
         p = "envirostream_"
         self.readings_consumed = Counter(
@@ -191,3 +223,10 @@ class PipelineMetrics:
             self.alerts_suppressed.labels(severity)
         for outcome in ("sent", "failed"):
             self.alerts_forwarded.labels(outcome)
+        for table in tables:
+            self.sink_rows.labels(table)
+            self.sink_errors.labels(table)
+            self.sink_batch_duration.labels(table)
+            self.event_to_sink.start(table)
+        for reason in dead_letter_reasons:
+            self.dead_lettered.labels(reason)

@@ -1,4 +1,4 @@
-"""What a machine needs before EnviroStream runs: Python 3.11, Java 17+ and Maven (for Kafka).
+"""What a machine needs before EnviroStream runs: Python 3.11+, Java 17+ and Maven (for Kafka).
 
 ``python -m infra.prereqs`` prints each missing prerequisite with how to install it and
 exits 1 if any is missing.
@@ -12,10 +12,11 @@ import subprocess
 import sys
 from collections.abc import Callable, Sequence
 
-__all__ = ["MIN_JAVA", "check_prerequisites", "main", "parse_java_major"]
+__all__ = ["MIN_JAVA", "MIN_PYTHON", "check_prerequisites", "main", "parse_java_major"]
 
 MIN_JAVA = 17
-PYTHON = (3, 11)
+# Oldest supported; newer ones are accepted (docs/compatibility.md says what was checked).
+MIN_PYTHON = (3, 11)
 
 # `java -version` prints e.g. 'openjdk version "17.0.15" 2025-04-15', 'java version
 # "1.8.0_392"' (old scheme: the major is the second number) or 'openjdk version "21" ...';
@@ -59,11 +60,12 @@ def check_prerequisites(
     """
     problems = []
     version = tuple(sys.version_info[:3] if python_version is None else python_version)
-    if version[:2] != PYTHON:
+    if version[:2] < MIN_PYTHON:
         found = ".".join(str(part) for part in version)
         problems.append(
-            f"Python 3.11.x required, found {found}: install Python 3.11 "
-            "(apt-get install python3.11 python3.11-venv) and recreate the virtualenv with it"
+            f"Python 3.11 or newer required, found {found}: install Python 3.11 or newer "
+            "(apt-get install python3.11 python3.11-venv) and recreate the virtualenv with it "
+            "(make PYTHON=/path/to/python3.x)"
         )
     if not need_kafka:
         return problems
@@ -98,7 +100,7 @@ def main() -> int:
         for problem in problems:
             print(f"  - {problem}", file=sys.stderr)
         return 1
-    print("prerequisites present: Python 3.11, Java 17+, Maven")
+    print(f"prerequisites present: Python {sys.version.split()[0]}, Java 17+, Maven")
     return 0
 
 

@@ -13,9 +13,11 @@ from core.settings import Settings
 from schemas import AvroCodec
 from sinks.alertmanager import AlertmanagerForwarder
 from sinks.client import get_client
+from sinks.ddl import TABLES
 from sinks.writer import ClickHouseWriter
 from streams.app import INPUT_TOPICS, PipelineWorker, create_app
 from streams.health import ConsumerLagProbe
+from streams.validate import REASONS
 from topics import TopicAdmin, topic_specs
 from topics.producer import RecordProducer, wait_for_broker
 
@@ -43,7 +45,7 @@ def run_worker(settings: Settings) -> None:
     writer = ClickHouseWriter(get_client(settings))
     writer.ensure_tables(settings)
     registry = CollectorRegistry()
-    metrics = PipelineMetrics(registry)
+    metrics = PipelineMetrics(registry, tables=TABLES, dead_letter_reasons=REASONS)
     serve_metrics(settings.metrics_port, registry, "ENVIROSTREAM_METRICS_PORT")
     codec = AvroCodec(registry_url=settings.schema_registry_url)
     producer = RecordProducer(settings.bootstrap_servers)

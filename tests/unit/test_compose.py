@@ -397,7 +397,7 @@ def broken(tmp_path: Path) -> Path:
     for name in (COMPOSE, ".dockerignore", "pyproject.toml", "README.md"):
         shutil.copy(REPO / name, tmp_path / name)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    for package in ("envirostream", "schemas", "topics", "producers", "streams", "sinks"):
+    for package in ("core", "envirostream", "schemas", "topics", "producers", "streams", "sinks"):
         shutil.copytree(REPO / package, tmp_path / package, ignore=ignore)
     for folder in ("infra", "bench"):
         shutil.copytree(REPO / folder, tmp_path / folder, ignore=ignore)

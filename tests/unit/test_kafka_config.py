@@ -168,10 +168,16 @@ def test_prerequisites_all_present() -> None:
     assert _check((3, 11, 9), "/usr/bin/java", "/usr/bin/mvn", java17) == []
 
 
+def test_prerequisites_accept_newer_python() -> None:
+    java21 = 'openjdk version "21.0.2" 2024-01-16'
+    for python in ((3, 12, 1), (3, 13, 0), (3, 14, 0)):
+        assert _check(python, "/usr/bin/java", "/usr/bin/mvn", java21) == []
+
+
 def test_prerequisites_old_java_wrong_python_no_maven() -> None:
-    problems = _check((3, 12, 1), "/usr/bin/java", None, 'java version "1.8.0_392"')
+    problems = _check((3, 10, 14), "/usr/bin/java", None, 'java version "1.8.0_392"')
     assert len(problems) == 3
-    assert "Python 3.11.x required, found 3.12.1" in problems[0]
+    assert "Python 3.11 or newer required, found 3.10.14" in problems[0]
     assert "Java 17 or newer" in problems[1] and "1.8.0_392" in problems[1]
     assert "openjdk-17-jre-headless" in problems[1]
     assert "apt-get install maven" in problems[2]
