@@ -63,6 +63,7 @@ from bench.scoring import (
 from core.errors import EnviroStreamError
 from core.settings import Settings, load_settings, settings_environ
 from producers.fleet import FleetTick
+from producers.models import KINDS
 from producers.simulator import SimulationConfig, build_records
 
 __all__ = [
@@ -533,7 +534,7 @@ def run_detection_bench(
         raise EnviroStreamError(msg)
     config = SimulationConfig(
         devices=devices,
-        kinds=("grid", "battery", "vehicle", "machine"),
+        kinds=KINDS,
         rate_hz=rate_hz,
         speedup=0,
         start_ms=_START_MS,

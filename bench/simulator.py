@@ -20,6 +20,7 @@ from bench._private import private_settings
 from core.settings import Settings
 from infra.kafka import start_kafka, stop_kafka
 from producers.encoding import TickEncoder
+from producers.models import KINDS
 from producers.simulator import SimulationConfig, run_simulation
 from schemas import AvroCodec
 from topics import READINGS, TopicAdmin, topic_specs
@@ -27,7 +28,6 @@ from topics.producer import RecordProducer, wait_for_broker
 
 __all__ = ["run_simulator_bench"]
 
-KINDS = ("grid", "battery", "vehicle", "machine")
 START_MS = 1_767_225_600_000
 
 

@@ -25,6 +25,7 @@ from core.settings import Settings, settings_environ
 from infra.kafka import start_kafka, stop_kafka
 from infra.store import start_store, stop_store
 from producers.fleet import Fleet
+from producers.models import KINDS
 from producers.simulator import SimulationConfig, run_simulation
 from schemas import AvroCodec
 from sinks.client import get_client
@@ -126,7 +127,7 @@ def run_throughput_bench(base: Settings, readings: int = 200_000) -> dict[str, f
     start_store(settings)
     try:
         TopicAdmin(settings.bootstrap_servers).create_missing(topic_specs(settings))
-        devices, kinds = 1000, ("grid", "battery", "vehicle", "machine")
+        devices, kinds = 1000, KINDS
         per_tick = Fleet(devices, kinds, seed=1).readings_per_tick
         config = SimulationConfig(
             devices=devices,
