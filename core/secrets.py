@@ -11,8 +11,8 @@ redacted form, and only ``get_secret_value()`` gives the URL to connect with.
 >>> url = SecretUrl("http://user:s3cr3tPW@ch:8123")
 >>> url
 SecretUrl('http://user:***@ch:8123')
->>> f"store {url:>22}|"
-'store  http://user:***@ch:8123|'
+>>> f"store {url:>25}|"
+'store   http://user:***@ch:8123|'
 >>> url.get_secret_value()
 'http://user:s3cr3tPW@ch:8123'
 """
