@@ -38,15 +38,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
-import subprocess
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -63,6 +60,7 @@ from bench.scoring import (
 from core.errors import EnviroStreamError
 from core.settings import Settings, load_settings, settings_environ
 from producers.fleet import FleetTick
+from producers.models import KINDS
 from producers.simulator import SimulationConfig, build_records
 
 __all__ = [
@@ -76,7 +74,6 @@ __all__ = [
     "window_aggregates",
 ]
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 _START_MS = 1_767_225_600_000  # 2026-01-01 00:00 UTC
 _SRC = ("telemetry.readings", 0)
 
@@ -260,39 +257,6 @@ def _offline(
     )
 
 
-def _wait(
-    what: str,
-    check: Callable[[], bool],
-    proc: subprocess.Popen[bytes],
-    log: Path,
-    limit: float,
-    progress: Callable[[], str] | None = None,
-) -> None:
-    deadline = time.monotonic() + limit
-    next_note = time.monotonic() + 30
-    while not check():
-        if proc.poll() is not None:
-            msg = f"worker exited ({proc.returncode}) while waiting for {what}; see {log}"
-            raise EnviroStreamError(msg)
-        if time.monotonic() > deadline:
-            state = f" ({progress()})" if progress is not None else ""
-            msg = f"timed out after {limit:.0f}s waiting for {what}{state}; see {log}"
-            raise EnviroStreamError(msg)
-        if progress is not None and time.monotonic() > next_note:
-            print(f"  waiting for {what}: {progress()}", flush=True)
-            next_note = time.monotonic() + 30
-        time.sleep(0.5)
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a live process (``/proc``; -1 when unreadable)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return -1.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _pipeline(
     config: SimulationConfig,
     det: Settings,
@@ -301,9 +265,7 @@ def _pipeline(
     window_ms: int,
     timeout_s: float,
 ) -> RunResult:
-    from bench._private import private_settings
-    from infra.kafka import start_kafka, stop_kafka
-    from infra.store import start_store, stop_store
+    from infra.harness import WorkerProcess, private_settings, start_services, stop_services
     from producers.encoding import TickEncoder
     from schemas import AvroCodec
     from sinks.client import get_client
@@ -323,12 +285,10 @@ def _pipeline(
     tmp = settings.data_dir
     log = tmp / "worker.log"
     print(f"  private Kafka + store + worker under {tmp}", flush=True)
-    proc: subprocess.Popen[bytes] | None = None
-    fh = None
+    worker: WorkerProcess | None = None
     failed = False  # an error keeps the data dir (and worker.log); success or Ctrl-C do not
     try:
-        start_kafka(settings)
-        start_store(settings)
+        start_services(settings)
         TopicAdmin(settings.bootstrap_servers).create_missing(topic_specs(settings))
         client = get_client(settings)
         ClickHouseWriter(client).ensure_tables(settings)  # the worker's DDL, idempotent
@@ -366,15 +326,8 @@ def _pipeline(
         )
 
         # 2. One worker drains them: readings to ClickHouse, alerts to telemetry.alerts and on.
-        fh = open(log, "ab")  # noqa: SIM115 - closed in finally
         t0 = time.perf_counter()
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "envirostream", "worker"],
-            env=settings_environ(settings),
-            stdout=fh,
-            stderr=subprocess.STDOUT,
-            cwd=REPO_ROOT,  # `-m` imports this checkout's modules
-        )
+        worker = WorkerProcess(settings, log)
         probe = ConsumerLagProbe(settings.bootstrap_servers, settings.app_id, INPUT_TOPICS)
         first_stored: list[float] = []
         stored_at: list[float] = []
@@ -404,11 +357,13 @@ def _pipeline(
             return f"{state['stored']:,}/{produced:,} readings stored{lag}"
 
         try:
-            _wait("the worker to drain the readings", drained, proc, log, timeout_s, progress)
+            worker.wait_for(
+                "the worker to drain the readings", drained, timeout_s, progress=progress
+            )
         finally:
             probe.close()
         done_s = time.perf_counter() - t0
-        worker_cpu = _cpu_seconds(proc.pid)
+        worker_cpu = worker.cpu_seconds()
         drain_s = stored_at[0] - first_stored[0] if stored_at and first_stored else math.nan
         # 3. Results, read back from ClickHouse.
         alert_rows = client.query(
@@ -489,17 +444,9 @@ def _pipeline(
         failed = True
         raise
     finally:
-        if proc is not None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
-        if fh is not None:
-            fh.close()
-        stop_store(settings)
-        stop_kafka(settings)
+        if worker is not None:
+            worker.stop()
+        stop_services(settings)
         if failed:
             print(f"  left {tmp} for inspection (worker log: {log})", file=sys.stderr)
         else:
@@ -533,7 +480,7 @@ def run_detection_bench(
         raise EnviroStreamError(msg)
     config = SimulationConfig(
         devices=devices,
-        kinds=("grid", "battery", "vehicle", "machine"),
+        kinds=KINDS,
         rate_hz=rate_hz,
         speedup=0,
         start_ms=_START_MS,

@@ -32,10 +32,8 @@ import datetime as dt
 import json
 import math
 import statistics
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -397,28 +395,11 @@ def layout_offsets(files: Sequence[NabFile], gap_ms: int = DAY_MS) -> list[int]:
     return offsets
 
 
-def _wait(
-    what: str, check: Callable[[], bool], proc: subprocess.Popen[bytes], log: Path, limit: float
-) -> None:
-    deadline = time.monotonic() + limit
-    while not check():
-        if proc.poll() is not None:
-            msg = f"worker exited ({proc.returncode}) while waiting for {what}; see {log}"
-            raise EnviroStreamError(msg)
-        if time.monotonic() > deadline:
-            msg = f"timed out after {limit:.0f}s waiting for {what}; see {log}"
-            raise EnviroStreamError(msg)
-        time.sleep(0.5)
-
-
 def pipeline_detections(
     files: Sequence[NabFile], base: Settings, *, idle_seconds: float = 5.0
 ) -> tuple[list[list[int]], dict[str, float]]:
     """Replay every file through private Kafka + worker + store; alert times per file."""
-    from bench._private import private_settings
-    from core.settings import settings_environ
-    from infra.kafka import start_kafka, stop_kafka
-    from infra.store import start_store, stop_store
+    from infra.harness import WorkerProcess, private_settings, start_services, stop_services
     from producers.replay import CsvSource, replay
     from schemas import AvroCodec
     from sinks.client import get_client
@@ -432,20 +413,13 @@ def pipeline_detections(
     print(f"  private services under {tmp}", flush=True)
     offsets = layout_offsets(files)
     timings: dict[str, float] = {}
-    start_kafka(settings)
-    start_store(settings)
-    proc: subprocess.Popen[bytes] | None = None
+    start_services(settings)
+    worker: WorkerProcess | None = None
     try:
         TopicAdmin(settings.bootstrap_servers).create_missing(topic_specs(settings))
         client = get_client(settings)
         ClickHouseWriter(client).ensure_tables(settings)  # the worker's DDL, idempotent
-        with open(log, "ab") as fh:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "envirostream", "worker"],
-                env=settings_environ(settings),
-                stdout=fh,
-                stderr=subprocess.STDOUT,
-            )
+        worker = WorkerProcess(settings, log)
         codec = AvroCodec()
         t0 = time.perf_counter()
         # Rows sharing a timestamp share a reading id, and the store keeps one of them
@@ -481,15 +455,15 @@ def pipeline_detections(
             got = {str(d): int(n) for d, n in rows}
             return all(got.get(d, 0) >= n for d, n in expected.items())
 
-        _wait("all readings in ClickHouse", stored, proc, log, 900)
+        worker.wait_for("all readings in ClickHouse", stored, 900)
         timings["stored_s"] = time.perf_counter() - t0
         last, since = -1, time.monotonic()
         while time.monotonic() - since < idle_seconds:
             n = int(client.query("SELECT count() FROM alerts").result_rows[0][0])
             if n != last:
                 last, since = n, time.monotonic()
-            if proc.poll() is not None:
-                msg = f"worker exited ({proc.returncode}); see {log}"
+            if not worker.alive():
+                msg = f"worker exited ({worker.returncode}); see {log}"
                 raise EnviroStreamError(msg)
             time.sleep(0.5)
         rows = client.query(
@@ -497,14 +471,9 @@ def pipeline_detections(
             "FROM alerts GROUP BY alert_id, device_id"
         ).result_rows
     finally:
-        if proc is not None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        stop_store(settings)
-        stop_kafka(settings)
+        if worker is not None:
+            worker.stop()
+        stop_services(settings)
     by_device: dict[str, list[int]] = {}
     for _alert_id, device, first_seen in rows:
         by_device.setdefault(str(device), []).append(int(first_seen))

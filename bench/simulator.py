@@ -16,10 +16,10 @@ import resource
 import time
 from dataclasses import replace
 
-from bench._private import private_settings
 from core.settings import Settings
-from infra.kafka import start_kafka, stop_kafka
+from infra.harness import private_services, private_settings
 from producers.encoding import TickEncoder
+from producers.models import KINDS
 from producers.simulator import SimulationConfig, run_simulation
 from schemas import AvroCodec
 from topics import READINGS, TopicAdmin, topic_specs
@@ -27,7 +27,6 @@ from topics.producer import RecordProducer, wait_for_broker
 
 __all__ = ["run_simulator_bench"]
 
-KINDS = ("grid", "battery", "vehicle", "machine")
 START_MS = 1_767_225_600_000
 
 
@@ -85,8 +84,7 @@ def run_simulator_bench(
         flush=True,
     )
     settings = private_settings(base, "envirostream-bench-sim-")
-    start_kafka(settings)
-    try:
+    with private_services(settings, store=False):
         wait_for_broker(settings.bootstrap_servers, timeout=60)
         TopicAdmin(settings.bootstrap_servers).create_missing(topic_specs(settings))
         producer = RecordProducer(settings.bootstrap_servers)
@@ -95,8 +93,6 @@ def run_simulator_bench(
         wall, cpu = time.perf_counter() - t0, _cpu_s() - cpu0
         del producer  # disconnect before the broker stops
         lag_s = _real_time_lag(settings, config, realtime_seconds)
-    finally:
-        stop_kafka(settings)
     rate = report.delivered / wall
     print(
         f"  through the broker:  {report.delivered:,} acknowledged in {wall:.1f}s = "

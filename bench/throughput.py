@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import resource
-import subprocess
-import sys
 import time
 import urllib.request
 import uuid
@@ -20,11 +18,10 @@ from pathlib import Path
 
 from confluent_kafka import Consumer, TopicPartition
 
-from bench._private import private_settings
-from core.settings import Settings, settings_environ
-from infra.kafka import start_kafka, stop_kafka
-from infra.store import start_store, stop_store
+from core.settings import Settings
+from infra.harness import WorkerProcess, private_services, private_settings
 from producers.fleet import Fleet
+from producers.models import KINDS
 from producers.simulator import SimulationConfig, run_simulation
 from schemas import AvroCodec
 from sinks.client import get_client
@@ -72,61 +69,47 @@ def _metric(port: int, name: str) -> float:
     return 0.0
 
 
-def _peak_rss_kib(pid: int) -> int:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return -1
-
-
 def _worker_drain(settings: Settings, total: int, log: Path) -> tuple[float, int, int]:
     client = get_client(settings)
-    with open(log, "ab") as fh:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "envirostream", "worker"],
-            env=settings_environ(settings),
-            stdout=fh,
-            stderr=subprocess.STDOUT,
-        )
+    worker = WorkerProcess(settings, log)
     try:
         consumed_metric = "envirostream_readings_consumed_total"
         deadline = time.monotonic() + 600
-        while _metric(settings.metrics_port, consumed_metric) <= 0:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                msg = f"worker did not start consuming; see {log}"
-                raise RuntimeError(msg)
-            time.sleep(0.05)
+        worker.wait_for(
+            "the worker to start consuming",
+            lambda: _metric(settings.metrics_port, consumed_metric) > 0,
+            600,
+            interval=0.05,
+        )
         t0 = time.perf_counter()
-        stored = 0
-        while stored < total:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                msg = f"worker stopped before draining ({stored}/{total}); see {log}"
-                raise RuntimeError(msg)
-            time.sleep(0.1)
-            stored = int(client.query("SELECT count() FROM readings").result_rows[0][0])
+        state = {"stored": 0}
+
+        def drained() -> bool:
+            state["stored"] = int(client.query("SELECT count() FROM readings").result_rows[0][0])
+            return state["stored"] >= total
+
+        worker.wait_for(
+            "the worker to drain the readings",
+            drained,
+            max(0.0, deadline - time.monotonic()),
+            progress=lambda: f"{state['stored']}/{total} stored",
+            interval=0.1,
+            note_every=float("inf"),  # the figure is the drain time: no notes meanwhile
+        )
         elapsed = time.perf_counter() - t0
-        peak = _peak_rss_kib(proc.pid)
+        peak = worker.peak_rss_kib()
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-    return elapsed, stored, peak
+        worker.stop()
+    return elapsed, state["stored"], peak
 
 
 def run_throughput_bench(base: Settings, readings: int = 200_000) -> dict[str, float]:
     settings = private_settings(base, "envirostream-bench-", idle_close_seconds=2)
     tmp = settings.data_dir
     print(f"bench throughput: {readings:,} readings, private services under {tmp}", flush=True)
-    start_kafka(settings)
-    start_store(settings)
-    try:
+    with private_services(settings):
         TopicAdmin(settings.bootstrap_servers).create_missing(topic_specs(settings))
-        devices, kinds = 1000, ("grid", "battery", "vehicle", "machine")
+        devices, kinds = 1000, KINDS
         per_tick = Fleet(devices, kinds, seed=1).readings_per_tick
         config = SimulationConfig(
             devices=devices,
@@ -166,6 +149,3 @@ def run_throughput_bench(base: Settings, readings: int = 200_000) -> dict[str, f
         }
         print(json.dumps(figures))
         return figures
-    finally:
-        stop_store(settings)
-        stop_kafka(settings)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 
 class EnviroStreamError(Exception):
     """Base class of every error raised on purpose by EnviroStream."""
@@ -25,3 +27,11 @@ class ServiceUnavailableError(EnviroStreamError):
         super().__init__(text)
         self.service = service
         self.address = address
+
+
+class WorkerError(EnviroStreamError):
+    """A worker subprocess exited or did not reach a state in time; ``log`` holds its output."""
+
+    def __init__(self, message: str, log: Path) -> None:
+        super().__init__(message)
+        self.log = log

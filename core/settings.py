@@ -2,6 +2,8 @@
 
 Every field has a default that works on one laptop; docs/configuration.md lists them.
 An invalid value stops the process at start with a message naming the variable.
+URLs that may carry a password (``ENVIROSTREAM_CLICKHOUSE_URL``,
+``ENVIROSTREAM_ALERTMANAGER_URL``) are :class:`~core.secrets.SecretUrl`: they print redacted.
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.errors import ConfigurationError
+from core.secrets import SecretUrl, redact_url
 
 ENV_PREFIX = "ENVIROSTREAM_"
+SECRET_FIELDS = frozenset({"clickhouse_url", "alertmanager_url"})
 
 
 class Settings(BaseSettings):
@@ -63,7 +67,7 @@ class Settings(BaseSettings):
         default=168.0, gt=0, description="Kafka retention of aggregates, anomalies, alerts, DLQ."
     )
     # --- ClickHouse --------------------------------------------------------------------
-    clickhouse_url: str | None = Field(
+    clickhouse_url: SecretUrl | None = Field(
         default=None,
         description="http(s)://user:password@host:port of a ClickHouse server; "
         "unset = the embedded chdb store under the data dir.",
@@ -239,7 +243,7 @@ class Settings(BaseSettings):
     replay_metrics_port: int = Field(
         default=9467, ge=0, le=65535, description="/metrics of `envirostream replay`; 0=off."
     )
-    alertmanager_url: str | None = Field(
+    alertmanager_url: SecretUrl | None = Field(
         default=None, description="Alertmanager to forward device alerts to (optional)."
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
@@ -268,13 +272,17 @@ class Settings(BaseSettings):
                 raise ValueError(msg)
         return value.strip()
 
-    @field_validator("clickhouse_url", "schema_registry_url", "alertmanager_url")
+    @field_validator("clickhouse_url", "schema_registry_url", "alertmanager_url", mode="before")
     @classmethod
-    def _check_url(cls, value: str | None) -> str | None:
-        if value is None or value.strip() == "":
+    def _check_url(cls, value: object) -> object:
+        if isinstance(value, SecretUrl):
+            value = value.get_secret_value()
+        if not isinstance(value, str):
+            return value
+        if value.strip() == "":
             return None
         if not value.startswith(("http://", "https://")):
-            msg = f"expected an http:// or https:// URL, got {value!r}"
+            msg = f"expected an http:// or https:// URL, got {redact_url(value)!r}"
             raise ValueError(msg)
         return value.rstrip("/")
 
@@ -299,8 +307,9 @@ class Settings(BaseSettings):
         return self.clickhouse_url is None
 
     @property
-    def store_url(self) -> str:
-        return self.clickhouse_url or f"http://127.0.0.1:{self.store_port}"
+    def store_url(self) -> SecretUrl:
+        """The ClickHouse URL to connect to (prints redacted; ``get_secret_value()`` to use)."""
+        return self.clickhouse_url or SecretUrl(f"http://127.0.0.1:{self.store_port}")
 
     @property
     def window_ms(self) -> int:
@@ -346,9 +355,11 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         err = exc.errors()[0]
         field = str(err["loc"][0]) if err["loc"] else "settings"
         given = values.get(field, "<unset>")
-        raise ConfigurationError(
-            ENV_PREFIX + field.upper(), f"{err['msg']} (given: {given!r})"
-        ) from exc
+        if isinstance(given, str):
+            given = redact_url(given)
+        error = ConfigurationError(ENV_PREFIX + field.upper(), f"{err['msg']} (given: {given!r})")
+        # pydantic's own error quotes the raw input: a password would show in the traceback.
+        raise error from (None if field in SECRET_FIELDS else exc)
 
 
 def settings_environ(settings: Settings, base: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -359,7 +370,9 @@ def settings_environ(settings: Settings, base: Mapping[str, str] | None = None) 
     source = os.environ if base is None else base
     env = {k: v for k, v in source.items() if not k.startswith(ENV_PREFIX)}
     for name, value in settings.model_dump().items():
-        if value is not None:
+        if isinstance(value, SecretUrl):
+            env[ENV_PREFIX + name.upper()] = value.get_secret_value()
+        elif value is not None:
             env[ENV_PREFIX + name.upper()] = str(value)
     return env
 

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import sys
 import threading
 import time
 import urllib.request
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -100,6 +99,7 @@ def format_summary(
 
 def run_up(settings: Settings, config: SimulationConfig, run_for: float | None = None) -> int:
     """Start what is missing, run worker + simulator with a live summary until Ctrl-C."""
+    from infra.harness import WorkerProcess
     from infra.kafka import stop_kafka
     from infra.prereqs import check_prerequisites
     from infra.services import started_services
@@ -117,14 +117,7 @@ def run_up(settings: Settings, config: SimulationConfig, run_for: float | None =
     started = started_services(settings)
     TopicAdmin(settings.bootstrap_servers).create_missing(topic_specs(settings))
     log_path = settings.data_dir / "logs" / "worker.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    worker_log = open(log_path, "ab")  # noqa: SIM115 - lives as long as the worker
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "envirostream", "worker"],
-        stdout=worker_log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-    )
+    worker = WorkerProcess(settings, log_path, cwd=Path.cwd())
     stop = threading.Event()
     report = SimulationReport()
 
@@ -150,7 +143,7 @@ def run_up(settings: Settings, config: SimulationConfig, run_for: float | None =
     try:
         while run_for is None or time.monotonic() - t0 < run_for:
             time.sleep(1.0 if interactive else 5.0)
-            if worker.poll() is not None:
+            if not worker.alive():
                 print(f"worker exited with code {worker.returncode}; see {log_path}")
                 exit_code = 1
                 break
@@ -167,12 +160,7 @@ def run_up(settings: Settings, config: SimulationConfig, run_for: float | None =
         stop.set()
         sim.join(timeout=60)
         time.sleep(settings.worker_batch_seconds + settings.sink_batch_seconds + 1)
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-        worker_log.close()
+        worker.stop(timeout=60)
         final = take_snapshot(settings, client)
         print(
             f"stopped. produced {report.produced:,} readings; stored "

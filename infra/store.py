@@ -42,12 +42,6 @@ def store_data_dir(settings: Settings) -> Path:
     return (settings.data_dir / "clickhouse").resolve()
 
 
-def _without_credentials(url: str) -> str:
-    """``url`` with any ``user:password@`` removed (for messages and status output)."""
-    scheme, sep, rest = url.partition("://")
-    return scheme + sep + rest.rsplit("@", 1)[-1] if sep else url.rsplit("@", 1)[-1]
-
-
 def _store_answers(port: int) -> bool:
     """True when our store (not another ClickHouse) answers /ping on the port."""
     try:
@@ -89,7 +83,7 @@ def start_store(settings: Settings, timeout: float = 60.0) -> int | None:
     if not settings.uses_local_store:
         log.info(
             "ENVIROSTREAM_CLICKHOUSE_URL is set (%s): the embedded store is not started",
-            _without_credentials(settings.store_url),
+            str(settings.store_url),
         )
         return None
     service = store_service(settings)
@@ -104,7 +98,7 @@ def start_store(settings: Settings, timeout: float = 60.0) -> int | None:
             return pid
         hint = f"pid {pid} runs but does not answer; see {service.log_file}"
         raise ServiceUnavailableError(
-            service="ClickHouse store", address=settings.store_url, hint=hint
+            service="ClickHouse store", address=str(settings.store_url), hint=hint
         )
     if port_open("127.0.0.1", port):
         msg = (
@@ -130,7 +124,7 @@ def start_store(settings: Settings, timeout: float = 60.0) -> int | None:
     ]
     # The store runs from the repository root so `-m sinks.store` resolves to this checkout.
     root = Path(__file__).resolve().parents[1]
-    return start_service(service, argv, ready, settings.store_url, timeout=timeout, cwd=root)
+    return start_service(service, argv, ready, str(settings.store_url), timeout=timeout, cwd=root)
 
 
 def stop_store(settings: Settings, timeout: float = 30.0) -> bool:
@@ -150,7 +144,7 @@ def store_status(settings: Settings) -> dict[str, Any]:
         return {
             "running": False,
             "pid": None,
-            "url": _without_credentials(settings.store_url),
+            "url": str(settings.store_url),
             "answering": False,
             "data_dir": None,
             "local": False,
@@ -159,7 +153,7 @@ def store_status(settings: Settings) -> dict[str, Any]:
     return {
         "running": pid is not None,
         "pid": pid,
-        "url": settings.store_url,
+        "url": str(settings.store_url),
         "answering": pid is not None and _store_answers(settings.store_port),
         "data_dir": str(store_data_dir(settings)),
         "log": str(service.log_file),

@@ -12,12 +12,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from producers.models import KIND_MODELS, DeviceModel
+from producers.models import KIND_MODELS, KINDS, DeviceModel
 from producers.scenarios import PHASES, SCENARIOS, Scenario, phase_of
 
 __all__ = ["KINDS", "MODELS", "Fleet", "FleetTick", "StaticRows"]
 
-KINDS = tuple(KIND_MODELS)
 MODELS = KIND_MODELS  # the kinds accepted by ``Fleet`` (kept for callers of the first fleet)
 
 

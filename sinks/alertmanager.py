@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from core.metrics import PipelineMetrics
+from core.secrets import redact_url
 
 __all__ = ["AlertmanagerForwarder", "to_alertmanager"]
 
@@ -172,7 +173,8 @@ class AlertmanagerForwarder:
                     error = f"HTTP {resp.status}"
             except urllib.error.HTTPError as exc:
                 if exc.code < 500:  # our request is wrong: retrying will not help
-                    log.error("Alertmanager %s rejected %d alerts: %s", self.url, len(body), exc)
+                    url = redact_url(self.url)
+                    log.error("Alertmanager %s rejected %d alerts: %s", url, len(body), exc)
                     return False
                 error = f"HTTP {exc.code}"
             except OSError as exc:
@@ -181,7 +183,7 @@ class AlertmanagerForwarder:
                 log.error(
                     "Alertmanager %s unreachable after %d attempts (%s); %d alerts kept for "
                     "the next flush",
-                    self.url,
+                    redact_url(self.url),
                     attempt + 1,
                     error,
                     len(body),

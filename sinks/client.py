@@ -27,7 +27,7 @@ def client_options(settings: Settings) -> dict[str, Any]:
     TLS on. Sessions stay off: a session serialises its requests, and a client may be
     shared by the threads of a sink.
     """
-    url = urlsplit(settings.store_url)
+    url = urlsplit(settings.store_url.get_secret_value())
     secure = url.scheme == "https"
     return {
         "host": url.hostname or "127.0.0.1",
@@ -39,12 +39,6 @@ def client_options(settings: Settings) -> dict[str, Any]:
         "send_receive_timeout": 300,
         "autogenerate_session_id": False,
     }
-
-
-def _public_address(settings: Settings) -> str:
-    """The store URL without credentials (safe for messages and logs)."""
-    url = urlsplit(settings.store_url)
-    return f"{url.scheme}://{url.hostname}" + (f":{url.port}" if url.port else "")
 
 
 def get_client(settings: Settings, *, database: str | None = None, **kwargs: Any) -> Client:
@@ -71,14 +65,14 @@ def get_client(settings: Settings, *, database: str | None = None, **kwargs: Any
         client = clickhouse_connect.get_client(**options)
     except OperationalError as exc:
         raise ServiceUnavailableError(
-            service="ClickHouse", address=_public_address(settings), hint=hint
+            service="ClickHouse", address=str(settings.store_url), hint=hint
         ) from exc
     try:
         client.command(f"CREATE DATABASE IF NOT EXISTS `{db.replace('`', '``')}`")
     except OperationalError as exc:
         client.close()
         raise ServiceUnavailableError(
-            service="ClickHouse", address=_public_address(settings), hint=hint
+            service="ClickHouse", address=str(settings.store_url), hint=hint
         ) from exc
     except BaseException:
         client.close()

@@ -9,6 +9,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 
 from core.errors import ConfigurationError
 from core.metrics import PipelineMetrics
+from core.secrets import redact_url
 from core.settings import Settings
 from schemas import AvroCodec
 from sinks.alertmanager import AlertmanagerForwarder
@@ -51,12 +52,13 @@ def run_worker(settings: Settings) -> None:
     producer = RecordProducer(settings.bootstrap_servers)
     # Device alerts go to Alertmanager whenever a URL is set (off when unset).
     forwarder = (
-        AlertmanagerForwarder(settings.alertmanager_url, metrics)
+        AlertmanagerForwarder(settings.alertmanager_url.get_secret_value(), metrics)
         if settings.alertmanager_url
         else None
     )
-    if forwarder is not None:
-        log.info("forwarding device alerts to Alertmanager at %s", settings.alertmanager_url)
+    if settings.alertmanager_url is not None:
+        url = redact_url(settings.alertmanager_url.get_secret_value())
+        log.info("forwarding device alerts to Alertmanager at %s", url)
 
     def build(app: faust.App) -> PipelineWorker:
         return PipelineWorker(

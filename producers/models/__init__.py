@@ -1,4 +1,10 @@
-"""Device models, one per file; ``KIND_MODELS`` maps a ``--kinds`` name to its models."""
+"""Device models, one per file; ``KIND_MODELS`` maps a ``--kinds`` name to its models.
+
+``KINDS`` is the one list of device kinds (``--kinds``, the fleet, the benchmarks):
+
+>>> KINDS
+('grid', 'battery', 'vehicle', 'machine')
+"""
 
 from producers.models.base import Channel, DeviceModel
 from producers.models.battery import BatteryPack
@@ -7,6 +13,7 @@ from producers.models.machine import PumpMotor
 from producers.models.vehicle import Vehicle
 
 __all__ = [
+    "KINDS",
     "KIND_MODELS",
     "BatteryPack",
     "Channel",
@@ -25,3 +32,5 @@ KIND_MODELS: dict[str, tuple[type[DeviceModel], ...]] = {
     "vehicle": (Vehicle,),
     "machine": (PumpMotor,),
 }
+
+KINDS: tuple[str, ...] = tuple(KIND_MODELS)

@@ -8,10 +8,7 @@ cannot start fails the test with the reason (never a skip).
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -20,11 +17,13 @@ from typing import Any
 import pytest
 import yaml
 
+from core.errors import WorkerError
 from core.settings import Settings, load_settings, settings_environ
+from infra.harness import REPO_ROOT, WorkerProcess, start_services, stop_services
 from infra.processes import free_port
 from infra.prometheus_local import LocalService, start_alertmanager, stop_local
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = REPO_ROOT
 
 
 def service_env(settings: Settings) -> dict[str, str]:
@@ -57,20 +56,13 @@ def make_settings(tmp: Path, **overrides: object) -> Settings:
 @pytest.fixture(scope="module")
 def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     """A running Kafka broker and chdb store; stopped after the module."""
-    from infra.kafka import start_kafka, stop_kafka
-    from infra.store import start_store, stop_store
-
     settings = make_settings(tmp_path_factory.mktemp("pipeline"))
     try:
-        start_kafka(settings)
-        start_store(settings)
+        start_services(settings)
     except Exception as exc:
-        stop_store(settings)
-        stop_kafka(settings)
         pytest.fail(f"could not start the real services: {exc}")
     yield settings
-    stop_store(settings)
-    stop_kafka(settings)
+    stop_services(settings)
 
 
 def wait_for_worker(
@@ -80,50 +72,10 @@ def wait_for_worker(
 
     Returns the seconds it took (tests report how fast a condition was reached).
     """
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if check():
-            return time.monotonic() - started
-        if not worker.alive():
-            pytest.fail(f"worker died while waiting for {what}:\n{worker.tail()}")
-        time.sleep(0.3)
-    pytest.fail(f"timed out after {timeout}s waiting for {what}; worker log:\n{worker.tail()}")
-
-
-class WorkerProcess:
-    """``envirostream worker`` in a child process, with its log kept for failures."""
-
-    def __init__(self, settings: Settings, log: Path) -> None:
-        self.log = log
-        self._fh = open(log, "ab")  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "envirostream", "worker"],
-            env=service_env(settings),
-            stdout=self._fh,
-            stderr=subprocess.STDOUT,
-            cwd=REPO,
-        )
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def tail(self, lines: int = 40) -> str:
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-
-    def kill(self) -> None:
-        self.proc.kill()
-        self.proc.wait(timeout=30)
-        self._fh.close()
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        self._fh.close()
+    try:
+        return worker.wait_for(what, check, timeout, interval=0.3)
+    except WorkerError as exc:
+        pytest.fail(f"{exc}; worker log:\n{worker.tail()}")
 
 
 class Webhook:

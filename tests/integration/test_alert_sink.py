@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from core.secrets import SecretUrl
 from core.settings import Settings
 from infra.prometheus_local import LocalService, get_json
 from schemas import AvroCodec
@@ -111,7 +112,7 @@ def test_anomalies_and_alerts_are_stored_and_forwarded(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     am, webhook = alertmanager
-    settings = services.model_copy(update={"alertmanager_url": am.url})
+    settings = services.model_copy(update={"alertmanager_url": SecretUrl(am.url)})
     TopicAdmin(settings.bootstrap_servers).create_missing(topic_specs(settings))
     codec = AvroCodec()
     client = get_client(settings)

@@ -21,6 +21,7 @@ from confluent_kafka import Consumer
 
 from core.settings import Settings
 from producers.fleet import Fleet
+from producers.models import KINDS
 from producers.simulator import SimulationConfig, build_records, run_simulation
 from schemas import AvroCodec
 from sinks.client import get_client
@@ -31,7 +32,6 @@ from topics.producer import RecordProducer
 
 START_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 DEVICES = 200
-KINDS = ("grid", "battery", "vehicle", "machine")
 SECONDS = 60  # six 10-second windows
 WINDOW_MS = 10_000
 LATE_DEVICE = "late-dev"

@@ -21,6 +21,7 @@ from confluent_kafka import Consumer
 
 from core.settings import Settings
 from infra.processes import free_port
+from producers.models import KINDS
 from producers.simulator import SimulationConfig, build_records, run_simulation
 from schemas import AvroCodec
 from tests.integration.conftest import REPO, service_env
@@ -94,7 +95,7 @@ def test_accelerated_fleet_arrives_complete_with_ground_truth(services: Settings
     TopicAdmin(services.bootstrap_servers).create_missing(topic_specs(services))
     config = SimulationConfig(
         devices=12,
-        kinds=("grid", "battery", "vehicle", "machine"),
+        kinds=KINDS,
         rate_hz=1 / 60,  # one reading per minute of event time: 2 hours in 120 ticks
         speedup=0,
         start_ms=START_MS,

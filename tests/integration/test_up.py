@@ -13,9 +13,8 @@ from pathlib import Path
 
 from infra.processes import ServiceProcess, read_pid
 from producers.fleet import Fleet
+from producers.models import KINDS
 from tests.integration.conftest import REPO, make_settings, service_env
-
-KINDS = ("grid", "battery", "vehicle", "machine")
 
 
 def test_up_runs_the_pipeline_and_leaves_the_data_queryable(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from core.errors import ConfigurationError
+from core.secrets import SecretUrl
 from core.settings import ENV_PREFIX, Settings, load_settings
 from envirostream.cli import KNOWN_COMMANDS, build_parser
 
@@ -232,7 +233,8 @@ def check_service_addresses(root: Path) -> list[str]:
         if settings.kafka_bootstrap:
             addresses += [("KAFKA_BOOTSTRAP", a) for a in settings.kafka_bootstrap.split(",")]
         for field in ("clickhouse_url", "alertmanager_url", "schema_registry_url"):
-            url = getattr(settings, field)
+            value = getattr(settings, field)
+            url = value.get_secret_value() if isinstance(value, SecretUrl) else value
             if url:
                 addresses.append((field.upper(), url.split("://", 1)[1].split("@")[-1]))
         for var, address in addresses:

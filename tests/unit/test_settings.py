@@ -15,7 +15,7 @@ DOCS = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 def test_defaults_point_at_the_local_services() -> None:
     s = load_settings({})
     assert s.uses_local_kafka and s.bootstrap_servers == "127.0.0.1:19092"
-    assert s.uses_local_store and s.store_url == "http://127.0.0.1:18123"
+    assert s.uses_local_store and s.store_url.get_secret_value() == "http://127.0.0.1:18123"
     assert s.window_label == "1m"
 
 
@@ -27,7 +27,7 @@ def test_external_services_are_taken_from_the_environment() -> None:
         }
     )
     assert not s.uses_local_kafka and s.bootstrap_servers == "k1:9092,k2:9092"
-    assert not s.uses_local_store and s.store_url == "https://u:p@ch:8443"
+    assert not s.uses_local_store and s.store_url.get_secret_value() == "https://u:p@ch:8443"
 
 
 @pytest.mark.parametrize(

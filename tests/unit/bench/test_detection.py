@@ -22,6 +22,7 @@ from bench.detection import (
 from bench.scoring import AlertRow, Incident
 from core.settings import load_settings
 from producers.fleet import Fleet
+from producers.models import KINDS
 from producers.simulator import build_records
 from streams.detection import detection_stage_from_settings
 
@@ -64,9 +65,7 @@ def test_build_incidents_keeps_the_earliest_time_of_a_phase() -> None:
 
 def test_record_phases_matches_the_per_reading_labels() -> None:
     # Every device fails, early: the ticks cross NORMAL -> PRECURSOR -> FAILURE.
-    fleet = Fleet(
-        12, ("grid", "battery", "vehicle", "machine"), seed=3, failure_rate=1.0, step_s=60
-    )
+    fleet = Fleet(12, KINDS, seed=3, failure_rate=1.0, step_s=60)
     assert fleet.assignments  # the test needs labelled devices
     fast: dict[tuple[str, str, str], int] = {}
     slow: dict[tuple[str, str, str], int] = {}

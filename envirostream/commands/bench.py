@@ -1,0 +1,93 @@
+"""``envirostream bench NAME``: run one benchmark; its last output line is JSON."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+from typing import Any
+
+from core.errors import EnviroStreamError
+from core.settings import Settings
+
+__all__ = ["BENCHMARKS", "add_parser", "require_extra", "run"]
+
+BENCHMARKS = ("throughput", "simulator", "nab", "detection")
+
+
+def add_parser(sub: Any) -> argparse.ArgumentParser:
+    p: argparse.ArgumentParser = sub.add_parser("bench", help="run a benchmark; last line is JSON")
+    p.add_argument("name", choices=list(BENCHMARKS))
+    p.add_argument("--readings", type=int, default=200_000, help="throughput: readings")
+    p.add_argument(
+        "--devices", type=int, default=None, help="simulator (10000) / detection (120): fleet size"
+    )
+    p.add_argument(
+        "--hours", type=float, default=36.0, help="detection: event hours (failures after 24)"
+    )
+    p.add_argument("--seed", type=int, default=7, help="detection: fleet seed")
+    p.add_argument("--seconds", type=int, default=10, help="simulator: event seconds")
+    p.add_argument(
+        "--window-model",
+        choices=["mahalanobis", "hst"],
+        default=None,
+        help="detection: the device window model (default: ENVIROSTREAM_DETECTOR_WINDOW_MODEL)",
+    )
+    p.add_argument(
+        "--offline",
+        action="store_true",
+        help="nab, detection: feed the detection stage in-process instead of running the "
+        "readings through the pipeline (private Kafka, worker, ClickHouse store)",
+    )
+    p.add_argument(
+        "--nab-dir",
+        default=None,
+        help="nab: the NAB dataset (default: ENVIROSTREAM_NAB_DIR, else ../shared/datasets/nab)",
+    )
+    return p
+
+
+def require_extra(module: str, package: str, what: str) -> None:
+    """Raise a clear :class:`EnviroStreamError` when ``module`` (of the bench extra) is missing.
+
+    >>> require_extra("json", "json", "bench x")
+    >>> require_extra("no_such_module_here", "scikit-learn", "`envirostream bench detection`")
+    Traceback (most recent call last):
+    ...
+    core.errors.EnviroStreamError: `envirostream bench detection` needs scikit-learn, which is \
+not installed; install the bench extra: pip install -e '.[bench]'
+    """
+    if importlib.util.find_spec(module) is None:
+        msg = (
+            f"{what} needs {package}, which is not installed; "
+            "install the bench extra: pip install -e '.[bench]'"
+        )
+        raise EnviroStreamError(msg)
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.name == "simulator":
+        from bench.simulator import run_simulator_bench
+
+        run_simulator_bench(settings, devices=args.devices or 10_000, seconds=args.seconds)
+    elif args.name == "detection":
+        # The IsolationForest baseline it compares against comes from scikit-learn.
+        require_extra("sklearn", "scikit-learn", "`envirostream bench detection`")
+        from bench.detection import run_detection_bench
+
+        run_detection_bench(
+            settings,
+            offline=args.offline,
+            devices=args.devices or 120,
+            hours=args.hours,
+            seed=args.seed,
+            window_model=args.window_model,
+        )
+    elif args.name == "nab":
+        from bench.nab import run_nab_bench
+
+        run_nab_bench(settings, offline=args.offline, nab_dir=args.nab_dir)
+    else:
+        from bench.throughput import run_throughput_bench
+
+        run_throughput_bench(settings, readings=args.readings)
+    return 0
