@@ -285,7 +285,8 @@ class DetectionStage:
                 return
 
     def thresholds(self, device: DeviceKey) -> dict[str, float]:
-        """The adapted thresholds of a device's series (sensor → threshold)."""
+        """The thresholds feedback raised on a device: sensor → threshold for the per-reading
+        score; ``likelihood:{sensor}`` and ``window`` for those signals."""
         dev = self.devices.get(device)
         if dev is None:
             return {}

@@ -201,5 +201,6 @@ class Signal:
         return False
 
     def thresholds(self, dev: DeviceState) -> dict[str, float]:
-        """Thresholds feedback raised, by series (the stage reports them)."""
+        """Thresholds feedback raised, keyed by what they judge: a series (its sensor id),
+        prefixed with the signal's name unless it is the per-reading score."""
         return {}

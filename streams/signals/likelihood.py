@@ -103,3 +103,11 @@ class Likelihood(Signal):
                 current = st.threshold or self.config.likelihood_threshold
                 st.threshold = adapt_threshold(current, score)
         return True
+
+    def thresholds(self, dev: DeviceState) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for key, ser in dev.series.items():
+            st: LikelihoodState | None = ser.signals.get(self.name)
+            if st is not None and st.threshold is not None:
+                out[f"likelihood:{key}"] = st.threshold
+        return out

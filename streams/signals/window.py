@@ -142,6 +142,10 @@ class DeviceWindow(Signal):
         st.threshold = adapt_threshold(current, score)
         return True
 
+    def thresholds(self, dev: DeviceState) -> dict[str, float]:
+        st: WindowState | None = dev.signals.get(self.name)
+        return {"window": st.threshold} if st is not None and st.threshold is not None else {}
+
     def _features(self, dev: DeviceState, mid: int) -> dict[str, float]:
         """The closed window's features (and a fresh window for every series)."""
         feats: dict[str, float] = {}
