@@ -186,21 +186,7 @@ class DetectionStage:
         """One ``AnomalyScore`` record for ``telemetry.anomalies`` (flagged ones counted)."""
         if p.flagged:
             self.out.anomaly_counts[(p.detector, r.device_type)] += 1
-        self.out.anomalies.append(
-            {
-                "ts": p.ts,
-                "tenant_id": r.device[0],
-                "device_id": r.device[1],
-                "device_type": r.device_type,
-                "capability": p.capability,
-                "detector": p.detector,
-                "score": p.score,
-                "threshold": p.threshold,
-                "value": p.value,
-                "is_anomaly": p.flagged,
-                "reading_id": p.reading_id,
-            }
-        )
+        self.out.anomalies.append(p.record(r))
 
     # -- event time ---------------------------------------------------------------------
     def tick(self, sources: Iterable[Source]) -> None:

@@ -108,6 +108,22 @@ class ScorePoint:
     flagged: bool
     reading_id: str = ""
 
+    def record(self, reading: ReadingView) -> dict[str, Any]:
+        """The ``AnomalyScore`` record of this score of ``reading``'s device."""
+        return {
+            "ts": self.ts,
+            "tenant_id": reading.device[0],
+            "device_id": reading.device[1],
+            "device_type": reading.device_type,
+            "capability": self.capability,
+            "detector": self.detector,
+            "score": self.score,
+            "threshold": self.threshold,
+            "value": self.value,
+            "is_anomaly": self.flagged,
+            "reading_id": self.reading_id,
+        }
+
 
 Finding = AlertCandidate | ScorePoint
 
