@@ -76,6 +76,9 @@ class DetectionStage:
         self.signals: tuple[Signal, ...] = tuple(
             cls(self.config) for cls in signals if cls.enabled(self.config)
         )
+        self._on_device = [s.on_device for s in self.signals if s.implements("on_device")]
+        self._on_reading = [s.on_reading for s in self.signals if s.implements("on_reading")]
+        self._on_series = [s.on_series for s in self.signals if s.implements("on_series")]
         self.book = AlertBook(self.policy)
         self.devices: dict[DeviceKey, DeviceState] = {}
         self.device_source: dict[DeviceKey, Source] = {}
@@ -126,22 +129,28 @@ class DetectionStage:
         self.dirty.add(device)
         if ts > dev.last_seen:
             dev.last_seen = ts
-        for sig in self.signals:
-            self._emit(r, sig.on_device(r, dev))
+        for on_device in self._on_device:
+            found = on_device(r, dev)
+            if found:
+                self._emit(r, found)
         if verdict != "OK":
             self.out.suspect += 1
             if reason == "out_of_physical_range":
                 return  # not a real measurement: no alert, no score, no learning
-        for sig in self.signals:
-            self._emit(r, sig.on_reading(r, dev))
+        for on_reading in self._on_reading:
+            found = on_reading(r, dev)
+            if found:
+                self._emit(r, found)
         if r.capability in STATE_CAPABILITIES:
             return
         ser = dev.series.get(r.series)
         if ser is None:
             ser = dev.series[r.series] = self._new_series(dtype, r.capability)
         learn = verdict == "OK" and reading.get("quality") == "GOOD" and ts > ser.last_ts
-        for sig in self.signals:
-            self._emit(r, sig.on_series(r, dev, ser, learn=learn))
+        for on_series in self._on_series:
+            found = on_series(r, dev, ser, learn=learn)
+            if found:
+                self._emit(r, found)
         if learn:
             ser.last_ts = ts
 

@@ -48,7 +48,7 @@ __all__ = [
 DeviceKey = tuple[str, str]  # (tenant, device)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built for every reading, and frozen init is slow
 class ReadingView:
     """The fields of one decoded ``UniversalSensorReading`` that signals use."""
 
@@ -215,6 +215,11 @@ class Signal:
         """A false positive's score ``attribute`` (``score:…``) with its ``score``: if this
         signal wrote that attribute, raise its threshold above the score and return True."""
         return False
+
+    def implements(self, hook: str) -> bool:
+        """Whether this signal overrides ``hook`` (the stage calls only those: a reading
+        passes through every hook of every signal, so a no-op call is worth skipping)."""
+        return getattr(type(self), hook) is not getattr(Signal, hook)
 
     def thresholds(self, dev: DeviceState) -> dict[str, float]:
         """Thresholds feedback raised, keyed by what they judge: a series (its sensor id),

@@ -112,28 +112,45 @@ def _readings(name: str, start: int, stop: int) -> Iterator[dict[str, Any]]:
             }
 
 
+def _recording(cls: type[Signal], found: list[Any]) -> type[Signal]:
+    """``cls`` with every finding of its hooks appended to ``found``."""
+
+    class Recording(cls):  # type: ignore[valid-type,misc]
+        def on_device(self, *args: Any, **kw: Any) -> Any:
+            out = super().on_device(*args, **kw)
+            found.extend(out)
+            return out
+
+        def on_reading(self, *args: Any, **kw: Any) -> Any:
+            out = super().on_reading(*args, **kw)
+            found.extend(out)
+            return out
+
+        def on_series(self, *args: Any, **kw: Any) -> Any:
+            out = super().on_series(*args, **kw)
+            found.extend(out)
+            return out
+
+    return Recording
+
+
 class _Recorded:
     """A stage running ``name`` (and the per-reading score, which teaches the baselines),
     with the findings of ``name`` recorded at its hooks."""
 
     def __init__(self, name: str) -> None:
-        wanted = {"score", name}
+        self.found: list[Any] = []
+        classes = [
+            _recording(cls, self.found) if cls.name == name else cls
+            for cls in SIGNALS
+            if cls.name in {"score", name}
+        ]
         self.stage = DetectionStage(
             CONFIG,
             policy=AlertPolicy(quiet_period_ms=HOUR, repeat_interval_ms=48 * HOUR),
-            signals=[cls for cls in SIGNALS if cls.name in wanted],
+            signals=classes,
         )
         self.signal = next(s for s in self.stage.signals if s.name == name)
-        self.found: list[Any] = []
-        for hook in ("on_device", "on_reading", "on_series"):
-            original = getattr(self.signal, hook)
-
-            def recorded(*args: Any, _hook: Callable[..., Any] = original, **kw: Any) -> Any:
-                out = _hook(*args, **kw)
-                self.found += out
-                return out
-
-            setattr(self.signal, hook, recorded)
 
     def feed(self, name: str, start: int, stop: int) -> list[Any]:
         before = len(self.found)
