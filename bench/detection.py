@@ -62,9 +62,9 @@ from core.settings import Settings, load_settings, settings_environ
 from producers.fleet import FleetTick
 from producers.models import KINDS
 from producers.simulator import SimulationConfig, build_records
+from streams.signals.config import DETECTION_SETTINGS
 
 __all__ = [
-    "DETECTION_FIELDS",
     "PhaseRow",
     "alerts_from_rows",
     "build_incidents",
@@ -76,21 +76,6 @@ __all__ = [
 
 _START_MS = 1_767_225_600_000  # 2026-01-01 00:00 UTC
 _SRC = ("telemetry.readings", 0)
-
-DETECTION_FIELDS: tuple[str, ...] = (
-    "detector_warmup",
-    "detector_threshold",
-    "detector_persistence",
-    "detector_likelihood",
-    "detector_likelihood_threshold",
-    "detector_window_model",
-    "predict_horizon_seconds",
-    "anomaly_sample_every",
-    "alert_quiet_period_seconds",
-    "alert_repeat_interval_seconds",
-)
-"""The settings :func:`streams.detection.detection_stage_from_settings` reads: the private
-worker of the pipeline mode gets the same values as the offline stage."""
 
 PhaseRow = tuple[str, str, str, int]
 """``(device_id, scenario, phase, first event time ms)``: the first reading of each phase."""
@@ -276,7 +261,7 @@ def _pipeline(
     from topics import READINGS, TopicAdmin, topic_specs
     from topics.producer import RecordProducer
 
-    overrides = {f: getattr(det, f) for f in DETECTION_FIELDS}
+    overrides = {f: getattr(det, f) for f in DETECTION_SETTINGS}
     settings = private_settings(base, "envirostream-detection-", idle_close_seconds=2, **overrides)
     ours, theirs = detection_stage_from_settings(det), detection_stage_from_settings(settings)
     if (ours.config, ours.policy) != (theirs.config, theirs.policy):  # a field was missed

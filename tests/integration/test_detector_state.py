@@ -150,14 +150,16 @@ def test_models_and_false_positive_thresholds_survive_kills(
                 alert["state"] == "RESOLVED"
                 and alert["attributes"].get("feedback") == "false_positive"
                 and series is not None
-                and series.threshold is not None
+                and series.signals["score"].threshold is not None
             )
 
         wait_for_worker(marked, 60, "the false positive applied and checkpointed", worker)
         series = checkpointed(settings)
-        assert series is not None and series.threshold is not None
+        assert series is not None
+        threshold = series.signals["score"].threshold  # the per-reading score's, raised
+        assert threshold is not None
         score = float(alerts(settings)[0]["attributes"]["score:BEARING_TEMPERATURE"])
-        assert series.threshold > score > settings.detector_threshold
+        assert threshold > score > settings.detector_threshold
     finally:
         worker.kill()
 

@@ -12,7 +12,6 @@ from collections import defaultdict
 import pytest
 
 from bench.detection import (
-    DETECTION_FIELDS,
     alerts_from_rows,
     build_incidents,
     compare_ground_truth,
@@ -24,7 +23,7 @@ from core.settings import load_settings
 from producers.fleet import Fleet
 from producers.models import KINDS
 from producers.simulator import build_records
-from streams.detection import detection_stage_from_settings
+from streams.detection import DETECTION_SETTINGS, detection_stage_from_settings
 
 H = 3_600_000
 END = 10 * H
@@ -148,14 +147,14 @@ def test_detection_fields_carry_every_detection_setting() -> None:
         alert_quiet_period_seconds=120,
         alert_repeat_interval_seconds=600,
     )
-    copied = load_settings({}, **{f: getattr(custom, f) for f in DETECTION_FIELDS})
+    copied = load_settings({}, **{f: getattr(custom, f) for f in DETECTION_SETTINGS})
     default = detection_stage_from_settings(load_settings({}))
     a, b = detection_stage_from_settings(custom), detection_stage_from_settings(copied)
     assert (a.config, a.policy) == (b.config, b.policy)
     assert a.config != default.config and a.policy != default.policy
     # Every listed field matters: changing it alone changes the stage.
     changed: defaultdict[str, bool] = defaultdict(bool)
-    for f in DETECTION_FIELDS:
+    for f in DETECTION_SETTINGS:
         s = detection_stage_from_settings(load_settings({}, **{f: getattr(custom, f)}))
         changed[f] = (s.config, s.policy) != (default.config, default.policy)
     assert all(changed.values()), changed

@@ -1,15 +1,20 @@
-"""One contract suite run over every detector (River ``checks/`` style)."""
+"""One contract suite run over every detector of ``streams.detect`` (River ``checks/``
+style); the signals' suite is ``test_detect_signal_contract.py``."""
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import math
 import pickle
+import pkgutil
 import random
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
+import streams.detect
 from streams.detect import (
     Detector,
     SeasonalZScore,
@@ -17,6 +22,8 @@ from streams.detect import (
     WindowHST,
     WindowMahalanobis,
 )
+from streams.detect.likelihood import AnomalyLikelihood
+from streams.detect.multivariate import WindowHSTResiduals
 
 MIN = 60_000
 
@@ -28,6 +35,10 @@ def _scalar(rng: random.Random, i: int) -> float:
 def _window(rng: random.Random, i: int) -> dict[str, float]:
     load = rng.gauss(0.0, 1.0)
     return {"T.mean": 50.0 + 3.0 * load + rng.gauss(0, 0.5), "V.mean": 2.0 + 0.4 * load}
+
+
+def _magnitude(rng: random.Random, i: int) -> float:
+    return abs(rng.gauss(0.0, 1.0))
 
 
 def _bad_scalars() -> list[Any]:
@@ -57,6 +68,21 @@ CASES: dict[str, tuple[Callable[[], Detector[Any]], Callable[..., Any], list[Any
         _bad_windows(),
         {"T.mean": 500.0, "V.mean": -50.0},
     ),
+    "anomaly_likelihood": (
+        lambda: AnomalyLikelihood(warmup=100, short=5, history=150),
+        _magnitude,
+        _bad_scalars(),
+        1e6,
+    ),
+    "window_hst_residuals": (
+        lambda: WindowHSTResiduals(
+            WindowHST(warmup=100, window_size=50, n_trees=5, height=6),
+            WindowMahalanobis(warmup=100),
+        ),
+        _window,
+        _bad_windows(),
+        {"T.mean": 500.0, "V.mean": -50.0},
+    ),
     "window_mahalanobis": (
         lambda: WindowMahalanobis(warmup=100),
         _window,
@@ -64,6 +90,46 @@ CASES: dict[str, tuple[Callable[[], Detector[Any]], Callable[..., Any], list[Any
         {"T.mean": 500.0, "V.mean": -50.0},
     ),
 }
+
+
+def _detector_classes() -> set[type[Detector[Any]]]:
+    """Every concrete detector class defined in a module of ``streams.detect``."""
+    found: set[type[Detector[Any]]] = set()
+    for info in pkgutil.iter_modules(streams.detect.__path__, "streams.detect."):
+        module = importlib.import_module(info.name)
+        for _, obj in inspect.getmembers(module, inspect.isclass):
+            if issubclass(obj, Detector) and not inspect.isabstract(obj):
+                found.add(obj)
+    return found
+
+
+def test_every_detector_of_streams_detect_has_a_contract_case() -> None:
+    covered = {type(make()) for make, *_ in CASES.values()}
+    missing = sorted(c.__qualname__ for c in _detector_classes() - covered)
+    assert not missing, f"add a case to CASES for {missing}"
+
+
+def test_scoring_is_deterministic(case: Any) -> None:
+    make, gen, _, _ = case
+    a, b = make(), make()
+    _feed(a, gen, 0, 300, seed=1)
+    _feed(b, gen, 0, 300, seed=1)
+    rng = random.Random(4)
+    xs = [gen(rng, i) for i in range(300, 320)]
+    assert [a.score_one(x, 0) for x in xs] == [b.score_one(x, 0) for x in xs]
+
+
+def test_an_extreme_input_scores_above_the_threshold_once_warm(case: Any) -> None:
+    make, gen, _, extreme = case
+    det = make()
+    _feed(det, gen, 0, 300, seed=1)
+    assert det.is_warm
+    if isinstance(det, TimeToLimit):  # it judges the trend: learn a climb to the limit
+        for i in range(300, 330):
+            det.learn_one(20.0 + (i - 300) * 30.0, i * MIN)
+    verdict = det.process_one(extreme, 300 * MIN, learn=False)
+    assert verdict.score >= det.threshold, verdict
+    assert verdict.is_anomaly
 
 
 def _feed(det: Detector[Any], gen: Callable[..., Any], start: int, n: int, seed: int) -> None:

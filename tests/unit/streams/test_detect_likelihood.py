@@ -128,12 +128,12 @@ def test_a_false_positive_raises_the_likelihood_threshold() -> None:
     score = float(alert["attributes"]["score:likelihood:GENERIC"])
     assert stage.feedback(alert["alert_id"], "false_positive", alert["last_seen"])
     ser = next(iter(stage.devices[("default", "d1")].series.values()))
-    assert ser.lik_threshold is not None and ser.lik_threshold > max(score, 4.0)
+    lik = ser.signals["likelihood"]
+    assert lik.threshold is not None and lik.threshold > max(score, 4.0)
     # the state, adapted threshold included, survives a checkpoint round trip
     records = [(k, v) for _, k, v in stage.checkpoint()]
     fresh = DetectionStage(DetectionConfig(warmup=600, window=False))
     fresh.load_checkpoint(records)
     restored = next(iter(fresh.devices[("default", "d1")].series.values()))
-    assert restored.lik_threshold == ser.lik_threshold
-    assert restored.likelihood is not None
-    assert restored.likelihood.n_learned == ser.likelihood.n_learned  # type: ignore[union-attr]
+    assert restored.signals["likelihood"].threshold == lik.threshold
+    assert restored.signals["likelihood"].model.n_learned == lik.model.n_learned

@@ -132,7 +132,9 @@ def test_healthy_correlated_daily_cycles_raise_nothing() -> None:
     alerts, anomalies = _feed(stage, "m1", "MACHINE", _machine(lambda i: 0.0), range(4 * 1_440))
     assert alerts == []
     dev = stage.devices[("default", "m1")]
-    assert dev.window is not None and dev.window.is_warm  # it did judge windows
+    assert (
+        dev.signals["window"].model is not None and dev.signals["window"].model.is_warm
+    )  # it did judge windows
     assert not [a for a in anomalies if a["is_anomaly"]]
 
 
@@ -184,8 +186,8 @@ def test_window_state_survives_a_checkpoint() -> None:
     records = stage.checkpoint()
     other = _stage()
     assert other.load_checkpoint([(key, value) for _, key, value in records]) == 1
-    before = stage.devices[("default", "m1")].window
-    after = other.devices[("default", "m1")].window
+    before = stage.devices[("default", "m1")].signals["window"].model
+    after = other.devices[("default", "m1")].signals["window"].model
     assert before is not None and after is not None
     assert after.n_learned == before.n_learned > 0
     x = dict.fromkeys(before.features, 0.5)
@@ -196,7 +198,7 @@ def test_window_state_survives_a_checkpoint() -> None:
 def test_window_can_be_switched_off() -> None:
     stage = _stage(window=False)
     _feed(stage, "m1", "MACHINE", _machine(lambda i: 0.0), range(600))
-    assert stage.devices[("default", "m1")].window is None
+    assert "window" not in stage.devices[("default", "m1")].signals
 
 
 def test_normalised_mahalanobis_is_standard_normal_whatever_the_dimension() -> None:
@@ -241,10 +243,10 @@ def test_false_positive_feedback_raises_the_window_threshold() -> None:
     )
     assert alerts[0]["rule"] == "anomaly:window"
     dev = stage.devices[("default", "m1")]
-    assert dev.win_threshold is None
+    assert dev.signals["window"].threshold is None
     assert stage.feedback(alerts[0]["alert_id"], "false_positive", START + (onset + 61) * MIN)
-    assert dev.win_threshold is not None
-    assert dev.win_threshold > stage.config.window_threshold
+    assert dev.signals["window"].threshold is not None
+    assert dev.signals["window"].threshold > stage.config.window_threshold
 
 
 def _pack(charge_from: Callable[[int], float], cell2_drop: Callable[[int], float]) -> Signal:
@@ -297,8 +299,10 @@ def test_a_pack_charging_at_another_hour_raises_nothing_while_a_cell_fault_does(
     )
     assert alerts == [], [a["summary"] for a in alerts]
     dev = stage.devices[("default", "b1")]
-    assert dev.window is not None and dev.window.is_warm  # it did judge the early charge
-    assert dev.window.given == ("b1/current",)
+    assert (
+        dev.signals["window"].model is not None and dev.signals["window"].model.is_warm
+    )  # it did judge the early charge
+    assert dev.signals["window"].model.given == ("b1/current",)
     assert not [a for a in anomalies if a["is_anomaly"] and a["capability"] == "CURRENT"]
 
     # without the state offset learned when the profiles became warm (window_settle), the

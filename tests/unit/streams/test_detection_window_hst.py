@@ -53,7 +53,10 @@ def test_hst_device_raises_anomaly_window_for_two_signals_stepping_out_of_line()
     stage = _stage(window_model="hst")
     alerts, _ = _feed(stage, "m1", "MACHINE", _machine(_step_at(ONSET, 2.0)), range(ONSET + 60))
     dev = stage.devices[("default", "m1")]
-    assert isinstance(dev.window, WindowHSTResiduals) and dev.window.is_warm
+    assert (
+        isinstance(dev.signals["window"].model, WindowHSTResiduals)
+        and dev.signals["window"].model.is_warm
+    )
     assert [a["rule"] for a in alerts][:1] == ["anomaly:window"]
     assert START + ONSET * MIN < alerts[0]["first_seen"] <= START + (ONSET + 30) * MIN
 
@@ -81,8 +84,8 @@ def test_hst_window_state_survives_a_checkpoint() -> None:
     records = stage.checkpoint()
     other = _stage(window_model="hst")
     assert other.load_checkpoint([(key, value) for _, key, value in records]) == 1
-    before = stage.devices[("default", "m1")].window
-    after = other.devices[("default", "m1")].window
+    before = stage.devices[("default", "m1")].signals["window"].model
+    after = other.devices[("default", "m1")].signals["window"].model
     assert isinstance(before, WindowHSTResiduals) and isinstance(after, WindowHSTResiduals)
     assert after.n_learned == before.n_learned > 0
     x = dict.fromkeys(before.features, 0.5)

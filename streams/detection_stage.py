@@ -1,0 +1,362 @@
+"""The detection stage: the registered signals run over every reading, one alert per device.
+
+Pure (no Kafka, no clock): :class:`DetectionStage` is fed every reading the readings
+processor accepted, in partition-offset order. It keeps the per-device state
+(:class:`~streams.signals.base.DeviceState`), runs the signals of
+:data:`streams.signals.SIGNALS` on each reading, turns their findings into ``AnomalyScore``
+records and alert observations (:class:`~streams.alert_book.AlertBook`), checkpoints the
+devices it changed, and applies operator feedback through the signal that raised a score.
+See ``streams.detection`` for what the signals look for.
+"""
+
+from __future__ import annotations
+
+import pickle
+import zlib
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from streams.alert_book import AlertBook
+from streams.alerts import AlertPolicy
+from streams.detect.rules import STATE_CAPABILITIES, assess_reading
+from streams.detect.univariate import SeasonalZScore
+from streams.signals import SIGNALS
+from streams.signals.base import (
+    DeviceKey,
+    DeviceState,
+    Finding,
+    ReadingView,
+    ScorePoint,
+    SeriesState,
+    Signal,
+)
+from streams.signals.config import DetectionConfig
+
+if TYPE_CHECKING:
+    from core.records import Source
+    from streams.alerts import AlertState
+
+__all__ = ["CHECKPOINT_VERSION", "DetectionOutput", "DetectionStage"]
+
+CHECKPOINT_VERSION = 2
+"""Version of the changelog records (2: the signals' state by signal name; records of
+version 1 are skipped, and those devices warm up again)."""
+
+
+@dataclass
+class DetectionOutput:
+    """What one batch produced, and the counts for the metrics."""
+
+    anomalies: list[dict[str, Any]] = field(default_factory=list)
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+    anomaly_counts: Counter[tuple[str, str]] = field(default_factory=Counter)
+    suppressed: Counter[str] = field(default_factory=Counter)  # by severity (lower case)
+    suspect: int = 0
+
+
+class DetectionStage:
+    """Per-reading detection and alert deduplication for the partitions of one worker."""
+
+    def __init__(
+        self,
+        config: DetectionConfig | None = None,
+        *,
+        policy: AlertPolicy | None = None,
+        warmup: int | None = None,
+        threshold: float | None = None,
+        score_sample_every: int | None = None,
+        signals: Sequence[type[Signal]] = SIGNALS,
+    ) -> None:
+        self.config = (config or DetectionConfig()).with_overrides(
+            warmup=warmup, threshold=threshold, score_sample_every=score_sample_every
+        )
+        self.policy = policy or AlertPolicy()
+        self.signals: tuple[Signal, ...] = tuple(
+            cls(self.config) for cls in signals if cls.enabled(self.config)
+        )
+        self._on_device = [s.on_device for s in self.signals if s.implements("on_device")]
+        self._on_reading = [s.on_reading for s in self.signals if s.implements("on_reading")]
+        self._on_series = [s.on_series for s in self.signals if s.implements("on_series")]
+        self.book = AlertBook(self.policy)
+        self.devices: dict[DeviceKey, DeviceState] = {}
+        self.device_source: dict[DeviceKey, Source] = {}
+        self.dirty: set[DeviceKey] = set()
+        self.watermark: dict[Source, int] = {}  # event time, run on by idle()
+        self.event_time: dict[Source, int] = {}  # the largest event time seen per partition
+        self.out = DetectionOutput()
+
+    @property
+    def warmup(self) -> int:
+        return self.config.warmup
+
+    @property
+    def alerts(self) -> dict[str, AlertState]:
+        """The alerts held, by alert key."""
+        return self.book.alerts
+
+    @property
+    def open_alerts(self) -> dict[str, DeviceKey]:
+        """The alert keys not RESOLVED, with their device."""
+        return self.book.open_alerts
+
+    # -- per reading --------------------------------------------------------------------
+    def observe(self, src: Source, reading: Mapping[str, Any]) -> None:
+        """One accepted reading (decoded ``UniversalSensorReading``), in offset order."""
+        r = ReadingView.of(reading)
+        ts, device, dtype = r.ts, r.device, r.device_type
+        wm = self.watermark.get(src)
+        if wm is None or ts > wm:
+            self.watermark[src] = ts
+        last = self.event_time.get(src)
+        if last is None or ts > last:
+            self.event_time[src] = ts
+        self.device_source[device] = src
+        dev = self.devices.get(device)
+        # The wall-clock time rules of assess_reading are not applied (now_ms = ts):
+        # replays and accelerated simulations carry event times far from the clock.
+        verdict, reason = assess_reading(
+            capability=r.capability,
+            value=r.value,
+            ts_ms=ts,
+            now_ms=ts,
+            device_type=dtype,
+            known_device_type=dev.device_type if dev is not None else None,
+        )
+        if dev is None or reason == "device_type_changed":
+            dev = self.devices[device] = self._new_device(dtype)  # a new warm-up
+        self.dirty.add(device)
+        if ts > dev.last_seen:
+            dev.last_seen = ts
+        for on_device in self._on_device:
+            found = on_device(r, dev)
+            if found:
+                self._emit(r, found)
+        if verdict != "OK":
+            self.out.suspect += 1
+            if reason == "out_of_physical_range":
+                return  # not a real measurement: no alert, no score, no learning
+        for on_reading in self._on_reading:
+            found = on_reading(r, dev)
+            if found:
+                self._emit(r, found)
+        if r.capability in STATE_CAPABILITIES:
+            return
+        ser = dev.series.get(r.series)
+        if ser is None:
+            ser = dev.series[r.series] = self._new_series(dtype, r.capability)
+        learn = verdict == "OK" and reading.get("quality") == "GOOD" and ts > ser.last_ts
+        for on_series in self._on_series:
+            found = on_series(r, dev, ser, learn=learn)
+            if found:
+                self._emit(r, found)
+        if learn:
+            ser.last_ts = ts
+
+    def _new_device(self, device_type: str) -> DeviceState:
+        dev = DeviceState(device_type)
+        self._complete(dev)
+        return dev
+
+    def _new_series(self, device_type: str, capability: str) -> SeriesState:
+        cfg = self.config
+        ser = SeriesState(capability, SeasonalZScore(warmup=cfg.warmup, threshold=cfg.threshold))
+        for sig in self.signals:
+            state = sig.new_series_state(device_type, capability)
+            if state is not None:
+                ser.signals[sig.name] = state
+        return ser
+
+    def _complete(self, dev: DeviceState) -> None:
+        """Give ``dev`` and its series the state of every signal that keeps one and has
+        none yet (a new device, or a checkpoint written with other signals enabled)."""
+        for sig in self.signals:
+            if sig.name not in dev.signals:
+                state = sig.new_device_state(dev.device_type)
+                if state is not None:
+                    dev.signals[sig.name] = state
+            for ser in dev.series.values():
+                if sig.name not in ser.signals:
+                    part = sig.new_series_state(dev.device_type, ser.capability)
+                    if part is not None:
+                        ser.signals[sig.name] = part
+
+    def _emit(self, r: ReadingView, found: list[Finding]) -> None:
+        for f in found:
+            if isinstance(f, ScorePoint):
+                self._anomaly(r, f)
+                continue
+            src = self.device_source.get(r.device)
+            wm = self.watermark.get(src) if src is not None else None
+            self.book.observe(self.out, r.device, r.device_type, f, wm)
+
+    def _anomaly(self, r: ReadingView, p: ScorePoint) -> None:
+        """One ``AnomalyScore`` record for ``telemetry.anomalies`` (flagged ones counted)."""
+        if p.flagged:
+            self.out.anomaly_counts[(p.detector, r.device_type)] += 1
+        self.out.anomalies.append(p.record(r))
+
+    # -- event time ---------------------------------------------------------------------
+    def tick(self, sources: Iterable[Source]) -> None:
+        """Resolve the quiet alerts of devices last seen on ``sources`` (end of a batch)."""
+        wanted = set(sources)
+        for key, device in list(self.book.open_alerts.items()):
+            src = self.device_source.get(device)
+            if src is not None and src in wanted:
+                self.book.resolve_quiet(self.out, key, self.book.alerts[key], self.watermark[src])
+
+    def idle(self, src: Source, idle_ms: int) -> None:
+        """Partition ``src`` had no input for ``idle_ms`` (wall clock): its detection
+        watermark runs on from the last event time seen on it by as much, and quiet alerts
+        resolve. Without this, the alerts of a fleet that stopped sending, or of the last
+        devices of a replay, would stay FIRING until new input moved event time on.
+        ``resolved_at`` stays ``last_seen + quiet period`` (the same record as with input)."""
+        last = self.event_time.get(src)
+        if last is None:
+            return
+        target = last + max(idle_ms, 0)
+        if target > self.watermark.get(src, target - 1):
+            self.watermark[src] = target
+            self.tick([src])
+
+    def expire(self, src: Source, ttl_ms: int) -> list[tuple[Source, bytes]]:
+        """Forget the devices of partition ``src`` not heard from for ``ttl_ms`` of its event
+        time (decommissioned, renamed): their models and their resolved alert. Returns the
+        changelog keys to delete (tombstones). A device with an open alert is kept until the
+        alert resolves; one that comes back later warms up again."""
+        wm = self.watermark.get(src)
+        if wm is None:
+            return []
+        open_devices = set(self.book.open_alerts.values())
+        gone = [
+            d
+            for d, s in self.device_source.items()
+            if s == src
+            and d in self.devices
+            and self.devices[d].last_seen < wm - ttl_ms
+            and d not in open_devices
+        ]
+        for device in gone:
+            del self.devices[device]
+            del self.device_source[device]
+            self.dirty.discard(device)
+            self.book.drop_device(device)
+        return [(src, f"{t}/{d}".encode()) for t, d in gone]
+
+    def take(self) -> DetectionOutput:
+        """What was produced since the last call."""
+        out, self.out = self.out, DetectionOutput()
+        return out
+
+    # -- operator feedback --------------------------------------------------------------
+    def feedback(self, alert_id: str, kind: str, now_ms: int) -> bool:
+        """Apply ``ack`` or ``false_positive`` to the alert ``alert_id`` if it is held here.
+
+        A false positive offers each score attribute of the alert (``score:…``) to the
+        signals; the one that wrote it raises its threshold above the score
+        (``adapt_threshold``). Safety limits are never changed by feedback. Returns whether
+        the alert was found.
+        """
+        state = self.book.find(alert_id)
+        if state is None:
+            return False
+        changed = self.book.feedback(self.out, state, kind, now_ms)
+        if kind == "false_positive" and changed:
+            device = (state.tenant_id, state.device_id)
+            dev = self.devices.get(device)
+            if dev is not None:
+                for attr, score in state.attributes.items():
+                    if attr.startswith("score:"):
+                        self._route_feedback(dev, attr, float(score))
+                self.dirty.add(device)
+        return True
+
+    def _route_feedback(self, dev: DeviceState, attribute: str, score: float) -> None:
+        """Offer a false positive's score attribute to the signals; the first to claim it
+        (the one that wrote it) adapts."""
+        for sig in self.signals:
+            if sig.feedback(dev, attribute, score):
+                return
+
+    def thresholds(self, device: DeviceKey) -> dict[str, float]:
+        """The thresholds feedback raised on a device: sensor → threshold for the per-reading
+        score; ``likelihood:{sensor}`` and ``window`` for those signals."""
+        dev = self.devices.get(device)
+        if dev is None:
+            return {}
+        out: dict[str, float] = {}
+        for sig in self.signals:
+            out.update(sig.thresholds(dev))
+        return out
+
+    # -- checkpoints --------------------------------------------------------------------
+    def checkpoint(
+        self, sources: Iterable[Source] | None = None
+    ) -> list[tuple[Source, bytes, bytes]]:
+        """``(source, key, value)`` changelog records of every device changed since its last
+        checkpoint (of the devices last seen on ``sources`` only, when given); ``source`` is
+        the input partition the device's readings come from."""
+        wanted = None if sources is None else set(sources)
+        out = []
+        for device in list(self.dirty):
+            src = self.device_source.get(device)
+            if wanted is not None and src not in wanted:
+                continue
+            self.dirty.discard(device)
+            dev = self.devices.get(device)
+            if dev is None or src is None:
+                continue
+            blob = pickle.dumps((CHECKPOINT_VERSION, dev), protocol=pickle.HIGHEST_PROTOCOL)
+            out.append((src, f"{device[0]}/{device[1]}".encode(), zlib.compress(blob, 1)))
+        return out
+
+    def load_checkpoint(
+        self, records: Iterable[tuple[bytes, bytes]], source: Source | None = None
+    ) -> int:
+        """Restore devices not held in memory from changelog records; returns how many.
+
+        ``source``: the input partition these devices' readings come from. A record that
+        does not load (another version, corrupt) is skipped: that device warms up again,
+        nothing else is affected. The records are this worker's own pickles, read from a
+        topic only the pipeline writes to (restrict it with ACLs on a shared cluster).
+        """
+        n = 0
+        for key, value in records:
+            tenant, _, device_id = key.decode(errors="replace").partition("/")
+            device = (tenant, device_id)
+            if device in self.devices:
+                continue
+            try:
+                version, dev = pickle.loads(zlib.decompress(value))  # our own changelog records
+            except Exception:  # any undecodable record just means a cold start
+                continue
+            if version != CHECKPOINT_VERSION or not isinstance(dev, DeviceState):
+                continue
+            self._complete(dev)
+            self.devices[device] = dev
+            if source is not None:
+                self.device_source[device] = source
+            n += 1
+        return n
+
+    # -- restart and rebalance ----------------------------------------------------------
+    def restore(self, records: Iterable[Mapping[str, Any]]) -> int:
+        """Load the latest ``Alert`` record per key for keys not held in memory."""
+        return self.book.restore(records)
+
+    def forget(self, sources: Iterable[Source]) -> None:
+        """Drop the state of partitions no longer owned (their new owner restores it).
+
+        Alerts whose device was not seen on a partition still owned are dropped too: the
+        next :meth:`restore` reads them back from ``telemetry.alerts``.
+        """
+        gone = set(sources)
+        for src in gone:
+            self.watermark.pop(src, None)
+            self.event_time.pop(src, None)
+        kept = {d for d, s in self.device_source.items() if s not in gone}
+        self.device_source = {d: self.device_source[d] for d in kept}
+        self.devices = {k: v for k, v in self.devices.items() if k in kept}
+        self.dirty &= kept
+        self.book.keep_devices(kept)

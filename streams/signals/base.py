@@ -1,0 +1,227 @@
+"""The signal contract: one kind of evidence the detection stage looks for.
+
+A :class:`Signal` turns readings into *findings*: :class:`AlertCandidate` (a rule that fired;
+the stage folds it into the device's one alert) and :class:`ScorePoint` (an
+``AnomalyScore`` record for ``telemetry.anomalies``). It owns its state, which the stage
+keeps inside the device's :class:`DeviceState` under the signal's :attr:`Signal.name`: per
+device (``DeviceState.signals``) and/or per series (``SeriesState.signals``). That state is
+small, bounded and picklable, so the stage checkpoints it with the device; a signal can
+also checkpoint and restore its own part (:meth:`Signal.checkpoint`, :meth:`Signal.restore`).
+
+The stage calls the hooks in three phases for each reading, in the order of the
+registration list (``streams.signals.SIGNALS``):
+
+1. :meth:`Signal.on_device`: every reading of the device, even one that is not a real
+   measurement (sequence gaps, closing the device window);
+2. :meth:`Signal.on_reading`: every plausible reading (safety limits);
+3. :meth:`Signal.on_series`: every plausible reading of a learned series (not an
+   operating state), with ``learn`` telling whether the reading may be learned (GOOD, new).
+
+Operator feedback: a signal marks the alerts it raises with score attributes
+(``score:…``); :meth:`Signal.feedback` is offered each attribute of a false positive and
+claims the ones it wrote, raising its own threshold. Time is event time; no clock, no I/O.
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from streams.detect.univariate import SeasonalZScore
+
+if TYPE_CHECKING:
+    from streams.signals.config import DetectionConfig
+
+__all__ = [
+    "AlertCandidate",
+    "DeviceKey",
+    "DeviceState",
+    "Finding",
+    "ReadingView",
+    "ScorePoint",
+    "SeriesState",
+    "Signal",
+]
+
+DeviceKey = tuple[str, str]  # (tenant, device)
+
+
+@dataclass(slots=True)  # not frozen: built for every reading, and frozen init is slow
+class ReadingView:
+    """The fields of one decoded ``UniversalSensorReading`` that signals use."""
+
+    device: DeviceKey
+    device_type: str
+    capability: str
+    series: str  # the sensor id (or the capability when the reading has none)
+    value: float
+    ts: int
+    sequence: Any
+    reading_id: str
+
+    @classmethod
+    def of(cls, reading: Mapping[str, Any]) -> ReadingView:
+        """The view of a decoded reading.
+
+        >>> r = ReadingView.of({"tenant_id": "t", "device_id": "d", "device_type": "MACHINE",
+        ...     "capability": "FLOW", "value": 1.5, "timestamp": 7, "sensor_id": "d/f"})
+        >>> r.device, r.series, r.reading_id
+        (('t', 'd'), 'd/f', '')
+        """
+        cap: str = reading["capability"]
+        return cls(
+            device=(reading["tenant_id"], reading["device_id"]),
+            device_type=reading["device_type"],
+            capability=cap,
+            series=reading.get("sensor_id") or cap,
+            value=reading["value"],
+            ts=reading["timestamp"],
+            sequence=reading.get("sequence"),
+            reading_id=reading.get("reading_id") or "",
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class AlertCandidate:
+    """A rule that fired on a device at event time ``ts`` (becomes an ``Observation``)."""
+
+    rule: str
+    severity: Any
+    ts: int
+    capability: str
+    summary: str
+    attributes: dict[str, str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ScorePoint:
+    """One score of a detector (becomes an ``AnomalyScore`` record; flagged ones counted)."""
+
+    capability: str
+    detector: str
+    ts: int
+    score: float
+    threshold: float
+    value: float
+    flagged: bool
+    reading_id: str = ""
+
+    def record(self, reading: ReadingView) -> dict[str, Any]:
+        """The ``AnomalyScore`` record of this score of ``reading``'s device."""
+        return {
+            "ts": self.ts,
+            "tenant_id": reading.device[0],
+            "device_id": reading.device[1],
+            "device_type": reading.device_type,
+            "capability": self.capability,
+            "detector": self.detector,
+            "score": self.score,
+            "threshold": self.threshold,
+            "value": self.value,
+            "is_anomaly": self.flagged,
+            "reading_id": self.reading_id,
+        }
+
+
+Finding = AlertCandidate | ScorePoint
+
+
+@dataclass
+class SeriesState:
+    """One sensor of a device: its seasonal baseline and the signals' state of it.
+
+    ``detector`` (the seasonal z-score) is the baseline every series signal reads (residual,
+    spread, warm-up); the per-reading score signal judges it and teaches it.
+    """
+
+    capability: str
+    detector: SeasonalZScore
+    last_ts: int = -1  # last learned event time: a replay does not learn twice
+    signals: dict[str, Any] = field(default_factory=dict)  # signal name -> its state
+
+
+@dataclass
+class DeviceState:
+    """Everything learned about one device (the unit of checkpointing)."""
+
+    device_type: str
+    series: dict[str, SeriesState] = field(default_factory=dict)
+    last_seen: int = -1  # largest event time of a reading (state expiry)
+    signals: dict[str, Any] = field(default_factory=dict)  # signal name -> its state
+
+
+class Signal:
+    """One kind of evidence: hooks called by the stage, state kept in the device's state.
+
+    Subclasses set :attr:`name` (unique: it keys their state) and override the hooks they
+    need; every hook returns the findings, in order, and may update the signal's state.
+    """
+
+    name: ClassVar[str] = "signal"
+
+    def __init__(self, config: DetectionConfig) -> None:
+        self.config = config
+
+    @classmethod
+    def enabled(cls, config: DetectionConfig) -> bool:
+        """Whether the stage runs this signal at all with ``config``."""
+        return True
+
+    # -- state ---------------------------------------------------------------------------
+    def new_device_state(self, device_type: str) -> Any:
+        """This signal's state of a new device (``None``: it keeps none)."""
+        return None
+
+    def new_series_state(self, device_type: str, capability: str) -> Any:
+        """This signal's state of a new series (``None``: it does not judge this series)."""
+        return None
+
+    def checkpoint(self, dev: DeviceState) -> bytes:
+        """This signal's state of ``dev`` (device and series parts), as bytes."""
+        part = (
+            dev.signals.get(self.name),
+            {k: s.signals.get(self.name) for k, s in dev.series.items()},
+        )
+        return pickle.dumps(part, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def restore(self, dev: DeviceState, blob: bytes) -> None:
+        """Put back the state :meth:`checkpoint` returned (series ``dev`` does not hold are
+        ignored). The bytes are this pipeline's own: never load untrusted ones."""
+        device_part, series_part = pickle.loads(blob)  # our own checkpoint
+        dev.signals[self.name] = device_part
+        for key, state in series_part.items():
+            if key in dev.series:
+                dev.series[key].signals[self.name] = state
+
+    # -- hooks ---------------------------------------------------------------------------
+    def on_device(self, reading: ReadingView, dev: DeviceState) -> list[Finding]:
+        """Every reading of the device, before it is checked for plausibility."""
+        return []
+
+    def on_reading(self, reading: ReadingView, dev: DeviceState) -> list[Finding]:
+        """Every plausible reading of the device."""
+        return []
+
+    def on_series(
+        self, reading: ReadingView, dev: DeviceState, ser: SeriesState, *, learn: bool
+    ) -> list[Finding]:
+        """Every plausible reading of a learned series; ``learn``: GOOD and not seen yet."""
+        return []
+
+    # -- operator feedback ---------------------------------------------------------------
+    def feedback(self, dev: DeviceState, attribute: str, score: float) -> bool:
+        """A false positive's score ``attribute`` (``score:…``) with its ``score``: if this
+        signal wrote that attribute, raise its threshold above the score and return True."""
+        return False
+
+    def implements(self, hook: str) -> bool:
+        """Whether this signal overrides ``hook`` (the stage calls only those: a reading
+        passes through every hook of every signal, so a no-op call is worth skipping)."""
+        return getattr(type(self), hook) is not getattr(Signal, hook)
+
+    def thresholds(self, dev: DeviceState) -> dict[str, float]:
+        """Thresholds feedback raised, keyed by what they judge: a series (its sensor id),
+        prefixed with the signal's name unless it is the per-reading score."""
+        return {}

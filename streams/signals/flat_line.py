@@ -1,0 +1,68 @@
+"""Flat line: a normally varying series repeating one value ``stuck_after`` times.
+
+A ``sensor:stuck:{CAPABILITY}`` WARNING. The share of repeated values is learned outside of
+flat runs, so a series that often repeats (a gear, a switch) is never called stuck.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import ClassVar
+
+from streams.signals.base import (
+    AlertCandidate,
+    DeviceState,
+    Finding,
+    ReadingView,
+    SeriesState,
+    Signal,
+)
+
+__all__ = ["FlatLine", "FlatLineState"]
+
+_STUCK_BELOW = 0.3  # a series repeating its value more often than this is never stuck
+
+
+@dataclass
+class FlatLineState:
+    """The current run of equal values of one series."""
+
+    last_value: float = math.nan
+    run: int = 0  # consecutive readings equal to the one before
+    repeat_share: float = 0.0  # learned share of readings equal to the one before
+
+
+class FlatLine(Signal):
+    """A stuck sensor: the same value again and again."""
+
+    name: ClassVar[str] = "flat_line"
+
+    def new_series_state(self, device_type: str, capability: str) -> FlatLineState:
+        return FlatLineState()
+
+    def on_series(
+        self, reading: ReadingView, dev: DeviceState, ser: SeriesState, *, learn: bool
+    ) -> list[Finding]:
+        if not learn:
+            return []
+        st: FlatLineState = ser.signals[self.name]
+        value = reading.value
+        same = value == st.last_value
+        st.last_value = value
+        st.run = st.run + 1 if same else 0
+        if st.run < self.config.stuck_after:
+            st.repeat_share += 0.01 * (float(same) - st.repeat_share)
+            return []
+        if not (ser.detector.is_warm and st.repeat_share < _STUCK_BELOW):
+            return []
+        cap = ser.capability
+        return [
+            AlertCandidate(
+                f"sensor:stuck:{cap}",
+                "WARNING",
+                reading.ts,
+                cap,
+                f"{cap} stuck at {value:g} for {st.run + 1} readings",
+            )
+        ]

@@ -1,0 +1,59 @@
+"""Sequence gaps: a device missing ticks (gaps in ``sequence``, one number per tick).
+
+The share of missing ticks is an exponentially weighted mean over about the last 30 ticks;
+once it reaches ``gap_share`` (after a warm-up of 60 ticks), a ``device:gaps`` WARNING.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from streams.signals.base import AlertCandidate, DeviceState, Finding, ReadingView, Signal
+
+__all__ = ["GapState", "SequenceGaps"]
+
+_ALPHA = 1.0 / 30.0  # weight of one tick in the share of missing ticks
+_MAX_GAP = 200  # ticks counted at most per gap (a restarted counter is not a huge gap)
+
+
+@dataclass
+class GapState:
+    """The sequence numbers of one device."""
+
+    last_seq: int | None = None
+    ticks: int = 0
+    missing: float = 0.0  # exponentially weighted share of missing ticks
+
+
+class SequenceGaps(Signal):
+    """Missing ticks of a device, from the ``sequence`` of its readings."""
+
+    name: ClassVar[str] = "gaps"
+
+    def new_device_state(self, device_type: str) -> GapState:
+        return GapState()
+
+    def on_device(self, reading: ReadingView, dev: DeviceState) -> list[Finding]:
+        st: GapState = dev.signals[self.name]
+        seq = reading.sequence
+        if not isinstance(seq, int) or (st.last_seq is not None and seq <= st.last_seq):
+            return []
+        a = _ALPHA
+        if st.last_seq is not None:
+            for _ in range(min(seq - st.last_seq - 1, _MAX_GAP)):
+                st.missing += a * (1.0 - st.missing)
+        st.missing *= 1.0 - a
+        st.last_seq = seq
+        st.ticks += 1
+        if st.ticks > 2 / a and st.missing >= self.config.gap_share:
+            return [
+                AlertCandidate(
+                    "device:gaps",
+                    "WARNING",
+                    reading.ts,
+                    "UNKNOWN",
+                    f"{st.missing:.0%} of the recent ticks of {reading.device[1]} are missing",
+                )
+            ]
+        return []

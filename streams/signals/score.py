@@ -1,0 +1,110 @@
+"""Per-reading score: the seasonal z-score of every reading, with persistence.
+
+The series' baseline (:class:`~streams.detect.univariate.SeasonalZScore`, held in
+``SeriesState.detector``) scores each reading, then learns it when it may. ``persistence``
+anomalous readings among the last ``persistence_window`` make an ``anomaly:{CAPABILITY}``
+observation: one noisy reading never pages anyone. An operating state (a pack's charge
+current) is learned for the device window but never judged on its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from streams.alerts import adapt_threshold
+from streams.detect.rules import OPERATING_STATE
+from streams.signals.base import (
+    AlertCandidate,
+    DeviceState,
+    Finding,
+    ReadingView,
+    ScorePoint,
+    SeriesState,
+    Signal,
+)
+
+__all__ = ["ReadingScore", "ScoreState"]
+
+
+@dataclass
+class ScoreState:
+    """The persistence of one series' anomalies, and its adapted threshold."""
+
+    threshold: float | None = None  # raised by false-positive feedback
+    hits: int = 0  # bit mask of the last anomalies (1 = anomalous)
+    max_score: float = 0.0  # largest score while the current run of hits lasts
+
+
+class ReadingScore(Signal):
+    """The seasonal z-score of each reading (and the learning of the series' baseline)."""
+
+    name: ClassVar[str] = "score"
+
+    def new_series_state(self, device_type: str, capability: str) -> ScoreState:
+        return ScoreState()
+
+    def on_series(
+        self, reading: ReadingView, dev: DeviceState, ser: SeriesState, *, learn: bool
+    ) -> list[Finding]:
+        st: ScoreState = ser.signals[self.name]
+        cfg = self.config
+        det = ser.detector
+        ts, value, cap = reading.ts, reading.value, ser.capability
+        n = det.n_learned
+        s = det.process_one(value, ts, learn=learn)
+        flagged = (
+            s.is_anomaly
+            and (st.threshold is None or s.score >= st.threshold)
+            and (reading.device_type, cap) not in OPERATING_STATE
+        )
+        found: list[Finding] = []
+        if learn:
+            st.hits = ((st.hits << 1) | flagged) & ((1 << cfg.persistence_window) - 1)
+            st.max_score = max(st.max_score, s.score) if st.hits else 0.0
+            if flagged and st.hits.bit_count() >= cfg.persistence:
+                found.append(
+                    AlertCandidate(
+                        f"anomaly:{cap}",
+                        "WARNING",
+                        ts,
+                        cap,
+                        f"{cap} anomalous: {st.hits.bit_count()} of the last "
+                        f"{cfg.persistence_window} readings scored >= {s.threshold:g} "
+                        f"(last {s.score:.1f}, value {value:g})",
+                        {f"score:{cap}": f"{st.max_score:.3f}"},
+                    )
+                )
+        every = cfg.score_sample_every
+        sampled = every > 0 and s.warm and n % every == 0
+        if flagged or sampled:
+            found.append(
+                ScorePoint(
+                    cap,
+                    s.detector,
+                    ts,
+                    s.score,
+                    st.threshold or s.threshold,
+                    value,
+                    flagged,
+                    reading.reading_id,
+                )
+            )
+        return found
+
+    def feedback(self, dev: DeviceState, attribute: str, score: float) -> bool:
+        """``score:{CAPABILITY}``: raise the threshold of that capability's series."""
+        cap = attribute.removeprefix("score:")
+        mine = [ser for ser in dev.series.values() if ser.capability == cap]
+        for ser in mine:
+            st: ScoreState = ser.signals[self.name]
+            st.threshold = adapt_threshold(st.threshold or self.config.threshold, score)
+        return bool(mine)
+
+    def thresholds(self, dev: DeviceState) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for key, ser in dev.series.items():
+            st: ScoreState = ser.signals[self.name]
+            if st.threshold is not None:
+                out[key] = st.threshold
+        return out
