@@ -3,6 +3,8 @@
 Only the value, the timestamp, the sequence and the label change between ticks, so each
 record is a join of pre-encoded pieces. The first record of every encoder is encoded by the
 codec too; the two must agree (that also yields the codec's header, whatever its mode).
+A tick whose rows carry their own event times or sequences (clock and delivery faults)
+takes a per-row path; a tick without takes the shared-timestamp path, as fast as before.
 """
 
 from __future__ import annotations
@@ -113,6 +115,8 @@ class TickEncoder:
 
     def encode(self, tick: FleetTick, seq: int) -> tuple[list[bytes], list[bytes]]:
         """Kafka keys (device ids) and Avro values of the tick's readings."""
+        if tick.row_ts_ms is not None or tick.late_ticks is not None:
+            return self._encode_rows(tick, seq)
         at = b"@" + str(tick.ts_ms).encode()
         if self._pre_for != len(at):  # reading-id length prefix depends on the digits of ts
             h = self._header
@@ -135,4 +139,32 @@ class TickEncoder:
                 strict=True,
             )
         ]
+        return self._keys[rows].tolist(), values
+
+    def _encode_rows(self, tick: FleetTick, seq: int) -> tuple[list[bytes], list[bytes]]:
+        """Like :meth:`encode`, with each row's own event time and sequence number."""
+        h, end = self._header, b"\x00" + self._tenant + b"\x00"
+        stamps: dict[tuple[int, int], tuple[bytes, bytes]] = {}  # rows often share a stamp
+        pack = self._pack
+        join = b"".join
+        rows = tick.rows
+        values = []
+        for s, m, v, u, lb, ts, sq in zip(
+            self._sensor[rows].tolist(),
+            self._mid[rows].tolist(),
+            tick.value_array.tolist(),
+            self._unit[rows].tolist(),
+            self._labels[tick.label_codes].tolist(),
+            tick.timestamps,
+            tick.sequences(seq),
+            strict=True,
+        ):
+            stamp = stamps.get((ts, sq))
+            if stamp is None:
+                stamp = stamps[ts, sq] = (
+                    b"@" + str(ts).encode(),
+                    avro_long(ts) + avro_long(sq) + end,
+                )
+            at, tail = stamp
+            values.append(join((h, avro_long(len(s) + len(at)), s, at, m, pack(v), u, tail, lb)))
         return self._keys[rows].tolist(), values
