@@ -176,6 +176,8 @@ class Fleet:
             fits = [n for n in names if scenarios[n].applies_to(model)]
             if scenario is not None:
                 fits = [scenario] if scenario in fits else []
+            else:
+                fits = [n for n in fits if scenarios[n].in_random_mix]
             if fits and draws[i, 0] < failure_rate:
                 name = fits[int(draws[i, 1] * len(fits))]
                 onset = onset_delay_s + scenarios[name].onset_s * (0.5 + draws[i, 2])

@@ -54,6 +54,9 @@ class Scenario(ABC):
     onset_s: ClassVar[float]
     precursor_s: ClassVar[float]
     duration_s: float | None = None  # how long FAILURE lasts; None = until the run ends
+    # False: afflicts devices only when named (``--scenario``), never in the random mix of
+    # ``--failure-rate`` alone, so mixed fleets (and detection scored on them) stay as they were.
+    in_random_mix: ClassVar[bool] = True
 
     def applies_to(self, model: type[DeviceModel]) -> bool:
         return ANY in self.device_types or model.device_type in self.device_types
@@ -354,6 +357,7 @@ class GatewayOutage(Scenario):
     onset_s = 1_800.0
     precursor_s = 0.0
     duration_s: float | None = 20 * 60.0
+    in_random_mix = False
 
     def __init__(self, duration_s: float | None = None) -> None:
         if duration_s is not None:
@@ -390,7 +394,7 @@ class ClockSkew(Scenario):
     (0, True)
     >>> later = skew.deliver(np.array([-5.0, 600.0]), np.random.default_rng(1), state).shift_ms
     >>> drift_ms = state["drift_ms_per_s"][1] * 600
-    >>> bool(abs(later[1] - first[1] - drift_ms) <= 1), 100 <= abs(drift_ms) <= 500
+    >>> bool(abs(later[1] - first[1] - drift_ms) <= 1), bool(100 <= abs(drift_ms) <= 500)
     (True, True)
     """
 
@@ -398,6 +402,7 @@ class ClockSkew(Scenario):
     device_types = frozenset({ANY})
     onset_s = 1_800.0
     precursor_s = 0.0
+    in_random_mix = False
     offset_range_s: ClassVar[tuple[float, float]] = (2.0, 300.0)
     drift_range_ms_per_min: ClassVar[tuple[float, float]] = (10.0, 50.0)
 

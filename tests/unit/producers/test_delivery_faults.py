@@ -181,3 +181,12 @@ def test_same_seed_same_bytes(scenario: str) -> None:
     first = run(5)
     assert first == run(5)
     assert first != run(6)
+
+
+def test_delivery_faults_only_afflict_devices_when_named() -> None:
+    mixed = Fleet(200, KINDS, seed=1, failure_rate=1.0)
+    assert set(mixed.assignments.values()) == {
+        n for n, s in SCENARIOS.items() if s.in_random_mix
+    } and not {"gateway_outage", "clock_skew"} & set(mixed.assignments.values())
+    named = Fleet(20, KINDS, seed=1, scenario="clock_skew", failure_rate=1.0)
+    assert set(named.assignments.values()) == {"clock_skew"} and len(named.assignments) == 20
