@@ -78,8 +78,7 @@ class TickEncoder:
         self._codec = codec
         self._pack = struct.Struct("<d").pack
         self._header = self._codec_header(fleet)
-        self._pre_for: int | None = None
-        self._pre = self._sensor
+        self._pre: dict[int, np.ndarray] = {}  # len(b"@" + ts digits) -> prefix per row
 
     def _codec_header(self, fleet: Fleet) -> bytes:
         """The codec's framing (single-object or Confluent), checked on a row of this fleet."""
@@ -118,12 +117,6 @@ class TickEncoder:
         if tick.row_ts_ms is not None or tick.late_ticks is not None:
             return self._encode_rows(tick, seq)
         at = b"@" + str(tick.ts_ms).encode()
-        if self._pre_for != len(at):  # reading-id length prefix depends on the digits of ts
-            h = self._header
-            self._pre = np.array(
-                [h + avro_long(len(s) + len(at)) + s for s in self._sensor.tolist()], dtype=object
-            )
-            self._pre_for = len(at)
         tail = avro_long(tick.ts_ms) + avro_long(seq) + b"\x00" + self._tenant + b"\x00"
         rows = tick.rows
         pack = self._pack
@@ -131,7 +124,7 @@ class TickEncoder:
         values = [
             join((p, at, m, pack(v), u, tail, lb))
             for p, m, v, u, lb in zip(
-                self._pre[rows].tolist(),
+                self._prefixes(len(at))[rows].tolist(),
                 self._mid[rows].tolist(),
                 tick.value_array.tolist(),
                 self._unit[rows].tolist(),
@@ -141,16 +134,28 @@ class TickEncoder:
         ]
         return self._keys[rows].tolist(), values
 
+    def _prefixes(self, at_len: int) -> np.ndarray:
+        """Header + reading-id string up to ``@``, per row: its length prefix counts ``at``."""
+        pre = self._pre.get(at_len)
+        if pre is None:
+            h = self._header
+            pre = self._pre[at_len] = np.array(
+                [h + avro_long(len(s) + at_len) + s for s in self._sensor.tolist()], dtype=object
+            )
+        return pre
+
     def _encode_rows(self, tick: FleetTick, seq: int) -> tuple[list[bytes], list[bytes]]:
         """Like :meth:`encode`, with each row's own event time and sequence number."""
-        h, end = self._header, b"\x00" + self._tenant + b"\x00"
+        end = b"\x00" + self._tenant + b"\x00"
         stamps: dict[tuple[int, int], tuple[bytes, bytes]] = {}  # rows often share a stamp
+        at_len = len(str(tick.ts_ms)) + 1  # every plausible stamp has as many digits
         pack = self._pack
         join = b"".join
         rows = tick.rows
         values = []
-        for s, m, v, u, lb, ts, sq in zip(
-            self._sensor[rows].tolist(),
+        for p, r, m, v, u, lb, ts, sq in zip(
+            self._prefixes(at_len)[rows].tolist(),
+            rows.tolist(),
             self._mid[rows].tolist(),
             tick.value_array.tolist(),
             self._unit[rows].tolist(),
@@ -166,5 +171,7 @@ class TickEncoder:
                     avro_long(ts) + avro_long(sq) + end,
                 )
             at, tail = stamp
-            values.append(join((h, avro_long(len(s) + len(at)), s, at, m, pack(v), u, tail, lb)))
+            if len(at) != at_len:
+                p = self._prefixes(len(at))[r]
+            values.append(join((p, at, m, pack(v), u, tail, lb)))
         return self._keys[rows].tolist(), values

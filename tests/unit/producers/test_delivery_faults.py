@@ -190,3 +190,18 @@ def test_delivery_faults_only_afflict_devices_when_named() -> None:
     } and not {"gateway_outage", "clock_skew"} & set(mixed.assignments.values())
     named = Fleet(20, KINDS, seed=1, scenario="clock_skew", failure_rate=1.0)
     assert set(named.assignments.values()) == {"clock_skew"} and len(named.assignments) == 20
+
+
+def test_fast_encoder_handles_stamps_of_any_length_and_late_sequences() -> None:
+    fleet = _fleet(None, devices=4)
+    codec = AvroCodec()
+    enc = TickEncoder(fleet, codec)
+    tick = fleet.tick(10_000)
+    n = len(tick.rows)
+    tick.row_ts_ms = np.array([5, 99_999, 10_000, 10**13 + 7] * n, dtype=np.int64)[:n]
+    tick.late_ticks = np.arange(n, dtype=np.int64) % 3
+    values = enc.encode(tick, 40)[1]
+    records = build_records(tick, 40, "default")
+    assert values == codec.encode_batch("UniversalSensorReading", records)
+    assert [r["sequence"] for r in records[:4]] == [40, 39, 38, 40]
+    assert records[1]["reading_id"].endswith("@99999") and records[1]["timestamp"] == 99_999
