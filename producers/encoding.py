@@ -3,6 +3,8 @@
 Only the value, the timestamp, the sequence and the label change between ticks, so each
 record is a join of pre-encoded pieces. The first record of every encoder is encoded by the
 codec too; the two must agree (that also yields the codec's header, whatever its mode).
+A tick whose rows carry their own event times or sequences (clock and delivery faults)
+takes a per-row path; a tick without takes the shared-timestamp path, as fast as before.
 """
 
 from __future__ import annotations
@@ -76,8 +78,7 @@ class TickEncoder:
         self._codec = codec
         self._pack = struct.Struct("<d").pack
         self._header = self._codec_header(fleet)
-        self._pre_for: int | None = None
-        self._pre = self._sensor
+        self._pre: dict[int, np.ndarray] = {}  # len(b"@" + ts digits) -> prefix per row
 
     def _codec_header(self, fleet: Fleet) -> bytes:
         """The codec's framing (single-object or Confluent), checked on a row of this fleet."""
@@ -113,13 +114,9 @@ class TickEncoder:
 
     def encode(self, tick: FleetTick, seq: int) -> tuple[list[bytes], list[bytes]]:
         """Kafka keys (device ids) and Avro values of the tick's readings."""
+        if tick.row_ts_ms is not None or tick.late_ticks is not None:
+            return self._encode_rows(tick, seq)
         at = b"@" + str(tick.ts_ms).encode()
-        if self._pre_for != len(at):  # reading-id length prefix depends on the digits of ts
-            h = self._header
-            self._pre = np.array(
-                [h + avro_long(len(s) + len(at)) + s for s in self._sensor.tolist()], dtype=object
-            )
-            self._pre_for = len(at)
         tail = avro_long(tick.ts_ms) + avro_long(seq) + b"\x00" + self._tenant + b"\x00"
         rows = tick.rows
         pack = self._pack
@@ -127,7 +124,7 @@ class TickEncoder:
         values = [
             join((p, at, m, pack(v), u, tail, lb))
             for p, m, v, u, lb in zip(
-                self._pre[rows].tolist(),
+                self._prefixes(len(at))[rows].tolist(),
                 self._mid[rows].tolist(),
                 tick.value_array.tolist(),
                 self._unit[rows].tolist(),
@@ -135,4 +132,46 @@ class TickEncoder:
                 strict=True,
             )
         ]
+        return self._keys[rows].tolist(), values
+
+    def _prefixes(self, at_len: int) -> np.ndarray:
+        """Header + reading-id string up to ``@``, per row: its length prefix counts ``at``."""
+        pre = self._pre.get(at_len)
+        if pre is None:
+            h = self._header
+            pre = self._pre[at_len] = np.array(
+                [h + avro_long(len(s) + at_len) + s for s in self._sensor.tolist()], dtype=object
+            )
+        return pre
+
+    def _encode_rows(self, tick: FleetTick, seq: int) -> tuple[list[bytes], list[bytes]]:
+        """Like :meth:`encode`, with each row's own event time and sequence number."""
+        end = b"\x00" + self._tenant + b"\x00"
+        stamps: dict[tuple[int, int], tuple[bytes, bytes]] = {}  # rows often share a stamp
+        at_len = len(str(tick.ts_ms)) + 1  # every plausible stamp has as many digits
+        pack = self._pack
+        join = b"".join
+        rows = tick.rows
+        values = []
+        for p, r, m, v, u, lb, ts, sq in zip(
+            self._prefixes(at_len)[rows].tolist(),
+            rows.tolist(),
+            self._mid[rows].tolist(),
+            tick.value_array.tolist(),
+            self._unit[rows].tolist(),
+            self._labels[tick.label_codes].tolist(),
+            tick.timestamps,
+            tick.sequences(seq),
+            strict=True,
+        ):
+            stamp = stamps.get((ts, sq))
+            if stamp is None:
+                stamp = stamps[ts, sq] = (
+                    b"@" + str(ts).encode(),
+                    avro_long(ts) + avro_long(sq) + end,
+                )
+            at, tail = stamp
+            if len(at) != at_len:
+                p = self._prefixes(len(at))[r]
+            values.append(join((p, at, m, pack(v), u, tail, lb)))
         return self._keys[rows].tolist(), values

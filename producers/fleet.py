@@ -3,15 +3,17 @@
 Devices are spread round-robin over the chosen kinds (device ``i`` is ``{prefix}-{i:05d}``).
 Physics noise and scenario draws come from separate generators derived from the seed, so
 which devices fail (``failure_rate``) never changes the readings of the healthy ones.
+A tick carries per-row event times only when a clock or delivery fault makes them differ.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from producers.backlog import Backlog, HeldRows
 from producers.models import KIND_MODELS, KINDS, DeviceModel
 from producers.scenarios import PHASES, SCENARIOS, Scenario, phase_of
 
@@ -35,14 +37,34 @@ class StaticRows:
 
 @dataclass
 class FleetTick:
-    """The readings of one tick: ``rows`` index the fleet's :class:`StaticRows`."""
+    """The readings of one tick: ``rows`` index the fleet's :class:`StaticRows`.
+
+    ``row_ts_ms`` (per row event time) is None when every row is stamped ``ts_ms``;
+    ``late_ticks`` (per row, how many ticks ago the reading was taken: held back by its
+    gateway) is None when every reading is from this tick.
+    """
 
     ts_ms: int
     static: StaticRows
     rows: np.ndarray
     value_array: np.ndarray
     label_codes: np.ndarray  # per row
+    row_ts_ms: np.ndarray | None = None
+    late_ticks: np.ndarray | None = None
     _lists: dict[str, list] = field(default_factory=dict, repr=False)
+
+    @property
+    def timestamps(self) -> list[int]:
+        """Event time (ms) of each row."""
+        if self.row_ts_ms is None:
+            return [self.ts_ms] * len(self.rows)
+        return list(self.row_ts_ms.tolist())
+
+    def sequences(self, seq: int) -> list[int]:
+        """Sequence number of each row, when this tick is sent as ``seq`` (one per tick)."""
+        if self.late_ticks is None:
+            return [seq] * len(self.rows)
+        return list((seq - self.late_ticks).tolist())
 
     def _pick(self, name: str) -> list:
         if name not in self._lists:
@@ -94,10 +116,15 @@ class _Group:
     fleet_index: np.ndarray  # group member -> fleet device index
     row_offset: int
     afflicted: list[_Afflicted]
+    backlog: Backlog | None = None  # readings held back by a delivery fault
 
 
 class Fleet:
-    """``devices`` devices over ``kinds``; deterministic for a seed, start and step."""
+    """``devices`` devices over ``kinds``; deterministic for a seed, start and step.
+
+    ``scenarios`` is the table failures are drawn from (default :data:`SCENARIOS`); pass a
+    changed copy to configure one, e.g. a longer gateway outage.
+    """
 
     def __init__(
         self,
@@ -109,6 +136,7 @@ class Fleet:
         scenario: str | None = None,
         step_s: float = 1.0,
         onset_delay_s: float = 0.0,
+        scenarios: Mapping[str, Scenario] = SCENARIOS,
     ) -> None:
         if devices < 1:
             msg = f"devices must be >= 1, got {devices}"
@@ -117,8 +145,8 @@ class Fleet:
         if unknown or not kinds:
             msg = f"unknown device kind(s) {unknown or kinds!r}; choose from {sorted(KIND_MODELS)}"
             raise ValueError(msg)
-        if scenario is not None and scenario not in SCENARIOS:
-            msg = f"unknown scenario {scenario!r}; choose from {', '.join(SCENARIOS)}"
+        if scenario is not None and scenario not in scenarios:
+            msg = f"unknown scenario {scenario!r}; choose from {', '.join(scenarios)}"
             raise ValueError(msg)
         if not 0.0 <= failure_rate <= 1.0:
             msg = f"failure rate must be in [0, 1], got {failure_rate}"
@@ -128,7 +156,7 @@ class Fleet:
             raise ValueError(msg)
         self.seed = seed
         self.step_s = step_s
-        names = list(SCENARIOS)
+        names = list(scenarios)
         model_of: list[type[DeviceModel]] = []
         per_kind = dict.fromkeys(kinds, 0)
         self.device_ids: list[str] = []
@@ -144,12 +172,14 @@ class Fleet:
         draws = srng.random((devices, 3))
         chosen: list[tuple[str, float] | None] = []
         for i, model in enumerate(model_of):
-            fits = [n for n in names if SCENARIOS[n].applies_to(model)]
+            fits = [n for n in names if scenarios[n].applies_to(model)]
             if scenario is not None:
                 fits = [scenario] if scenario in fits else []
+            else:
+                fits = [n for n in fits if scenarios[n].in_random_mix]
             if fits and draws[i, 0] < failure_rate:
                 name = fits[int(draws[i, 1] * len(fits))]
-                onset = onset_delay_s + SCENARIOS[name].onset_s * (0.5 + draws[i, 2])
+                onset = onset_delay_s + scenarios[name].onset_s * (0.5 + draws[i, 2])
                 chosen.append((name, onset))
             else:
                 chosen.append(None)
@@ -174,7 +204,7 @@ class Fleet:
                 if local:
                     onsets = np.array([chosen[members[j]][1] for j in local])
                     base = 1 + names.index(name) * len(PHASES)
-                    afflicted.append(_Afflicted(SCENARIOS[name], np.array(local), onsets, base))
+                    afflicted.append(_Afflicted(scenarios[name], np.array(local), onsets, base))
             self._groups.append(_Group(inst, members, row, afflicted))
             n_ch = len(model_cls.channels)
             for i in members.tolist():
@@ -191,6 +221,7 @@ class Fleet:
         self._scen_rng = np.random.default_rng([seed, 2])
         self._t0_s: float | None = None
         self._last_s: float | None = None
+        self._ticks = 0  # ticks produced so far: how late a held-back reading is
 
     def model_of(self, device_id: str) -> type[DeviceModel]:
         """The device model class of ``device_id``."""
@@ -229,12 +260,16 @@ class Fleet:
         rows: list[np.ndarray] = []
         vals: list[np.ndarray] = []
         codes: list[np.ndarray] = []
+        stamps: list[np.ndarray | None] = []  # per part: row event times (None: ts_ms)
+        lates: list[np.ndarray | None] = []  # per part: ticks held back (None: 0)
         for grp in self._groups:
             model = grp.model
             n_ch = len(model.channels)
             values = model.step(t_s, dt_s)
             code = np.zeros(model.n, dtype=np.int64)
             keep = np.ones(model.n, dtype=bool)
+            shift: np.ndarray | None = None
+            withheld: np.ndarray | None = None
             for aff in grp.afflicted:
                 sc = aff.scenario
                 since = t_s - self._t0_s - aff.onset_s
@@ -245,18 +280,81 @@ class Fleet:
                 sub = values[aff.members]
                 kept = sc.apply(type(model), sub, progress, dt_s, self._scen_rng, aff.state)
                 values[aff.members] = sub
-                code[aff.members] = aff.code_base + phase_of(progress)
+                phase = phase_of(progress)
+                if sc.duration_s is not None:  # the incident ends: NORMAL again after it
+                    phase = np.where(since >= sc.precursor_s + sc.duration_s, 0, phase)
+                code[aff.members] = aff.code_base + phase
                 if kept is not None:
                     keep[aff.members] = kept
+                delivery = sc.deliver(since, self._scen_rng, aff.state)
+                if delivery is not None and delivery.shift_ms is not None:
+                    shift = np.zeros(model.n, dtype=np.int64) if shift is None else shift
+                    shift[aff.members] = delivery.shift_ms
+                if delivery is not None and delivery.withheld is not None:
+                    withheld = np.zeros(model.n, dtype=bool) if withheld is None else withheld
+                    withheld[aff.members] = delivery.withheld
             row_ids = grp.row_offset + np.arange(model.n * n_ch)
             row_code = np.repeat(code, n_ch)
             flat = values.ravel()
+            row_ts = None if shift is None or not shift.any() else ts_ms + np.repeat(shift, n_ch)
+            if withheld is not None or grp.backlog is not None:
+                held = keep & withheld if withheld is not None else np.zeros(model.n, dtype=bool)
+                released = self._hold_back(grp, held, row_ids, row_ts, row_code, flat, ts_ms)
+                if released is not None:  # delivered late, together, before this tick's rows
+                    rows.append(released.rows)
+                    vals.append(released.values)
+                    codes.append(released.label_codes)
+                    stamps.append(released.ts_ms)
+                    lates.append(self._ticks - released.ticks)
+                keep = keep & ~held
             if not keep.all():
                 mask = np.repeat(keep, n_ch)
                 row_ids, row_code, flat = row_ids[mask], row_code[mask], flat[mask]
+                row_ts = None if row_ts is None else row_ts[mask]
             rows.append(row_ids)
             vals.append(flat)
             codes.append(row_code)
-        return FleetTick(
+            stamps.append(row_ts)
+            lates.append(None)
+        self._ticks += 1
+        tick = FleetTick(
             ts_ms, self.static, np.concatenate(rows), np.concatenate(vals), np.concatenate(codes)
         )
+        if any(s is not None for s in stamps):
+            tick.row_ts_ms = np.concatenate(
+                [
+                    np.full(len(r), ts_ms, dtype=np.int64) if s is None else s
+                    for r, s in zip(rows, stamps, strict=True)
+                ]
+            )
+        if any(lt is not None for lt in lates):
+            tick.late_ticks = np.concatenate(
+                [
+                    np.zeros(len(r), dtype=np.int64) if lt is None else lt
+                    for r, lt in zip(rows, lates, strict=True)
+                ]
+            )
+        return tick
+
+    def _hold_back(
+        self,
+        grp: _Group,
+        held: np.ndarray,
+        row_ids: np.ndarray,
+        row_ts: np.ndarray | None,
+        row_code: np.ndarray,
+        flat: np.ndarray,
+        ts_ms: int,
+    ) -> HeldRows | None:
+        """Buffer the rows of ``held`` devices; release the buffers of devices no longer held."""
+        n_ch = len(grp.model.channels)
+        if grp.backlog is None:
+            grp.backlog = Backlog(grp.row_offset, n_ch, grp.model.n)
+        released = grp.backlog.release(~held)
+        if held.any():
+            mask = np.repeat(held, n_ch)
+            stamp = (
+                np.full(int(mask.sum()), ts_ms, dtype=np.int64) if row_ts is None else row_ts[mask]
+            )
+            grp.backlog.hold(row_ids[mask], stamp, flat[mask], row_code[mask], self._ticks)
+        return released

@@ -4,20 +4,25 @@ The contract (:class:`Scenario`): which device types it applies to, when it star
 (``onset_s`` after the run start, jittered per device), how long the PRECURSOR lasts
 (``precursor_s``; 0 = no warning), and ``apply``, which changes the afflicted devices'
 values in place given each device's progress through the precursor (0..1, >1 = FAILURE)
-and may drop readings (dropout). Every reading of an afflicted device carries the label
-``{scenario, phase}``; healthy devices carry none. See docs/scenarios.md.
+and may drop readings (dropout). FAILURE lasts until the run ends, or ``duration_s`` when
+the incident ends (NORMAL again after it). Delivery faults use the optional hook
+``deliver``, which may shift the afflicted devices' event times (a wrong clock) and hold
+their readings back to release them later (store-and-forward); by default it returns None
+(on time, stamped with the tick's time). Every reading of an afflicted device carries the
+label ``{scenario, phase}``; healthy devices carry none. See docs/scenarios.md.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
 
 from producers.models import BatteryPack, DeviceModel, GridGuardian, PumpMotor, Vehicle
 
-__all__ = ["PHASES", "SCENARIOS", "Scenario", "phase_of"]
+__all__ = ["PHASES", "SCENARIOS", "ClockSkew", "Delivery", "GatewayOutage", "Scenario", "phase_of"]
 
 PHASES = ("NORMAL", "PRECURSOR", "FAILURE")
 ANY = "*"
@@ -28,6 +33,19 @@ def phase_of(progress: np.ndarray) -> np.ndarray:
     return np.where(progress < 0, 0, np.where(progress < 1, 1, 2))
 
 
+@dataclass(frozen=True)
+class Delivery:
+    """How the afflicted devices' readings of one tick travel (per device; None = as usual).
+
+    ``shift_ms``: int64 milliseconds added to the event time (a device clock that is off).
+    ``withheld``: True = this tick's readings are buffered; a device's buffer is released, in
+    event-time order and with the original event times, at the first tick it is not withheld.
+    """
+
+    shift_ms: np.ndarray | None = None
+    withheld: np.ndarray | None = None
+
+
 class Scenario(ABC):
     """One way equipment fails. Subclasses are stateless; per-device state goes in ``state``."""
 
@@ -35,9 +53,22 @@ class Scenario(ABC):
     device_types: ClassVar[frozenset[str]]  # ANY = every model (sensor faults)
     onset_s: ClassVar[float]
     precursor_s: ClassVar[float]
+    duration_s: float | None = None  # how long FAILURE lasts; None = until the run ends
+    # False: afflicts devices only when named (``--scenario``), never in the random mix of
+    # ``--failure-rate`` alone, so mixed fleets (and detection scored on them) stay as they were.
+    in_random_mix: ClassVar[bool] = True
 
     def applies_to(self, model: type[DeviceModel]) -> bool:
         return ANY in self.device_types or model.device_type in self.device_types
+
+    def deliver(
+        self, since_s: np.ndarray, rng: np.random.Generator, state: dict[str, np.ndarray]
+    ) -> Delivery | None:
+        """Clock and delivery faults, given seconds since each afflicted device's onset.
+
+        The default changes nothing (stamped with the tick's time, sent at once).
+        """
+        return None
 
     @abstractmethod
     def apply(
@@ -307,6 +338,100 @@ class IntermittentContact(Scenario):
         return None
 
 
+class GatewayOutage(Scenario):
+    """The device's gateway loses its uplink and stores readings until it returns.
+
+    For ``duration_s`` (default 20 minutes of event time) after the onset, the device's
+    readings are withheld; at the first tick after that they are all flushed at once, in
+    event-time order with their original timestamps, and the device then sends normally again.
+    Values stay healthy. To change the outage length, pass a configured instance to the fleet:
+    ``Fleet(..., scenarios=SCENARIOS | {"gateway_outage": GatewayOutage(duration_s=3_600)})``.
+
+    >>> outage = GatewayOutage(duration_s=600)
+    >>> outage.deliver(np.array([-1.0, 0.0, 599.0, 600.0]), np.random.default_rng(0), {}).withheld
+    array([False,  True,  True, False])
+    """
+
+    name = "gateway_outage"
+    device_types = frozenset({ANY})
+    onset_s = 1_800.0
+    precursor_s = 0.0
+    duration_s: float | None = 20 * 60.0
+    in_random_mix = False
+
+    def __init__(self, duration_s: float | None = None) -> None:
+        if duration_s is not None:
+            if not 0 < duration_s < float("inf"):
+                msg = f"gateway outage duration_s must be a finite number > 0, got {duration_s}"
+                raise ValueError(msg)
+            self.duration_s = duration_s
+
+    def apply(
+        self,
+        model: type[DeviceModel],
+        values: np.ndarray,
+        progress: np.ndarray,
+        dt_s: float,
+        rng: np.random.Generator,
+        state: dict[str, np.ndarray],
+    ) -> np.ndarray | None:
+        return None  # the readings are right; only their delivery fails
+
+    def deliver(
+        self, since_s: np.ndarray, rng: np.random.Generator, state: dict[str, np.ndarray]
+    ) -> Delivery | None:
+        return Delivery(withheld=(since_s >= 0) & (since_s < (self.duration_s or 0.0)))
+
+
+class ClockSkew(Scenario):
+    """The device loses its time sync: from the onset its clock is off by a constant offset
+    (2 s to 5 min, either sign, drawn per device) plus a drift (10-50 ms per minute, either
+    sign). Values stay healthy; the event times carry the error.
+
+    >>> skew, state = ClockSkew(), {}
+    >>> first = skew.deliver(np.array([-5.0, 0.0]), np.random.default_rng(0), state).shift_ms
+    >>> int(first[0]), bool(abs(first[1]) >= 2_000)
+    (0, True)
+    >>> later = skew.deliver(np.array([-5.0, 600.0]), np.random.default_rng(1), state).shift_ms
+    >>> drift_ms = state["drift_ms_per_s"][1] * 600
+    >>> bool(abs(later[1] - first[1] - drift_ms) <= 1), bool(100 <= abs(drift_ms) <= 500)
+    (True, True)
+    """
+
+    name = "clock_skew"
+    device_types = frozenset({ANY})
+    onset_s = 1_800.0
+    precursor_s = 0.0
+    in_random_mix = False
+    offset_range_s: ClassVar[tuple[float, float]] = (2.0, 300.0)
+    drift_range_ms_per_min: ClassVar[tuple[float, float]] = (10.0, 50.0)
+
+    def apply(
+        self,
+        model: type[DeviceModel],
+        values: np.ndarray,
+        progress: np.ndarray,
+        dt_s: float,
+        rng: np.random.Generator,
+        state: dict[str, np.ndarray],
+    ) -> np.ndarray | None:
+        return None  # the readings are right; only their timestamps are wrong
+
+    def deliver(
+        self, since_s: np.ndarray, rng: np.random.Generator, state: dict[str, np.ndarray]
+    ) -> Delivery | None:
+        if "offset_ms" not in state:  # drawn once per device, at the first tick
+            n = len(since_s)
+            lo, hi = np.log(self.offset_range_s)
+            sign = np.where(rng.random(n) < 0.5, -1.0, 1.0)
+            state["offset_ms"] = sign * np.exp(rng.uniform(lo, hi, n)) * 1000.0
+            sign = np.where(rng.random(n) < 0.5, -1.0, 1.0)
+            state["drift_ms_per_s"] = sign * rng.uniform(*self.drift_range_ms_per_min, n) / 60.0
+        # Rounding the whole error (not offset and drift apart) keeps each stamp within 0.5 ms.
+        error = state["offset_ms"] + state["drift_ms_per_s"] * since_s
+        return Delivery(shift_ms=np.where(since_s >= 0, np.round(error), 0).astype(np.int64))
+
+
 SCENARIOS: dict[str, Scenario] = {
     s.name: s
     for s in (
@@ -320,5 +445,7 @@ SCENARIOS: dict[str, Scenario] = {
         SensorDrift(),
         Dropout(),
         IntermittentContact(),
+        GatewayOutage(),
+        ClockSkew(),
     )
 }

@@ -106,8 +106,11 @@ class SimulationReport:
 
 
 def build_records(fleet_tick: FleetTick, seq: int, tenant_id: str) -> list[dict]:
-    """Avro-ready reading dicts for one tick (reading ids are deterministic)."""
-    ts = fleet_tick.ts_ms
+    """Avro-ready reading dicts for one tick (reading ids are deterministic).
+
+    Each row carries its own event time and sequence (they differ from the tick's under
+    clock and delivery faults: a skewed clock, readings flushed late by a gateway).
+    """
     return [
         {
             "reading_id": f"{sensor}@{ts}",
@@ -118,13 +121,13 @@ def build_records(fleet_tick: FleetTick, seq: int, tenant_id: str) -> list[dict]
             "value": value,
             "unit": unit,
             "timestamp": ts,
-            "sequence": seq,
+            "sequence": sequence,
             "quality": "GOOD",
             "tenant_id": tenant_id,
             "attributes": {},
             "label": label,
         }
-        for dev, dtype, sensor, cap, unit, value, label in zip(
+        for dev, dtype, sensor, cap, unit, value, label, ts, sequence in zip(
             fleet_tick.device_ids,
             fleet_tick.device_types,
             fleet_tick.sensors,
@@ -132,6 +135,8 @@ def build_records(fleet_tick: FleetTick, seq: int, tenant_id: str) -> list[dict]
             fleet_tick.units,
             fleet_tick.values,
             fleet_tick.labels,
+            fleet_tick.timestamps,
+            fleet_tick.sequences(seq),
             strict=True,
         )
     ]
