@@ -421,8 +421,8 @@ def pipeline_detections(
     from infra.store import start_store, stop_store
     from producers.replay import CsvSource, replay
     from schemas import AvroCodec
+    from sinks.clickhouse import ClickHouseSink
     from sinks.client import get_client
-    from sinks.writer import ClickHouseWriter
     from topics import READINGS, TopicAdmin, topic_specs
     from topics.producer import RecordProducer
 
@@ -438,7 +438,7 @@ def pipeline_detections(
     try:
         TopicAdmin(settings.bootstrap_servers).create_missing(topic_specs(settings))
         client = get_client(settings)
-        ClickHouseWriter(client).ensure_tables(settings)  # the worker's DDL, idempotent
+        ClickHouseSink(client, settings).setup()  # the worker's DDL, idempotent
         with open(log, "ab") as fh:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "envirostream", "worker"],
