@@ -19,6 +19,7 @@ import pytest
 
 from core.settings import Settings
 from schemas import AvroCodec
+from sinks.clickhouse import ClickHouseSink
 from sinks.client import get_client
 from tests.integration.aggregate_counter import SEEN_FILE
 from tests.integration.conftest import REPO, WorkerProcess, service_env, wait_for_worker
@@ -70,6 +71,7 @@ def test_a_user_agent_counts_the_aggregates_of_a_real_worker(
     producer.send_batch(READINGS, [r["device_id"].encode() for r in records], values)
     assert producer.flush(60) == 0
     client = get_client(settings)
+    ClickHouseSink(client, settings).setup()  # idempotent; the worker does it too
     expected = len(DEVICES) * 4  # windows [0,10), [10,20), [20,30) and, once idle, [30,40)
     out = settings.data_dir / "faust" / SEEN_FILE
 
