@@ -253,8 +253,8 @@ def _pipeline(
     from infra.harness import WorkerProcess, private_settings, start_services, stop_services
     from producers.encoding import TickEncoder
     from schemas import AvroCodec
+    from sinks.clickhouse import ClickHouseSink
     from sinks.client import get_client
-    from sinks.writer import ClickHouseWriter
     from streams.app import INPUT_TOPICS
     from streams.detection import detection_stage_from_settings
     from streams.health import ConsumerLagProbe
@@ -276,7 +276,7 @@ def _pipeline(
         start_services(settings)
         TopicAdmin(settings.bootstrap_servers).create_missing(topic_specs(settings))
         client = get_client(settings)
-        ClickHouseWriter(client).ensure_tables(settings)  # the worker's DDL, idempotent
+        ClickHouseSink(client, settings).setup()  # the worker's DDL, idempotent
 
         # 1. The seeded readings, as the simulator sends them (key = device id).
         fleet = config.fleet()

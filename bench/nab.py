@@ -402,8 +402,8 @@ def pipeline_detections(
     from infra.harness import WorkerProcess, private_settings, start_services, stop_services
     from producers.replay import CsvSource, replay
     from schemas import AvroCodec
+    from sinks.clickhouse import ClickHouseSink
     from sinks.client import get_client
-    from sinks.writer import ClickHouseWriter
     from topics import READINGS, TopicAdmin, topic_specs
     from topics.producer import RecordProducer
 
@@ -418,7 +418,7 @@ def pipeline_detections(
     try:
         TopicAdmin(settings.bootstrap_servers).create_missing(topic_specs(settings))
         client = get_client(settings)
-        ClickHouseWriter(client).ensure_tables(settings)  # the worker's DDL, idempotent
+        ClickHouseSink(client, settings).setup()  # the worker's DDL, idempotent
         worker = WorkerProcess(settings, log)
         codec = AvroCodec()
         t0 = time.perf_counter()

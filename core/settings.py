@@ -143,6 +143,11 @@ class Settings(BaseSettings):
     worker_batch_seconds: float = Field(
         default=0.5, gt=0, le=60, description="Max wait to fill a worker batch."
     )
+    worker_agents: str = Field(
+        default="",
+        description="Python modules (comma-separated) whose `register(app)` adds Faust agents "
+        "to the worker (docs/extending.md); empty: none.",
+    )
     # --- detection and alerting -------------------------------------------------------
     detector_warmup: int = Field(
         default=1440,
@@ -271,6 +276,21 @@ class Settings(BaseSettings):
                 msg = f"expected host:port[,host:port], got {value!r}"
                 raise ValueError(msg)
         return value.strip()
+
+    @field_validator("worker_agents")
+    @classmethod
+    def _check_agents(cls, value: str) -> str:
+        names = [n.strip() for n in value.split(",") if n.strip()]
+        for name in names:
+            if not all(part.isidentifier() for part in name.split(".")):
+                msg = f"{name!r} is not a Python module name (e.g. mypkg.agents)"
+                raise ValueError(msg)
+        return ",".join(names)
+
+    @property
+    def agent_modules(self) -> list[str]:
+        """The modules of ``ENVIROSTREAM_WORKER_AGENTS``, in order."""
+        return [n for n in self.worker_agents.split(",") if n]
 
     @field_validator("clickhouse_url", "schema_registry_url", "alertmanager_url", mode="before")
     @classmethod

@@ -2,7 +2,7 @@
 
 Feedback is an ``AlertFeedback`` record on ``telemetry.alerts.feedback``, keyed by the
 device id so it lands on the partition number of the device's readings; the worker that owns
-those readings applies it (``streams.app.PipelineWorker.on_feedback``):
+those readings applies it (``streams.worker.PipelineWorker.on_feedback``):
 
 * ``ack``: a FIRING alert becomes ACKNOWLEDGED (still open; it resolves after its quiet
   period like any alert);

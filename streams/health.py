@@ -3,15 +3,23 @@
 ``ConsumerLagProbe`` reads the broker's offsets (log end minus the group's committed
 offset), so the lag is what Kafka says, not an estimate. ``LastSeen`` is a pure per-device
 last-seen map whose only output is two counts: devices stay out of Prometheus labels.
+``sample_health`` sets the gauges from both.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
 from collections.abc import Hashable, Iterable, Sequence
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
-__all__ = ["ConsumerLagProbe", "LastSeen"]
+from core.metrics import PipelineMetrics
+
+__all__ = ["ConsumerLagProbe", "LastSeen", "sample_health"]
+
+log = logging.getLogger(__name__)
 
 
 class LastSeen:
@@ -89,3 +97,26 @@ class ConsumerLagProbe:
 
     def close(self) -> None:
         self._consumer.close()
+
+
+async def sample_health(
+    metrics: PipelineMetrics,
+    last_seen: LastSeen,
+    lag_probe: ConsumerLagProbe | None,
+    silent_after: float,
+) -> None:
+    """Housekeeping gauges: silent devices, and consumer lag from the broker's offsets
+    (probed in a thread; a failed probe is counted and logged, never raised)."""
+    now = time.monotonic()
+    metrics.devices_known.set(len(last_seen))
+    metrics.devices_silent.set(last_seen.silent(now, silent_after))
+    if lag_probe is None:
+        return
+    try:
+        lag = await asyncio.to_thread(lag_probe.lag)
+    except KafkaException as exc:
+        metrics.lag_probe_errors.inc()
+        log.warning("consumer lag not sampled: %s", exc)
+        return
+    for (topic, partition), records in lag.items():
+        metrics.consumer_lag.labels(topic, str(partition)).set(records)

@@ -2,9 +2,11 @@
 
 ``ReadingsProcessor.process`` takes a batch of raw input records and returns what must be
 sent on: dead letters (with the reason), closed windows as ``WindowAggregate`` records, and
-the rows for the ``readings`` table (kept in a :class:`RowBuffer`). ``commit_offset`` says
-how far input offsets may be committed: below the first reading of any window still open
-and of any row not yet stored, so a crash and replay rebuild everything in full.
+the rows for the ``readings`` table (column-wise, named by :data:`READING_COLUMNS`, per input
+partition with the first offset they came from; the worker hands them to its sink).
+``commit_offset`` says how far input offsets may be committed as far as windows go: below
+the first reading of any window still open (the worker also stays below rows its sink has
+not stored), so a crash and replay rebuild everything in full.
 """
 
 from __future__ import annotations
@@ -15,53 +17,49 @@ from typing import Any
 
 from core.records import Source
 from schemas import AvroCodec, DecodeError
-from sinks.ddl import TABLES
-from sinks.writer import RowBuffer
 from streams.detection import DetectionOutput, DetectionStage
+from streams.records import DeadLetter, InputRecord
 from streams.validate import check_reading
 from streams.windows import ClosedWindow, PartitionWindows
 
-__all__ = ["BatchResult", "DeadLetter", "InputRecord", "ReadingsProcessor", "Source"]
+__all__ = [
+    "READING_COLUMNS",
+    "BatchResult",
+    "DeadLetter",
+    "InputRecord",
+    "ReadingsProcessor",
+    "RowBlock",
+    "Source",
+]
 
 READING = "UniversalSensorReading"
-
-"""(topic, partition): where input records come from and where offsets are committed."""
+# The columns of the ``readings`` rows, in the order :meth:`ReadingsProcessor.process`
+# builds them.
+READING_COLUMNS = (
+    "ts",
+    "tenant_id",
+    "device_id",
+    "device_type",
+    "sensor_id",
+    "capability",
+    "value",
+    "unit",
+    "quality",
+    "sequence",
+    "reading_id",
+    "scenario",
+    "phase",
+)
 
 
 @dataclass(frozen=True, slots=True)
-class InputRecord:
-    """One record as fetched: where it came from and its bytes."""
+class RowBlock:
+    """``readings`` rows (column-wise, :data:`READING_COLUMNS`) of one input partition,
+    read at offsets >= ``first_offset``."""
 
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-
-    @property
-    def source(self) -> Source:
-        return (self.topic, self.partition)
-
-
-@dataclass(frozen=True, slots=True)
-class DeadLetter:
-    """A record refused by the pipeline, with the original bytes and why."""
-
-    record: InputRecord
-    reason: str
-    message: str
-    stage: str
-
-    def headers(self) -> list[tuple[str, bytes]]:
-        r = self.record
-        return [
-            ("error.reason", self.reason.encode()),
-            ("error.message", self.message.encode()),
-            ("error.stage", self.stage.encode()),
-            ("source.topic", r.topic.encode()),
-            ("source.partition", str(r.partition).encode()),
-            ("source.offset", str(r.offset).encode()),
-        ]
+    source: Source
+    first_offset: int
+    columns: list[list[Any]]
 
 
 @dataclass
@@ -72,10 +70,11 @@ class BatchResult:
     dead_letters: list[DeadLetter] = field(default_factory=list)
     aggregates: list[dict[str, Any]] = field(default_factory=list)
     detection: DetectionOutput = field(default_factory=DetectionOutput)
+    rows: list[RowBlock] = field(default_factory=list)
 
 
 class ReadingsProcessor:
-    """Decode, validate, window; buffers ``readings`` rows for the sink."""
+    """Decode, validate, window; returns the ``readings`` rows for the sink."""
 
     def __init__(
         self,
@@ -95,7 +94,6 @@ class ReadingsProcessor:
         self.detection = detection
         self.windows: dict[Source, PartitionWindows] = {}
         self.next_offset: dict[Source, int] = {}
-        self.readings = RowBuffer(TABLES["readings"])
         # Per series: (tenant_id, device_type, unit), copied into each closed window.
         self._series_meta: dict[tuple[str, str], tuple[str, str, str]] = {}
 
@@ -140,7 +138,7 @@ class ReadingsProcessor:
             label = item.get("label") or {}
             c = cols.get(src)
             if c is None:
-                c = cols[src] = [[] for _ in range(13)]
+                c = cols[src] = [[] for _ in READING_COLUMNS]
                 first_offsets[src] = rec.offset
             c[0].append(ts)
             c[1].append(item["tenant_id"])
@@ -155,8 +153,7 @@ class ReadingsProcessor:
             c[10].append(item["reading_id"])
             c[11].append(label.get("scenario", ""))
             c[12].append(label.get("phase", ""))
-        for src, columns in cols.items():
-            self.readings.extend(columns, src, first_offsets[src])
+        result.rows = [RowBlock(src, first_offsets[src], c) for src, c in cols.items()]
         for src in {r.source for r in batch}:
             windows = self.windows.get(src)
             if windows is not None:
@@ -203,7 +200,8 @@ class ReadingsProcessor:
 
     # -- progress -----------------------------------------------------------------------
     def commit_offset(self, source: Source) -> int | None:
-        """The offset up to which ``source`` may be committed (None: nothing seen)."""
+        """The offset up to which ``source`` may be committed as far as its windows go
+        (None: nothing seen); rows not yet stored are the sink's to hold back."""
         nxt = self.next_offset.get(source)
         if nxt is None:
             return None
@@ -211,8 +209,6 @@ class ReadingsProcessor:
         windows = self.windows.get(source)
         if windows is not None and (low := windows.min_open_offset()) is not None:
             candidates.append(low)
-        if (pending := self.readings.pending_from.get(source)) is not None:
-            candidates.append(pending)
         return min(candidates)
 
     def open_windows(self) -> int:
@@ -221,8 +217,8 @@ class ReadingsProcessor:
     def forget(self, sources: Iterable[Source]) -> None:
         """Drop the state of partitions this worker no longer owns (after a rebalance).
 
-        Rows of theirs already buffered are still written (harmless: the table deduplicates
-        on the reading id); only the bookkeeping for their commits is dropped.
+        Only the bookkeeping for their commits is dropped here (the sink drops the offsets
+        its buffered rows hold; the rows are still written, deduplicated on the reading id).
         """
         sources = list(sources)
         if self.detection is not None:
@@ -230,4 +226,3 @@ class ReadingsProcessor:
         for src in sources:
             self.windows.pop(src, None)
             self.next_offset.pop(src, None)
-            self.readings.pending_from.pop(src, None)

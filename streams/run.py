@@ -1,4 +1,4 @@
-"""Start one stream worker process: checks, topics, tables, metrics, then the Faust loop."""
+"""Start one stream worker process: checks, topics, sink, metrics, then the Faust loop."""
 
 from __future__ import annotations
 
@@ -13,12 +13,14 @@ from core.secrets import redact_url
 from core.settings import Settings
 from schemas import AvroCodec
 from sinks.alertmanager import AlertmanagerForwarder
-from sinks.client import get_client
 from sinks.ddl import TABLES
-from sinks.writer import ClickHouseWriter
-from streams.app import INPUT_TOPICS, PipelineWorker, create_app
+from sinks.registry import open_sink
+from streams.agents import load_agents
+from streams.app import create_app
+from streams.consumer import INPUT_TOPICS
 from streams.health import ConsumerLagProbe
 from streams.validate import REASONS
+from streams.worker import PipelineWorker
 from topics import TopicAdmin, topic_specs
 from topics.producer import RecordProducer, wait_for_broker
 
@@ -41,10 +43,10 @@ def serve_metrics(port: int, registry: CollectorRegistry, setting: str) -> None:
 
 def run_worker(settings: Settings) -> None:
     """Run until SIGTERM/SIGINT. Everything that can be checked is checked before Faust starts."""
+    agents = load_agents(settings.agent_modules)
     wait_for_broker(settings.bootstrap_servers, timeout=60)
     TopicAdmin(settings.bootstrap_servers).create_missing(topic_specs(settings))
-    writer = ClickHouseWriter(get_client(settings))
-    writer.ensure_tables(settings)
+    sink = open_sink(settings)
     registry = CollectorRegistry()
     metrics = PipelineMetrics(registry, tables=TABLES, dead_letter_reasons=REASONS)
     serve_metrics(settings.metrics_port, registry, "ENVIROSTREAM_METRICS_PORT")
@@ -56,21 +58,23 @@ def run_worker(settings: Settings) -> None:
         if settings.alertmanager_url
         else None
     )
-    if settings.alertmanager_url is not None:
+    if forwarder is not None and settings.alertmanager_url is not None:
         url = redact_url(settings.alertmanager_url.get_secret_value())
         log.info("forwarding device alerts to Alertmanager at %s", url)
+    if agents:
+        log.info("user agents from %s", ", ".join(settings.agent_modules))
 
     def build(app: faust.App) -> PipelineWorker:
         return PipelineWorker(
             settings,
             codec,
-            writer,
+            sink,
             producer,
             metrics,
             lag_probe=ConsumerLagProbe(settings.bootstrap_servers, settings.app_id, INPUT_TOPICS),
             forwarder=forwarder,
         )
 
-    app = create_app(settings, build)
+    app = create_app(settings, build, agents)
     worker = faust.Worker(app, loglevel=settings.log_level.lower(), quiet=True)
     worker.execute_from_commandline()

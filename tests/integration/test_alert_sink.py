@@ -22,8 +22,8 @@ from core.secrets import SecretUrl
 from core.settings import Settings
 from infra.prometheus_local import LocalService, get_json
 from schemas import AvroCodec
+from sinks.clickhouse import ClickHouseSink
 from sinks.client import get_client
-from sinks.writer import ClickHouseWriter
 from tests.integration.conftest import Webhook, WorkerProcess, wait_for_worker
 from topics import ALERTS, ANOMALIES, TopicAdmin, topic_specs
 from topics.producer import RecordProducer
@@ -116,7 +116,7 @@ def test_anomalies_and_alerts_are_stored_and_forwarded(
     TopicAdmin(settings.bootstrap_servers).create_missing(topic_specs(settings))
     codec = AvroCodec()
     client = get_client(settings)
-    ClickHouseWriter(client).ensure_tables(settings)  # idempotent; the worker does it too
+    ClickHouseSink(client, settings).setup()  # idempotent; the worker does it too
     n = len(ALERTS_SPEC)
 
     # Phase 1: two FIRING versions of each alert (the second with duplicates folded in),

@@ -19,8 +19,8 @@ from confluent_kafka import Consumer
 
 from core.settings import Settings
 from schemas import AvroCodec
+from sinks.clickhouse import ClickHouseSink
 from sinks.client import get_client
-from sinks.writer import ClickHouseWriter
 from tests.integration.conftest import WorkerProcess, wait_for_worker
 from tests.integration.test_alert_sink import metric
 from topics import ALERTS, READINGS, TopicAdmin, topic_specs
@@ -112,7 +112,7 @@ def test_failing_device_yields_one_alert_resolved_after_recovery_despite_a_kill(
     )
     TopicAdmin(settings.bootstrap_servers).create_missing(topic_specs(settings))
     codec = AvroCodec()
-    ClickHouseWriter(get_client(settings)).ensure_tables(settings)
+    ClickHouseSink(get_client(settings), settings).setup()
     log_dir = tmp_path_factory.mktemp("logs")
 
     produce(settings, range(KILL_AT_S), codec)

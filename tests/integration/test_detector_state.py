@@ -27,8 +27,8 @@ import pytest
 from core.settings import Settings
 from envirostream.feedback import send_feedback
 from schemas import AvroCodec
+from sinks.clickhouse import ClickHouseSink
 from sinks.client import get_client
-from sinks.writer import ClickHouseWriter
 from streams.alert_log import read_latest_state
 from streams.detection import DetectionStage, SeriesState
 from tests.integration.conftest import WorkerProcess, wait_for_worker
@@ -114,7 +114,7 @@ def test_models_and_false_positive_thresholds_survive_kills(
         }
     )
     TopicAdmin(settings.bootstrap_servers).create_missing(topic_specs(settings))
-    ClickHouseWriter(get_client(settings)).ensure_tables(settings)
+    ClickHouseSink(get_client(settings), settings).setup()
     logs = tmp_path_factory.mktemp("logs")
 
     # 1. learn, checkpoint, crash

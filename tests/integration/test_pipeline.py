@@ -24,8 +24,8 @@ from producers.fleet import Fleet
 from producers.models import KINDS
 from producers.simulator import SimulationConfig, build_records, run_simulation
 from schemas import AvroCodec
+from sinks.clickhouse import ClickHouseSink
 from sinks.client import get_client
-from sinks.writer import ClickHouseWriter
 from tests.integration.conftest import WorkerProcess, wait_for_worker
 from topics import DLQ, READINGS, TopicAdmin, topic_specs
 from topics.producer import RecordProducer
@@ -153,7 +153,7 @@ def run(services: Settings, tmp_path_factory: pytest.TempPathFactory) -> Run:
 
     log_dir = tmp_path_factory.mktemp("logs")
     client = get_client(settings)
-    ClickHouseWriter(client).ensure_tables(settings)  # idempotent; the worker does it too
+    ClickHouseSink(client, settings).setup()  # idempotent; the worker does it too
     worker = WorkerProcess(settings, log_dir / "worker-1.log")
     try:
         wait_for_worker(

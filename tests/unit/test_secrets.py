@@ -155,10 +155,10 @@ def test_worker_logs_the_alertmanager_url_without_its_password(
         def __init__(self, url: str, metrics: PipelineMetrics) -> None:
             forwarded.append(url)
 
-    for name in ("TopicAdmin", "ClickHouseWriter", "RecordProducer", "AvroCodec"):
+    for name in ("TopicAdmin", "RecordProducer", "AvroCodec"):
         monkeypatch.setattr(run, name, Stub)
     monkeypatch.setattr(run, "wait_for_broker", lambda *a, **k: None)
-    monkeypatch.setattr(run, "get_client", lambda *a, **k: None)
+    monkeypatch.setattr(run, "open_sink", lambda *a, **k: None)
     monkeypatch.setattr(run, "serve_metrics", lambda *a, **k: None)
     monkeypatch.setattr(run, "create_app", create_app)
     monkeypatch.setattr(run, "AlertmanagerForwarder", Forwarder)

@@ -16,19 +16,23 @@ from prometheus_client import CollectorRegistry
 from core.metrics import PipelineMetrics
 from core.settings import load_settings
 from schemas import AvroCodec
-from streams.app import PipelineWorker
+from sinks.base import BatchingSink, SinkBatch
+from sinks.ddl import TABLES
 from streams.readings import InputRecord
+from streams.worker import PipelineWorker
 
 TOPIC = "telemetry.readings"
 
 
-class MemoryWriter:
-    def __init__(self) -> None:
-        self.rows: dict[str, list[list[Any]]] = {}
+class MemorySink(BatchingSink):
+    """The ClickHouse tables' columns, rows kept in lists."""
 
-    def write(self, table: str, columns: list[list[Any]]) -> int:
-        self.rows.setdefault(table, []).extend(zip(*columns, strict=True))  # type: ignore[arg-type]
-        return len(columns[0])
+    def __init__(self) -> None:
+        super().__init__({t.name: t.column_names for t in TABLES.values()})
+        self.rows: dict[str, list[tuple[Any, ...]]] = {}
+
+    def write(self, batch: SinkBatch) -> None:
+        self.rows.setdefault(batch.table, []).extend(zip(*batch.columns, strict=True))
 
 
 class MemoryProducer:
@@ -71,7 +75,7 @@ def reading(codec: AvroCodec, device: str, ts: int, value: float = 1.0) -> bytes
     )
 
 
-def make_worker(**overrides: Any) -> tuple[PipelineWorker, MemoryWriter, MemoryProducer, list]:
+def make_worker(**overrides: Any) -> tuple[PipelineWorker, MemorySink, MemoryProducer, list]:
     values: dict[str, Any] = {
         "window_seconds": 10,
         "allowed_lateness_seconds": 0,
@@ -86,11 +90,11 @@ def make_worker(**overrides: Any) -> tuple[PipelineWorker, MemoryWriter, MemoryP
         commits.append(dict(offsets))
         return True
 
-    writer, producer = MemoryWriter(), MemoryProducer()
+    writer, producer = MemorySink(), MemoryProducer()
     worker = PipelineWorker(
         settings,
         AvroCodec(),
-        writer,  # type: ignore[arg-type]
+        writer,
         producer,  # type: ignore[arg-type]
         PipelineMetrics(CollectorRegistry()),
         commit=commit,
@@ -187,7 +191,7 @@ def test_alert_and_anomaly_sinks_commit_only_after_their_rows_are_stored() -> No
     assert value("envirostream_alerts_firing", {"severity": "critical"}) == 1
     assert value("envirostream_alerts_firing", {"severity": "warning"}) == 1
 
-    asyncio.run(worker._maybe_flush_and_commit(force=True))
+    asyncio.run(worker.flush_and_commit(force=True))
     assert len(writer.rows["alerts"]) == 2 and len(writer.rows["anomalies"]) == 3
     assert worker.committed == {(ALERTS, 0): 7, (ANOMALIES, 2): 3}
 
@@ -199,7 +203,7 @@ def test_alert_and_anomaly_sinks_commit_only_after_their_rows_are_stored() -> No
         InputRecord(ALERTS, 0, 8, b"x", b"\x00garbage"),
     ]
     asyncio.run(worker.on_sink_records(ALERTS, more))
-    asyncio.run(worker._maybe_flush_and_commit(force=True))
+    asyncio.run(worker.flush_and_commit(force=True))
     assert value("envirostream_alerts_firing", {"severity": "critical"}) == 0
     assert [t for t, _ in producer.sent] == ["telemetry.dlq"]
     assert worker.committed == {(ALERTS, 0): 9, (ANOMALIES, 2): 3}
@@ -214,7 +218,7 @@ def test_unreachable_alertmanager_holds_up_neither_rows_nor_commits() -> None:
     forwarder = AlertmanagerForwarder(
         f"http://127.0.0.1:{free_port()}", worker.metrics, retries=2, backoff_seconds=0.4
     )
-    worker.forwarder = forwarder
+    worker.alerting.forwarder = forwarder
     codec = AvroCodec()
     record = InputRecord(ALERTS, 1, 0, b"m1/v", codec.encode("Alert", alert("m1/v")))
 
@@ -222,8 +226,8 @@ def test_unreachable_alertmanager_holds_up_neither_rows_nor_commits() -> None:
         started = time.monotonic()
         await worker.on_sink_records(ALERTS, [record])
         took = time.monotonic() - started
-        assert worker._forwarding is not None
-        await worker._forwarding  # two retries: at least 1.2 s of backoff, off the loop
+        assert worker.alerting.forwarding is not None
+        await worker.alerting.forwarding  # two retries: at least 1.2 s of backoff, off the loop
         return took
 
     took = asyncio.run(run())

@@ -103,7 +103,7 @@ def test_unknown_alerts_are_counted_and_bad_feedback_is_dead_lettered() -> None:
 
 def test_checkpoints_go_to_the_readings_partition_and_a_new_worker_loads_them() -> None:
     worker, producer, _, _ = firing_worker(detector_warmup=5)
-    asyncio.run(worker._maybe_flush_and_commit(force=True))
+    asyncio.run(worker.flush_and_commit(force=True))
     topic = detector_state_topic(worker.settings)
     states = [(t, v) for t, v in producer.sent if t == topic]
     assert len(states) == 1 and (topic, 2) in producer.partitions

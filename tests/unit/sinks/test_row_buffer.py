@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from core.settings import load_settings
+from sinks.base import RowBuffer
 from sinks.ddl import TABLES, create_statements
-from sinks.writer import RowBuffer
 
 
 class FakeClock:
@@ -19,7 +19,7 @@ class FakeClock:
 
 def test_buffer_collects_columns_and_lowest_offset_per_source() -> None:
     clock = FakeClock()
-    buf = RowBuffer(TABLES["anomalies"], clock=clock)
+    buf = RowBuffer("anomalies", TABLES["anomalies"].column_names, clock=clock)
     width = len(TABLES["anomalies"].columns)
     buf.extend([[1]] * width, ("t", 0), 10)
     buf.extend([[2, 3]] * width, ("t", 0), 7)
@@ -33,7 +33,7 @@ def test_buffer_collects_columns_and_lowest_offset_per_source() -> None:
 
 def test_flush_is_due_by_rows_or_by_age() -> None:
     clock = FakeClock()
-    buf = RowBuffer(TABLES["anomalies"], clock=clock)
+    buf = RowBuffer("anomalies", TABLES["anomalies"].column_names, clock=clock)
     width = len(TABLES["anomalies"].columns)
     assert not buf.due(max_rows=2, max_seconds=1.0)
     buf.extend([[1]] * width, "s", 0)
@@ -46,7 +46,7 @@ def test_flush_is_due_by_rows_or_by_age() -> None:
 
 
 def test_wrong_column_count_is_refused_with_the_table_name() -> None:
-    buf = RowBuffer(TABLES["readings"])
+    buf = RowBuffer("readings", TABLES["readings"].column_names)
     with pytest.raises(ValueError, match="readings: expected 13 columns"):
         buf.extend([[1]], "s", 0)
 

@@ -1,0 +1,52 @@
+"""The records the worker moves: an input record as fetched, and a dead letter.
+
+>>> rec = InputRecord("telemetry.readings", 2, 41, b"d1", b"\\x00")
+>>> rec.source
+('telemetry.readings', 2)
+>>> dict(DeadLetter(rec, "late", "window closed", "window").headers())["source.offset"]
+b'41'
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from core.records import Source
+
+__all__ = ["DeadLetter", "InputRecord", "Source"]
+
+
+@dataclass(frozen=True, slots=True)
+class InputRecord:
+    """One record as fetched: where it came from and its bytes."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+    @property
+    def source(self) -> Source:
+        return (self.topic, self.partition)
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A record refused by the pipeline, with the original bytes and why."""
+
+    record: InputRecord
+    reason: str
+    message: str
+    stage: str
+
+    def headers(self) -> list[tuple[str, bytes]]:
+        r = self.record
+        return [
+            ("error.reason", self.reason.encode()),
+            ("error.message", self.message.encode()),
+            ("error.stage", self.stage.encode()),
+            ("source.topic", r.topic.encode()),
+            ("source.partition", str(r.partition).encode()),
+            ("source.offset", str(r.offset).encode()),
+        ]

@@ -1,0 +1,255 @@
+"""One worker's state and the order things happen in; each job is done by its own part.
+
+:class:`PipelineWorker` is what the consumer loop and the Faust timers call: a batch of
+readings, of operator feedback or of a stored topic, the housekeeping tick, a rebalance. It
+holds the lock that serialises them and decides *when* to flush the sink, checkpoint and
+commit; *how* is in the parts it wires: :mod:`streams.readings` (decode, validate, window,
+detect), :mod:`streams.intake` (stored topics), :mod:`streams.feedback`,
+:mod:`streams.outputs` (Kafka), :mod:`streams.checkpoints` (detector state),
+:mod:`streams.alert_forwarding`, :mod:`streams.commits` and a sink implementing
+:class:`sinks.base.BatchingSink` — the worker knows the contract, not the destination.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+from faust.types import TP
+
+from core.metrics import PipelineMetrics
+from core.records import Source
+from core.settings import Settings
+from schemas import AvroCodec
+from sinks.alertmanager import AlertmanagerForwarder
+from sinks.base import BatchingSink
+from streams.alert_forwarding import AlertForwarding
+from streams.checkpoints import DetectorCheckpoints
+from streams.commits import CommitFunction, OffsetCommitter, safe_offsets
+from streams.detection import detection_stage_from_settings
+from streams.feedback import FeedbackIntake
+from streams.health import ConsumerLagProbe, LastSeen, sample_health
+from streams.intake import STORED_TOPICS, TopicIntake
+from streams.outputs import Outputs
+from streams.readings import READING_COLUMNS, ReadingsProcessor
+from streams.records import InputRecord
+from topics import ALERTS, READINGS
+from topics.producer import RecordProducer
+
+__all__ = ["PipelineWorker"]
+
+READINGS_TABLE = "readings"
+# Per table, the column with the event time (epoch ms) for the event-to-sink latency.
+EVENT_TIME = {READINGS_TABLE: "ts", **{s.table: s.event_time for s in STORED_TOPICS}}
+
+
+class PipelineWorker:
+    """State and I/O of one worker process; the consumer loop and timers call into it."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        codec: AvroCodec,
+        sink: BatchingSink,
+        producer: RecordProducer,
+        metrics: PipelineMetrics,
+        commit: CommitFunction | None = None,
+        clock: Callable[[], float] = time.time,
+        lag_probe: ConsumerLagProbe | None = None,
+        forwarder: AlertmanagerForwarder | None = None,
+    ) -> None:
+        self.settings = settings
+        self.codec = codec
+        self.sink = sink
+        self.metrics = metrics
+        self._clock = clock
+        self.lag_probe = lag_probe
+        self.detection = detection_stage_from_settings(settings)
+        self.processor = ReadingsProcessor(
+            codec,
+            window_ms=settings.window_ms,
+            lateness_ms=settings.lateness_ms,
+            window_label=settings.window_label,
+            late_policy=settings.late_policy,
+            detection=self.detection,
+        )
+        self.outputs = Outputs(producer, codec, metrics)
+        self.intakes = {s.topic: TopicIntake(s, codec, sink) for s in STORED_TOPICS}
+        self.feedback = FeedbackIntake(codec, self.detection, metrics)
+        self.checkpoints = DetectorCheckpoints(
+            settings, self.detection, self.outputs, codec, metrics
+        )
+        self.alerting = AlertForwarding(metrics, forwarder)
+        self.committer = OffsetCommitter(commit)
+        # The sink's column order for readings, picked from the processor's columns.
+        self._reading_order = [READING_COLUMNS.index(c) for c in sink.column_names(READINGS_TABLE)]
+        self.pending_restore: set[int] = set()  # readings partitions assigned, not restored
+        self.last_input: dict[Source, float] = {}
+        self.last_seen = LastSeen()
+        self.lock = asyncio.Lock()
+        self._last_commit = 0.0
+
+    @property
+    def committed(self) -> dict[Source, int]:
+        return self.committer.committed
+
+    def bind_commit(self, commit: CommitFunction) -> None:
+        """Set how offsets are committed (the input consumer, once it exists)."""
+        self.committer.bind(commit)
+
+    # -- input batches ------------------------------------------------------------------
+    async def on_readings(self, batch: Sequence[InputRecord]) -> None:
+        async with self.lock:
+            result = self.processor.process(batch)
+            now = time.monotonic()
+            for src in {r.source for r in batch}:
+                self.last_input[src] = now
+                self.last_seen.update(src, (r.key for r in batch if r.source == src), now)
+            self.metrics.readings_consumed.inc(result.consumed)
+            self.metrics.late_readings.inc(result.late)
+            for block in result.rows:
+                columns = [block.columns[i] for i in self._reading_order]
+                self.sink.add(READINGS_TABLE, columns, block.source, block.first_offset)
+            self.outputs.send_dead_letters(result.dead_letters)
+            self.outputs.send_aggregates(result.aggregates)
+            self.outputs.send_detection(result.detection)
+            await self.flush_and_commit(force=False)
+
+    async def on_feedback(self, batch: Sequence[InputRecord]) -> None:
+        """``AlertFeedback`` records: the alert changes go out, a false positive's raised
+        thresholds are checkpointed at once; both are on Kafka before the commit."""
+        async with self.lock:
+            result = self.feedback.apply(batch)
+            self.outputs.send_dead_letters(result.dead_letters)
+            self.outputs.send_detection(self.detection.take())
+            if result.thresholds_changed:
+                await self.checkpoints.checkpoint()
+            await self.flush_and_commit(force=False)
+
+    async def on_sink_records(self, topic: str, batch: Sequence[InputRecord]) -> None:
+        """Records of one stored topic: decode, dead-letter the bad, buffer the rows."""
+        async with self.lock:
+            bad, records = self.intakes[topic].take(batch)
+            self.outputs.send_dead_letters(bad)
+            if topic == ALERTS:
+                self.alerting.observe(batch, records)
+            await self.flush_and_commit(force=False)
+
+    # -- rebalances ---------------------------------------------------------------------
+    def assigned(self, partitions: Sequence[int]) -> None:
+        """Readings partitions assigned: their state is restored before the next batch."""
+        self.pending_restore.update(partitions)
+
+    async def restore_pending(self) -> None:
+        """Restore the state of newly assigned partitions, if any (the consume loop calls
+        this before it handles a fetched batch, so no record of those partitions is
+        processed against an empty state)."""
+        if not self.pending_restore:
+            return
+        partitions = sorted(self.pending_restore)
+        self.pending_restore.clear()
+        async with self.lock:
+            await self.checkpoints.restore(partitions)
+
+    async def release(self, tps: Sequence[TP]) -> None:
+        """Partitions revoked: checkpoint their devices for the next owner, then forget."""
+        sources = [(tp.topic, tp.partition) for tp in tps if tp.topic == READINGS]
+        async with self.lock:
+            if sources and await self.checkpoints.checkpoint(sources):
+                await self.outputs.flush(60.0)
+            self.forget(tps)
+
+    def forget(self, tps: Sequence[TP]) -> None:
+        sources = [(tp.topic, tp.partition) for tp in tps]
+        self.processor.forget(sources)
+        self.last_seen.forget(sources)
+        self.sink.forget(sources)
+        for intake in self.intakes.values():
+            intake.forget(sources)
+        self.feedback.forget(sources)
+        self.committer.forget(sources)
+        for src in sources:
+            self.last_input.pop(src, None)
+        self.alerting.forget(sources)
+
+    async def stop(self) -> None:
+        """A clean stop leaves the models' latest state for the next start."""
+        async with self.lock:
+            await self.checkpoints.checkpoint()
+            await self.outputs.flush(30.0)
+
+    # -- time-driven work ---------------------------------------------------------------
+    async def tick(self) -> None:
+        """Alertmanager posts, idle windows, device expiry, time-bound flushes, commits."""
+        self.alerting.forward()
+        if self.lock.locked():
+            return  # a batch is being handled; it flushes and commits itself
+        async with self.lock:
+            now = time.monotonic()
+            idle = [
+                src
+                for src, seen in self.last_input.items()
+                if now - seen >= self.settings.idle_close_seconds
+            ]
+            if now - self.checkpoints.last_expiry >= 60.0:
+                self.expire_devices()
+            if idle:
+                self.outputs.send_aggregates(self.processor.close_all(idle))
+                for src in idle:  # quiet alerts resolve even when no input moves time on
+                    self.detection.idle(src, round((now - self.last_input[src]) * 1000))
+                self.outputs.send_detection(self.detection.take())
+            await self.flush_and_commit(force=False)
+
+    def expire_devices(self) -> int:
+        """Forget devices silent for the device-state TTL (tombstones in the changelog)."""
+        return self.checkpoints.expire(self.last_input)
+
+    async def sample_health(self) -> None:
+        await sample_health(
+            self.metrics, self.last_seen, self.lag_probe, self.settings.silent_device_seconds
+        )
+
+    # -- flushing and committing --------------------------------------------------------
+    async def flush_and_commit(self, *, force: bool) -> None:
+        """Flush the sink's due tables (all when ``force``); every commit interval, also
+        checkpoint when due and commit."""
+        s = self.settings
+        now_s = self._clock()
+        due = self.sink.tables if force else self.sink.due(s.sink_batch_rows, s.sink_batch_seconds)
+        for table in due:
+            await self._flush(table, now_s)
+        self.metrics.windows_open.set(self.processor.open_windows())
+        if not force and time.monotonic() - self._last_commit < s.commit_interval_seconds:
+            return
+        if force or self.checkpoints.due(time.monotonic()):
+            await self.checkpoints.checkpoint()  # flushed by commit() before any offset
+        await self.commit()
+
+    async def _flush(self, table: str, now_s: float) -> None:
+        started = time.monotonic()
+        try:
+            batch = await asyncio.to_thread(self.sink.flush, table)
+        except Exception:
+            self.metrics.sink_errors.labels(table).inc()
+            raise
+        self.metrics.sink_batch_duration.labels(table).observe(time.monotonic() - started)
+        self.metrics.sink_rows.labels(table).inc(batch.rows)
+        if (column := EVENT_TIME.get(table)) is not None:
+            event_ms = np.asarray(batch.column(column) if batch.rows else [], dtype=float)
+            self.metrics.event_to_sink.observe_many(table, now_s - event_ms / 1000.0)
+
+    async def commit(self) -> None:
+        """Commit every input offset that is safe, after the outputs are acknowledged."""
+        await self.outputs.acknowledged()
+        progress: dict[Source, Any] = {}
+        for src in list(self.processor.next_offset):
+            if (off := self.processor.commit_offset(src)) is not None:
+                progress[src] = off
+        for intake in self.intakes.values():
+            progress.update(intake.next_offset)
+        progress.update(self.feedback.next_offset)
+        await self.committer.commit(safe_offsets(progress, self.sink.pending_from))
+        self._last_commit = time.monotonic()

@@ -1,0 +1,122 @@
+"""The worker against the sink contract only: offsets commit behind durable rows.
+
+A fake sink decides when rows become durable (its write can fail, and its readings columns
+come in another order than the processor builds them); the worker must never commit an
+offset past a row the sink has not stored, whatever the sink is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from faust.types import TP
+from prometheus_client import CollectorRegistry
+
+from core.metrics import PipelineMetrics
+from core.settings import load_settings
+from schemas import AvroCodec
+from sinks.base import BatchingSink, SinkBatch
+from streams.readings import READING_COLUMNS, InputRecord
+from streams.worker import PipelineWorker
+from tests.unit.streams.test_worker_commits import TOPIC, MemoryProducer, reading
+
+CODEC = AvroCodec()
+
+
+class FlakySink(BatchingSink):
+    """Stores rows in memory; ``down`` makes every write fail. Readings columns reversed."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            {
+                "readings": tuple(reversed(READING_COLUMNS)),
+                "aggregates": ("device_id", "window_end", "count"),
+                "anomalies": ("device_id", "ts"),
+                "alerts": ("alert_key", "last_seen", "state"),
+            }
+        )
+        self.down = False
+        self.stored: dict[str, list[dict[str, Any]]] = {}
+
+    def write(self, batch: SinkBatch) -> None:
+        if self.down:
+            msg = "sink unreachable"
+            raise ConnectionError(msg)
+        rows = [
+            dict(zip(batch.column_names, r, strict=True)) for r in zip(*batch.columns, strict=True)
+        ]
+        self.stored.setdefault(batch.table, []).extend(rows)
+
+
+def make(sink: BatchingSink) -> tuple[PipelineWorker, list[dict[TP, int]]]:
+    settings = load_settings(
+        {},
+        window_seconds=1,
+        allowed_lateness_seconds=0,
+        sink_batch_rows=1,  # every batch flushes
+        sink_batch_seconds=600,
+        commit_interval_seconds=0.001,
+    )
+    commits: list[dict[TP, int]] = []
+
+    async def commit(offsets: dict[TP, int]) -> None:
+        commits.append(dict(offsets))
+
+    worker = PipelineWorker(
+        settings,
+        CODEC,
+        sink,
+        MemoryProducer(),  # type: ignore[arg-type]
+        PipelineMetrics(CollectorRegistry()),
+        commit=commit,
+    )
+    return worker, commits
+
+
+def batch(offsets: range) -> list[InputRecord]:
+    # One reading per second of event time: every reading closes the previous window.
+    return [
+        InputRecord(TOPIC, 0, i, b"d", reading(CODEC, "d", i * 1000, float(i))) for i in offsets
+    ]
+
+
+def test_commits_stay_behind_rows_the_sink_could_not_store() -> None:
+    sink = FlakySink()
+    worker, commits = make(sink)
+    asyncio.run(worker.on_readings(batch(range(3))))
+    # Windows [0,1) and [1,2) closed; reading 2 is in the open window: commit up to 2.
+    assert commits[-1] == {TP(TOPIC, 0): 2}
+    assert [r["reading_id"] for r in sink.stored["readings"]] == ["d@0", "d@1000", "d@2000"]
+    assert sink.stored["readings"][1]["value"] == 1.0  # columns matched by name, not position
+
+    sink.down = True
+    with pytest.raises(ConnectionError):
+        asyncio.run(worker.on_readings(batch(range(3, 6))))
+    # Windows up to offset 5 closed, but rows 3..5 are not durable: nothing moves past 3.
+    assert sink.pending_from((TOPIC, 0)) == 3
+    assert max(c[TP(TOPIC, 0)] for c in commits) == 2
+    assert (
+        worker.metrics.registry.get_sample_value(
+            "envirostream_sink_errors_total", {"table": "readings"}
+        )
+        == 1
+    )
+
+    sink.down = False
+    asyncio.run(worker.flush_and_commit(force=True))
+    assert commits[-1] == {TP(TOPIC, 0): 5}  # reading 5's window is still open
+    assert len(sink.stored["readings"]) == 6
+
+
+def test_a_sink_that_holds_rows_holds_the_commit_for_every_partition() -> None:
+    sink = FlakySink()
+    worker, _ = make(sink)
+    worker.settings = worker.settings.model_copy(update={"sink_batch_rows": 1_000})
+    asyncio.run(worker.on_readings(batch(range(4))))
+    other = [InputRecord(TOPIC, 1, 7, b"e", reading(CODEC, "e", 500))]
+    asyncio.run(worker.on_readings(other))
+    assert worker.committed == {(TOPIC, 0): 0, (TOPIC, 1): 7}  # rows buffered, not stored
+    asyncio.run(worker.flush_and_commit(force=True))
+    assert worker.committed == {(TOPIC, 0): 3, (TOPIC, 1): 7}  # the open windows hold now
