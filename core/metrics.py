@@ -115,10 +115,17 @@ class PipelineMetrics:
             registry=registry,
         )
         self.late_readings = Counter(
-            p + "late_readings", "Readings beyond the allowed lateness.", registry=registry
+            p + "late_readings",
+            "Readings whose window their device had already emitted (stored raw all the same).",
+            registry=registry,
         )
         self.windows_emitted = Counter(
             p + "windows_emitted", "Closed windows sent to telemetry.aggregates.", registry=registry
+        )
+        self.windows_corrected = Counter(
+            p + "windows_corrected",
+            "Window aggregates re-emitted, recomputed after late readings were stored.",
+            registry=registry,
         )
         self.windows_open = Gauge(
             p + "windows_open", "Windows currently open in this worker.", registry=registry

@@ -102,10 +102,27 @@ class Settings(BaseSettings):
         default=10.0,
         ge=0,
         le=86400,
-        description="How far behind the newest event time a reading may still arrive.",
+        description=(
+            "How far behind its own device's newest event time a reading may still join its"
+            " window before the window is emitted."
+        ),
     )
-    late_policy: Literal["dlq", "drop"] = Field(
-        default="dlq", description="Readings beyond the lateness: dead-letter or count and drop."
+    late_policy: Literal["correct", "store"] = Field(
+        default="correct",
+        description=(
+            "Readings whose window was already emitted are always stored raw; correct: also"
+            " re-emit that window's aggregate recomputed from the stored readings; store: only"
+            " count them."
+        ),
+    )
+    correction_horizon_hours: float = Field(
+        default=168.0,
+        ge=0,
+        le=24 * 366,
+        description=(
+            "How far behind its device's clock a late reading still corrects its window's"
+            " aggregate (beyond it the reading is stored raw and counted)."
+        ),
     )
     max_future_seconds: float = Field(
         default=300.0,

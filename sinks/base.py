@@ -36,7 +36,13 @@ from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["BatchingSink", "RowBuffer", "SinkBatch"]
+__all__ = [
+    "BatchingSink",
+    "RowBuffer",
+    "SinkBatch",
+    "StoredWindows",
+    "WindowRef",
+]
 
 
 @dataclass(frozen=True)
@@ -194,3 +200,17 @@ class BatchingSink(ABC):
         except KeyError:
             msg = f"{type(self).__name__} stores no table {table!r}; it has {list(self._buffers)}"
             raise KeyError(msg) from None
+
+
+WindowRef = tuple[str, str, str, int]
+"""(tenant_id, device_id, capability, window_start_ms) of one window of one series."""
+
+
+class StoredWindows(ABC):
+    """A sink that can read back what it stored: the statistics of windows recomputed from
+    the ``readings`` it holds (how late readings correct an aggregate already emitted)."""
+
+    @abstractmethod
+    def recompute_windows(self, window_ms: int, refs: Sequence[WindowRef]) -> list[dict[str, Any]]:
+        """One dict per window of ``refs`` that has stored readings: the fields of a
+        ``WindowAggregate`` record except ``window_size``."""

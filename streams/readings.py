@@ -4,6 +4,11 @@
 sent on: dead letters (with the reason), closed windows as ``WindowAggregate`` records, and
 the rows for the ``readings`` table (column-wise, named by :data:`READING_COLUMNS`, per input
 partition with the first offset they came from; the worker hands them to its sink).
+
+Every valid reading becomes a row, whenever it arrives. A reading whose window its device
+has already emitted (*late*) is stored and counted but not windowed or scored here; within
+the correction horizon it is returned as a :class:`LateWindow`, so the worker can re-emit
+that window's aggregate recomputed from the stored readings.
 ``commit_offset`` says how far input offsets may be committed as far as windows go: below
 the first reading of any window still open (the worker also stays below rows its sink has
 not stored), so a crash and replay rebuild everything in full.
@@ -19,7 +24,7 @@ from core.records import Source
 from schemas import AvroCodec, DecodeError
 from streams.detection import DetectionOutput, DetectionStage
 from streams.records import DeadLetter, InputRecord
-from streams.validate import check_reading
+from streams.validate import EventTimeBounds, check_reading
 from streams.windows import ClosedWindow, PartitionWindows
 
 __all__ = [
@@ -27,6 +32,7 @@ __all__ = [
     "BatchResult",
     "DeadLetter",
     "InputRecord",
+    "LateWindow",
     "ReadingsProcessor",
     "RowBlock",
     "Source",
@@ -62,6 +68,18 @@ class RowBlock:
     columns: list[list[Any]]
 
 
+@dataclass(frozen=True, slots=True)
+class LateWindow:
+    """A window that a late reading (at ``offset`` of ``source``) changed after its emission."""
+
+    source: Source
+    offset: int
+    tenant_id: str
+    device_id: str
+    capability: str
+    start_ms: int
+
+
 @dataclass
 class BatchResult:
     consumed: int = 0
@@ -71,6 +89,7 @@ class BatchResult:
     aggregates: list[dict[str, Any]] = field(default_factory=list)
     detection: DetectionOutput = field(default_factory=DetectionOutput)
     rows: list[RowBlock] = field(default_factory=list)
+    late_windows: list[LateWindow] = field(default_factory=list)
 
 
 class ReadingsProcessor:
@@ -83,7 +102,9 @@ class ReadingsProcessor:
         window_ms: int,
         lateness_ms: int,
         window_label: str,
-        late_policy: str = "dlq",
+        late_policy: str = "correct",
+        correction_horizon_ms: int = 7 * 86_400_000,
+        bounds: EventTimeBounds | None = None,
         detection: DetectionStage | None = None,
     ) -> None:
         self.codec = codec
@@ -91,6 +112,8 @@ class ReadingsProcessor:
         self.lateness_ms = lateness_ms
         self.window_label = window_label
         self.late_policy = late_policy
+        self.correction_horizon_ms = correction_horizon_ms
+        self.bounds = bounds
         self.detection = detection
         self.windows: dict[Source, PartitionWindows] = {}
         self.next_offset: dict[Source, int] = {}
@@ -98,10 +121,15 @@ class ReadingsProcessor:
         self._series_meta: dict[tuple[str, str], tuple[str, str, str]] = {}
 
     # -- the batch ----------------------------------------------------------------------
-    def process(self, batch: Sequence[InputRecord]) -> BatchResult:
+    def process(self, batch: Sequence[InputRecord], now_s: float = 0.0) -> BatchResult:
+        """Handle one batch; ``now_s`` is the wall clock (clock-fault bounds, idle devices)."""
         result = BatchResult(consumed=len(batch))
         if not batch:
             return result
+        now_ms = int(now_s * 1000)
+        bounds = self.bounds
+        for partition in self.windows.values():
+            partition.set_clock(now_s)
         decoded = self.codec.decode_batch(READING, [r.value or b"" for r in batch])
         cols: dict[Source, list[list[Any]]] = {}
         first_offsets: dict[Source, int] = {}
@@ -111,27 +139,21 @@ class ReadingsProcessor:
             if isinstance(item, DecodeError):
                 result.dead_letters.append(DeadLetter(rec, item.reason, str(item), "decode"))
                 continue
-            problem = check_reading(item)
+            problem = check_reading(item, bounds, now_ms)
             if problem is not None:
                 result.dead_letters.append(DeadLetter(rec, problem[0], problem[1], "validate"))
                 continue
             windows = self.windows.get(src)
             if windows is None:
                 windows = self.windows[src] = PartitionWindows(self.window_ms, self.lateness_ms)
+                windows.set_clock(now_s)
             device, cap, ts = item["device_id"], item["capability"], item["timestamp"]
-            if not windows.add(device, cap, item["value"], ts, rec.offset):
-                result.late += 1
-                if self.late_policy == "dlq":
-                    wm = windows.watermark_ms(device)
-                    msg = (
-                        f"event time {ts} is in a window that closed (watermark {wm}, "
-                        f"allowed lateness {self.lateness_ms} ms)"
-                    )
-                    result.dead_letters.append(DeadLetter(rec, "late", msg, "window"))
-                continue
-            result.accepted += 1
-            if self.detection is not None:
-                self.detection.observe(src, item)
+            if windows.add(device, cap, item["value"], ts, rec.offset):
+                result.accepted += 1
+                if self.detection is not None:
+                    self.detection.observe(src, item)
+            else:
+                self._late(result, windows, rec, item)
             meta = (item["tenant_id"], item["device_type"], item["unit"])
             if self._series_meta.get((device, cap)) != meta:
                 self._series_meta[(device, cap)] = meta
@@ -155,13 +177,42 @@ class ReadingsProcessor:
             c[12].append(label.get("phase", ""))
         result.rows = [RowBlock(src, first_offsets[src], c) for src, c in cols.items()]
         for src in {r.source for r in batch}:
-            windows = self.windows.get(src)
-            if windows is not None:
-                result.aggregates.extend(self._to_records(windows.close_due()))
+            if (due := self.windows.get(src)) is not None:
+                result.aggregates.extend(self._to_records(due.close_due()))
         if self.detection is not None:
             self.detection.tick({r.source for r in batch})
             result.detection = self.detection.take()
         return result
+
+    def _late(
+        self, result: BatchResult, windows: PartitionWindows, rec: InputRecord, item: dict
+    ) -> None:
+        """A reading of a window its device already emitted: stored (the caller adds the row),
+        counted, and within the horizon a correction of that window."""
+        result.late += 1
+        if self.late_policy != "correct":
+            return
+        device, ts = item["device_id"], item["timestamp"]
+        watermark = windows.watermark_ms(device)
+        if watermark is not None and ts < watermark - self.correction_horizon_ms:
+            return
+        result.late_windows.append(
+            LateWindow(
+                rec.source,
+                rec.offset,
+                item["tenant_id"],
+                device,
+                item["capability"],
+                ts - ts % self.window_ms,
+            )
+        )
+
+    def close_idle(self, now_s: float, idle_s: float) -> list[dict[str, Any]]:
+        """Close the windows of every device silent for ``idle_s`` of wall clock."""
+        out: list[dict[str, Any]] = []
+        for windows in self.windows.values():
+            out.extend(self._to_records(windows.close_idle(now_s, idle_s)))
+        return out
 
     def close_all(self, sources: Iterable[Source] | None = None) -> list[dict[str, Any]]:
         """Close every open window of ``sources`` (all by default): the input went idle."""

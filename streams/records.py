@@ -3,7 +3,7 @@
 >>> rec = InputRecord("telemetry.readings", 2, 41, b"d1", b"\\x00")
 >>> rec.source
 ('telemetry.readings', 2)
->>> dict(DeadLetter(rec, "late", "window closed", "window").headers())["source.offset"]
+>>> dict(DeadLetter(rec, "not_avro", "no Avro header", "decode").headers())["source.offset"]
 b'41'
 """
 

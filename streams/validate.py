@@ -33,7 +33,6 @@ REASONS = {
     "oversized_field": f"an id longer than {MAX_ID_LENGTH} characters",
     "future_timestamp": "event time further ahead of the wall clock than the allowed skew",
     "implausible_timestamp": "event time before the floor ENVIROSTREAM_EVENT_TIME_FLOOR",
-    "late": "event time is beyond the allowed lateness of its window",
     # From the feedback agent: an AlertFeedback record with an action this worker ignores.
     "invalid_feedback": "an alert feedback action other than ACK or FALSE_POSITIVE",
 }

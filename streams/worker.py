@@ -25,10 +25,11 @@ from core.records import Source
 from core.settings import Settings
 from schemas import AvroCodec
 from sinks.alertmanager import AlertmanagerForwarder
-from sinks.base import BatchingSink
+from sinks.base import BatchingSink, StoredWindows, WindowRef
 from streams.alert_forwarding import AlertForwarding
 from streams.checkpoints import DetectorCheckpoints
 from streams.commits import CommitFunction, OffsetCommitter, safe_offsets
+from streams.corrections import WindowCorrections
 from streams.detection import detection_stage_from_settings
 from streams.feedback import FeedbackIntake
 from streams.health import ConsumerLagProbe, LastSeen, sample_health
@@ -36,6 +37,7 @@ from streams.intake import STORED_TOPICS, TopicIntake
 from streams.outputs import Outputs
 from streams.readings import READING_COLUMNS, ReadingsProcessor
 from streams.records import InputRecord
+from streams.validate import EventTimeBounds
 from topics import ALERTS, READINGS
 from topics.producer import RecordProducer
 
@@ -73,9 +75,12 @@ class PipelineWorker:
             window_ms=settings.window_ms,
             lateness_ms=settings.lateness_ms,
             window_label=settings.window_label,
-            late_policy=settings.late_policy,
+            late_policy=settings.late_policy if isinstance(sink, StoredWindows) else "store",
+            correction_horizon_ms=round(settings.correction_horizon_hours * 3_600_000),
+            bounds=EventTimeBounds(settings.event_time_floor_ms, settings.max_future_ms),
             detection=self.detection,
         )
+        self.corrections = WindowCorrections(settings.window_ms, settings.window_label)
         self.outputs = Outputs(producer, codec, metrics)
         self.intakes = {s.topic: TopicIntake(s, codec, sink) for s in STORED_TOPICS}
         self.feedback = FeedbackIntake(codec, self.detection, metrics)
@@ -103,7 +108,8 @@ class PipelineWorker:
     # -- input batches ------------------------------------------------------------------
     async def on_readings(self, batch: Sequence[InputRecord]) -> None:
         async with self.lock:
-            result = self.processor.process(batch)
+            result = self.processor.process(batch, self._clock())
+            self.corrections.add(result.late_windows)
             now = time.monotonic()
             for src in {r.source for r in batch}:
                 self.last_input[src] = now
@@ -165,6 +171,7 @@ class PipelineWorker:
     def forget(self, tps: Sequence[TP]) -> None:
         sources = [(tp.topic, tp.partition) for tp in tps]
         self.processor.forget(sources)
+        self.corrections.forget(sources)
         self.last_seen.forget(sources)
         self.sink.forget(sources)
         for intake in self.intakes.values():
@@ -196,8 +203,10 @@ class PipelineWorker:
             ]
             if now - self.checkpoints.last_expiry >= 60.0:
                 self.expire_devices()
+            # Each device closes its windows after its own silence (wall clock).
+            closed = self.processor.close_idle(self._clock(), self.settings.idle_close_seconds)
+            self.outputs.send_aggregates(closed)
             if idle:
-                self.outputs.send_aggregates(self.processor.close_all(idle))
                 for src in idle:  # quiet alerts resolve even when no input moves time on
                     self.detection.idle(src, round((now - self.last_input[src]) * 1000))
                 self.outputs.send_detection(self.detection.take())
@@ -230,16 +239,35 @@ class PipelineWorker:
 
     async def _flush(self, table: str, now_s: float) -> None:
         started = time.monotonic()
+        late = self.corrections.take() if table == READINGS_TABLE else {}
         try:
             batch = await asyncio.to_thread(self.sink.flush, table)
         except Exception:
+            self.corrections.restore(late)
             self.metrics.sink_errors.labels(table).inc()
             raise
+        if late:
+            await self._correct(late)
         self.metrics.sink_batch_duration.labels(table).observe(time.monotonic() - started)
         self.metrics.sink_rows.labels(table).inc(batch.rows)
         if (column := EVENT_TIME.get(table)) is not None:
             event_ms = np.asarray(batch.column(column) if batch.rows else [], dtype=float)
             self.metrics.event_to_sink.observe_many(table, now_s - event_ms / 1000.0)
+
+    async def _correct(self, late: dict[Source, dict[WindowRef, int]]) -> None:
+        """Re-emit the windows late readings changed, recomputed from the stored readings."""
+        assert isinstance(self.sink, StoredWindows)  # late windows only come with one
+        refs = sorted({ref for refs in late.values() for ref in refs})
+        try:
+            stats = await asyncio.to_thread(
+                self.sink.recompute_windows, self.settings.window_ms, refs
+            )
+        except Exception:
+            self.corrections.restore(late)
+            raise
+        records = self.corrections.records(stats)
+        self.outputs.send_aggregates(records)
+        self.metrics.windows_corrected.inc(len(records))
 
     async def commit(self) -> None:
         """Commit every input offset that is safe, after the outputs are acknowledged."""
@@ -247,7 +275,8 @@ class PipelineWorker:
         progress: dict[Source, Any] = {}
         for src in list(self.processor.next_offset):
             if (off := self.processor.commit_offset(src)) is not None:
-                progress[src] = off
+                held = self.corrections.hold(src)
+                progress[src] = off if held is None else min(off, held)
         for intake in self.intakes.values():
             progress.update(intake.next_offset)
         progress.update(self.feedback.next_offset)

@@ -36,7 +36,7 @@ def test_external_services_are_taken_from_the_environment() -> None:
         ("ENVIROSTREAM_KAFKA_BOOTSTRAP", "localhost", "host:port"),
         ("ENVIROSTREAM_CLICKHOUSE_URL", "ch:8123", "http"),
         ("ENVIROSTREAM_WINDOW_SECONDS", "-5", "greater than 0"),
-        ("ENVIROSTREAM_LATE_POLICY", "ignore", "'dlq' or 'drop'"),
+        ("ENVIROSTREAM_LATE_POLICY", "ignore", "'correct' or 'store'"),
         ("ENVIROSTREAM_METRICS_PORT", "70000", "less than or equal"),
         ("ENVIROSTREAM_TOPIC_PARTITIONS", "many", "integer"),
     ],

@@ -82,6 +82,7 @@ def make_worker(**overrides: Any) -> tuple[PipelineWorker, MemorySink, MemoryPro
         "sink_batch_rows": 1_000_000,
         "sink_batch_seconds": 600,
         "commit_interval_seconds": 0.001,
+        "event_time_floor": "1970-01-01",  # the readings here are stamped near the epoch
     }
     settings = load_settings({}, **(values | overrides))
     commits: list[dict[TP, int]] = []

@@ -58,6 +58,7 @@ def make(sink: BatchingSink) -> tuple[PipelineWorker, list[dict[TP, int]]]:
         sink_batch_rows=1,  # every batch flushes
         sink_batch_seconds=600,
         commit_interval_seconds=0.001,
+        event_time_floor="1970-01-01",  # readings stamped near the epoch
     )
     commits: list[dict[TP, int]] = []
 
