@@ -6,6 +6,8 @@ Nothing here touches chdb or sockets, so every rule is unit-tested in millisecon
 
 from __future__ import annotations
 
+import email.parser
+import email.policy
 import re
 import zlib
 from dataclasses import dataclass, field
@@ -20,6 +22,7 @@ __all__ = [
     "decompress_body",
     "error_code",
     "error_text",
+    "form_fields",
     "insert_from_file",
     "parse_params",
     "result_format",
@@ -229,6 +232,36 @@ def split_insert(sql_and_data: bytes) -> tuple[str, str, memoryview] | None:
         return None
     stmt = match.group(1).decode("utf-8")
     return stmt, match.group(2).decode("ascii"), memoryview(sql_and_data)[match.end() :]
+
+
+def form_fields(content_type: str, body: bytes) -> list[tuple[str, str]] | None:
+    r"""The text fields of a ``multipart/form-data`` body (None for any other body).
+
+    clickhouse-connect sends query parameters this way once they pass 4 kB of URL; the
+    fields are the same ``query`` / ``param_<name>`` / setting names as in the URL.
+
+    >>> body = (b'--b\r\nContent-Disposition: form-data; name="param_x"\r\n\r\n[1,2]\r\n'
+    ...         b'--b\r\nContent-Disposition: form-data; name="query"\r\n\r\nSELECT 1\r\n--b--\r\n')
+    >>> form_fields("multipart/form-data; boundary=b", body)
+    [('param_x', '[1,2]'), ('query', 'SELECT 1')]
+    >>> form_fields("text/plain", b"SELECT 1") is None
+    True
+    """
+    if not content_type.lower().startswith("multipart/form-data"):
+        return None
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+        b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body
+    )
+    fields = []
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if part.get_filename() is not None:
+            msg = "Code: 1001. DB::Exception: external tables (file parts) are not served."
+            raise ValueError(msg)
+        payload = part.get_payload(decode=True)
+        if isinstance(name, str) and isinstance(payload, bytes):
+            fields.append((name, payload.decode("utf-8")))
+    return fields
 
 
 _SETTINGS_CLAUSE = re.compile(r"\sSETTINGS\s", re.IGNORECASE)

@@ -25,7 +25,7 @@ _RECOMPUTE = """
 SELECT tenant_id, device_id, capability,
        intDiv(toUnixTimestamp64Milli(ts), {w:Int64}) * {w:Int64} AS start,
        any(device_type), any(unit), count(), avg(value), min(value), max(value),
-       stddevPop(value), argMin(value, (ts, sequence)), argMax(value, (ts, sequence)),
+       stddevPopStable(value), argMin(value, (ts, sequence)), argMax(value, (ts, sequence)),
        toUnixTimestamp64Milli(min(ts)), toUnixTimestamp64Milli(max(ts))
 FROM readings FINAL
 WHERE ts >= fromUnixTimestamp64Milli({lo:Int64}) AND ts < fromUnixTimestamp64Milli({hi:Int64})

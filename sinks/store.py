@@ -52,7 +52,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import FrameType
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import chdb
 
@@ -61,6 +61,7 @@ from sinks._store_http import (
     decompress_body,
     error_code,
     error_text,
+    form_fields,
     insert_from_file,
     parse_params,
     result_format,
@@ -273,7 +274,12 @@ class _Handler(BaseHTTPRequestHandler):
                 self._error("Code: 210. DB::Exception: The store is shutting down.", query_id)
                 return
             try:
-                params = parse_params(url.query)
+                query_string = url.query
+                fields = form_fields(self.headers.get("Content-Type", ""), body)
+                if fields is not None:  # parameters too long for the URL come as a form
+                    query_string = "&".join(filter(None, (query_string, urlencode(fields))))
+                    body = b""
+                params = parse_params(query_string)
                 query_id = params.query_id or query_id
                 encoding = self.headers.get("Content-Encoding")
                 if encoding is None and params.decompress:

@@ -178,7 +178,9 @@ class ReadingsProcessor:
         result.rows = [RowBlock(src, first_offsets[src], c) for src, c in cols.items()]
         for src in {r.source for r in batch}:
             if (due := self.windows.get(src)) is not None:
-                result.aggregates.extend(self._to_records(due.close_due()))
+                closed = due.close_due()
+                result.aggregates.extend(self._to_records(closed))
+                result.late_windows.extend(self._recheck(src, closed))
         if self.detection is not None:
             self.detection.tick({r.source for r in batch})
             result.detection = self.detection.take()
@@ -207,12 +209,32 @@ class ReadingsProcessor:
             )
         )
 
-    def close_idle(self, now_s: float, idle_s: float) -> list[dict[str, Any]]:
-        """Close the windows of every device silent for ``idle_s`` of wall clock."""
-        out: list[dict[str, Any]] = []
-        for windows in self.windows.values():
-            out.extend(self._to_records(windows.close_idle(now_s, idle_s)))
+    def _recheck(self, src: Source, closed: Iterable[ClosedWindow]) -> list[LateWindow]:
+        """A device's first window since its clock started here may lack readings that an
+        earlier worker stored before a restart: recompute it from the store as well."""
+        if self.late_policy != "correct":
+            return []
+        out = []
+        for w in closed:
+            if w.fresh:
+                tenant = self._series_meta[(w.device_id, w.capability)][0]
+                out.append(
+                    LateWindow(src, w.first_offset, tenant, w.device_id, w.capability, w.start_ms)
+                )
         return out
+
+    def close_idle(
+        self, now_s: float, idle_s: float
+    ) -> tuple[list[dict[str, Any]], list[LateWindow]]:
+        """Close the windows of every device silent for ``idle_s`` of wall clock: their
+        aggregates, and the first windows to recompute (see :meth:`_recheck`)."""
+        out: list[dict[str, Any]] = []
+        recheck: list[LateWindow] = []
+        for src, windows in self.windows.items():
+            closed = windows.close_idle(now_s, idle_s)
+            out.extend(self._to_records(closed))
+            recheck.extend(self._recheck(src, closed))
+        return out, recheck
 
     def close_all(self, sources: Iterable[Source] | None = None) -> list[dict[str, Any]]:
         """Close every open window of ``sources`` (all by default): the input went idle."""

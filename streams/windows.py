@@ -98,7 +98,12 @@ class WindowAccumulator:
 
 @dataclass(frozen=True, slots=True)
 class ClosedWindow:
-    """A window whose end the watermark has passed; its statistics are final."""
+    """A window whose end the watermark has passed; its statistics are final.
+
+    ``fresh`` marks the first window its device closed since its clock started here: after
+    a restart it may hold only the readings replayed from the committed offset (the caller
+    recomputes it from the stored readings).
+    """
 
     device_id: str
     capability: str
@@ -113,12 +118,14 @@ class ClosedWindow:
     last: float
     first_ts: int
     last_ts: int
+    first_offset: int = 0
+    fresh: bool = False
 
 
 class _DeviceClock:
     """One device's event-time clock and the starts of its open windows."""
 
-    __slots__ = ("by_start", "closed_until", "max_event_ms", "seen_s", "starts")
+    __slots__ = ("by_start", "closed_until", "fresh", "max_event_ms", "seen_s", "starts")
 
     def __init__(self, seen_s: float) -> None:
         self.max_event_ms: int | None = None
@@ -126,6 +133,7 @@ class _DeviceClock:
         self.starts: list[int] = []  # heap of window starts that have open windows
         self.by_start: dict[int, list[WindowKey]] = {}
         self.seen_s = seen_s  # wall clock of the last batch that carried this device
+        self.fresh = True  # no window closed yet since this clock started
 
 
 class PartitionWindows:
@@ -274,6 +282,7 @@ class PartitionWindows:
         size = self.size_ms
         while dev.starts and dev.starts[0] + size <= boundary_ms:
             start = heapq.heappop(dev.starts)
+            fresh, dev.fresh = dev.fresh, False
             for key in dev.by_start.pop(start):
                 acc = self._open.pop(key)
                 yield ClosedWindow(
@@ -290,6 +299,8 @@ class PartitionWindows:
                     last=acc.last,
                     first_ts=acc.first_ts,
                     last_ts=acc.last_ts,
+                    first_offset=acc.first_offset,
+                    fresh=fresh,
                 )
 
 

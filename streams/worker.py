@@ -204,8 +204,11 @@ class PipelineWorker:
             if now - self.checkpoints.last_expiry >= 60.0:
                 self.expire_devices()
             # Each device closes its windows after its own silence (wall clock).
-            closed = self.processor.close_idle(self._clock(), self.settings.idle_close_seconds)
+            closed, recheck = self.processor.close_idle(
+                self._clock(), self.settings.idle_close_seconds
+            )
             self.outputs.send_aggregates(closed)
+            self.corrections.add(recheck)
             if idle:
                 for src in idle:  # quiet alerts resolve even when no input moves time on
                     self.detection.idle(src, round((now - self.last_input[src]) * 1000))

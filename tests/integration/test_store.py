@@ -320,6 +320,17 @@ def test_rejected_inserts_are_errors_and_store_nothing(store: Settings) -> None:
     ]
 
 
+def test_query_parameters_too_long_for_a_url_arrive_as_a_form(store: Settings) -> None:
+    """clickhouse-connect sends bound parameters over 4 kB as multipart form data."""
+    client = get_client(store)
+    ids = [f"device-{i:05d}" for i in range(2_000)]  # ~30 kB of parameter
+    got = client.query(
+        "SELECT count(), sum(length(x)) FROM (SELECT arrayJoin({ids:Array(String)}) AS x)",
+        parameters={"ids": ids},
+    ).result_rows
+    assert got == [(len(ids), sum(len(i) for i in ids))]
+
+
 # -- (5) sessions and databases do not leak between clients --------------------------------
 def test_sessions_do_not_leak_use_or_settings(store: Settings) -> None:
     setup = get_client(store)

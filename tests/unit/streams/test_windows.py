@@ -168,3 +168,15 @@ def test_idle_devices_close_on_the_wall_clock_only() -> None:
     # Forgotten after ten idle timeouts with nothing open: the clock starts afresh.
     windows.close_idle(now_s=125.0 + 300.0, idle_s=30.0)
     assert windows.device_count == 0
+
+
+def test_only_the_first_window_a_device_closes_is_fresh() -> None:
+    windows = PartitionWindows(size_ms=60_000, lateness_ms=0)
+    for i, ts in enumerate((1_000, 61_000, 121_000, 181_000)):
+        windows.add("d", "C", 1.0, ts, 10 + i)
+    closed = windows.close_due()
+    assert [(w.start_ms, w.fresh, w.first_offset) for w in closed] == [
+        (0, True, 10),
+        (60_000, False, 11),
+        (120_000, False, 12),
+    ]
