@@ -14,7 +14,7 @@ from __future__ import annotations
 import pickle
 import zlib
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -76,9 +76,12 @@ class DetectionStage:
         self.signals: tuple[Signal, ...] = tuple(
             cls(self.config) for cls in signals if cls.enabled(self.config)
         )
-        self._on_device = [s.on_device for s in self.signals if s.implements("on_device")]
-        self._on_reading = [s.on_reading for s in self.signals if s.implements("on_reading")]
-        self._on_series = [s.on_series for s in self.signals if s.implements("on_series")]
+        # the hooks, bound once: a reading passes through every one of them
+        self._on_device = tuple(s.on_device for s in self.signals if s.implements("on_device"))
+        self._on_reading = tuple(s.on_reading for s in self.signals if s.implements("on_reading"))
+        self._series_signals = tuple(s for s in self.signals if s.implements("on_series"))
+        # one view refilled for every reading (the hooks never keep it): no allocation
+        self._view = ReadingView.__new__(ReadingView)
         self.book = AlertBook(self.policy)
         self.devices: dict[DeviceKey, DeviceState] = {}
         self.device_source: dict[DeviceKey, Source] = {}
@@ -104,7 +107,7 @@ class DetectionStage:
     # -- per reading --------------------------------------------------------------------
     def observe(self, src: Source, reading: Mapping[str, Any]) -> None:
         """One accepted reading (decoded ``UniversalSensorReading``), in offset order."""
-        r = ReadingView.of(reading)
+        r = self._view.fill(reading)
         ts, device, dtype = r.ts, r.device, r.device_type
         wm = self.watermark.get(src)
         if wm is None or ts > wm:
@@ -147,7 +150,10 @@ class DetectionStage:
         if ser is None:
             ser = dev.series[r.series] = self._new_series(dtype, r.capability)
         learn = verdict == "OK" and reading.get("quality") == "GOOD" and ts > ser.last_ts
-        for on_series in self._on_series:
+        hooks = ser.hooks
+        if hooks is None:
+            hooks = ser.hooks = self._series_hooks(ser)
+        for on_series in hooks:
             found = on_series(r, dev, ser, learn=learn)
             if found:
                 self._emit(r, found)
@@ -168,6 +174,16 @@ class DetectionStage:
                 ser.signals[sig.name] = state
         return ser
 
+    def _series_hooks(self, ser: SeriesState) -> tuple[Callable[..., Sequence[Finding]], ...]:
+        """The on_series hooks of the signals judging ``ser``: those keeping a state of it,
+        and those keeping no series state at all (a signal returning no state for a series
+        does not judge it: calling it would only find that out again, every reading)."""
+        return tuple(
+            sig.on_series
+            for sig in self._series_signals
+            if sig.name in ser.signals or not sig.implements("new_series_state")
+        )
+
     def _complete(self, dev: DeviceState) -> None:
         """Give ``dev`` and its series the state of every signal that keeps one and has
         none yet (a new device, or a checkpoint written with other signals enabled)."""
@@ -181,8 +197,9 @@ class DetectionStage:
                     part = sig.new_series_state(dev.device_type, ser.capability)
                     if part is not None:
                         ser.signals[sig.name] = part
+                        ser.hooks = None  # bound again with this signal
 
-    def _emit(self, r: ReadingView, found: list[Finding]) -> None:
+    def _emit(self, r: ReadingView, found: Sequence[Finding]) -> None:
         for f in found:
             if isinstance(f, ScorePoint):
                 self._anomaly(r, f)

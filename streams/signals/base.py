@@ -15,7 +15,9 @@ registration list (``streams.signals.SIGNALS``):
    measurement (sequence gaps, closing the device window);
 2. :meth:`Signal.on_reading`: every plausible reading (safety limits);
 3. :meth:`Signal.on_series`: every plausible reading of a learned series (not an
-   operating state), with ``learn`` telling whether the reading may be learned (GOOD, new).
+   operating state), with ``learn`` telling whether the reading may be learned (GOOD, new);
+   only of the series the signal judges: those it keeps a state of, or every series when
+   it keeps no series state (does not override :meth:`Signal.new_series_state`).
 
 Operator feedback: a signal marks the alerts it raises with score attributes
 (``score:…``); :meth:`Signal.feedback` is offered each attribute of a false positive and
@@ -25,7 +27,7 @@ claims the ones it wrote, raising its own threshold. Time is event time; no cloc
 from __future__ import annotations
 
 import pickle
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -35,6 +37,7 @@ if TYPE_CHECKING:
     from streams.signals.config import DetectionConfig
 
 __all__ = [
+    "NO_FINDINGS",
     "AlertCandidate",
     "DeviceKey",
     "DeviceState",
@@ -48,9 +51,13 @@ __all__ = [
 DeviceKey = tuple[str, str]  # (tenant, device)
 
 
-@dataclass(slots=True)  # not frozen: built for every reading, and frozen init is slow
+@dataclass(slots=True)  # not frozen: the stage refills one view for every reading
 class ReadingView:
-    """The fields of one decoded ``UniversalSensorReading`` that signals use."""
+    """The fields of one decoded ``UniversalSensorReading`` that signals use.
+
+    The stage keeps one view and refills it (:meth:`fill`) for every reading: a hook reads
+    it during its call and never keeps it (findings copy what they need).
+    """
 
     device: DeviceKey
     device_type: str
@@ -63,24 +70,27 @@ class ReadingView:
 
     @classmethod
     def of(cls, reading: Mapping[str, Any]) -> ReadingView:
-        """The view of a decoded reading.
+        """A new view of a decoded reading.
 
         >>> r = ReadingView.of({"tenant_id": "t", "device_id": "d", "device_type": "MACHINE",
         ...     "capability": "FLOW", "value": 1.5, "timestamp": 7, "sensor_id": "d/f"})
         >>> r.device, r.series, r.reading_id
         (('t', 'd'), 'd/f', '')
         """
+        return cls.__new__(cls).fill(reading)
+
+    def fill(self, reading: Mapping[str, Any]) -> ReadingView:
+        """This view, refilled with a decoded reading (every field is set)."""
         cap: str = reading["capability"]
-        return cls(
-            device=(reading["tenant_id"], reading["device_id"]),
-            device_type=reading["device_type"],
-            capability=cap,
-            series=reading.get("sensor_id") or cap,
-            value=reading["value"],
-            ts=reading["timestamp"],
-            sequence=reading.get("sequence"),
-            reading_id=reading.get("reading_id") or "",
-        )
+        self.device = (reading["tenant_id"], reading["device_id"])
+        self.device_type = reading["device_type"]
+        self.capability = cap
+        self.series = reading.get("sensor_id") or cap
+        self.value = reading["value"]
+        self.ts = reading["timestamp"]
+        self.sequence = reading.get("sequence")
+        self.reading_id = reading.get("reading_id") or ""
+        return self
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +137,9 @@ class ScorePoint:
 
 Finding = AlertCandidate | ScorePoint
 
+NO_FINDINGS: tuple[Finding, ...] = ()
+"""What a hook returns when it has nothing to say (shared: no list built per reading)."""
+
 
 @dataclass
 class SeriesState:
@@ -140,6 +153,20 @@ class SeriesState:
     detector: SeasonalZScore
     last_ts: int = -1  # last learned event time: a replay does not learn twice
     signals: dict[str, Any] = field(default_factory=dict)  # signal name -> its state
+    # the stage's on_series hooks of the signals judging this series, bound on first use:
+    # a cache, never checkpointed (see __getstate__)
+    hooks: tuple[Callable[..., Sequence[Finding]], ...] | None = field(
+        default=None, compare=False, repr=False
+    )
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.pop("hooks", None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.hooks = None
 
 
 @dataclass
@@ -156,13 +183,17 @@ class Signal:
     """One kind of evidence: hooks called by the stage, state kept in the device's state.
 
     Subclasses set :attr:`name` (unique: it keys their state) and override the hooks they
-    need; every hook returns the findings, in order, and may update the signal's state.
+    need; every hook returns the findings, in order (:data:`NO_FINDINGS` when there are
+    none: hooks run for every reading), and may update the signal's state.
     """
 
     name: ClassVar[str] = "signal"
 
     def __init__(self, config: DetectionConfig) -> None:
         self.config = config
+        # the key of this signal's state: its name, as an instance attribute because the
+        # hooks read it for every reading (a class attribute is a slower lookup)
+        self.key: str = self.name
 
     @classmethod
     def enabled(cls, config: DetectionConfig) -> bool:
@@ -175,7 +206,8 @@ class Signal:
         return None
 
     def new_series_state(self, device_type: str, capability: str) -> Any:
-        """This signal's state of a new series (``None``: it does not judge this series)."""
+        """This signal's state of a new series (``None``: it does not judge this series, and
+        its :meth:`on_series` is not called for it)."""
         return None
 
     def checkpoint(self, dev: DeviceState) -> bytes:
@@ -196,19 +228,19 @@ class Signal:
                 dev.series[key].signals[self.name] = state
 
     # -- hooks ---------------------------------------------------------------------------
-    def on_device(self, reading: ReadingView, dev: DeviceState) -> list[Finding]:
+    def on_device(self, reading: ReadingView, dev: DeviceState) -> Sequence[Finding]:
         """Every reading of the device, before it is checked for plausibility."""
-        return []
+        return NO_FINDINGS
 
-    def on_reading(self, reading: ReadingView, dev: DeviceState) -> list[Finding]:
+    def on_reading(self, reading: ReadingView, dev: DeviceState) -> Sequence[Finding]:
         """Every plausible reading of the device."""
-        return []
+        return NO_FINDINGS
 
     def on_series(
         self, reading: ReadingView, dev: DeviceState, ser: SeriesState, *, learn: bool
-    ) -> list[Finding]:
+    ) -> Sequence[Finding]:
         """Every plausible reading of a learned series; ``learn``: GOOD and not seen yet."""
-        return []
+        return NO_FINDINGS
 
     # -- operator feedback ---------------------------------------------------------------
     def feedback(self, dev: DeviceState, attribute: str, score: float) -> bool:

@@ -7,10 +7,12 @@ flat runs, so a series that often repeats (a gear, a switch) is never called stu
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
 from streams.signals.base import (
+    NO_FINDINGS,
     AlertCandidate,
     DeviceState,
     Finding,
@@ -43,19 +45,19 @@ class FlatLine(Signal):
 
     def on_series(
         self, reading: ReadingView, dev: DeviceState, ser: SeriesState, *, learn: bool
-    ) -> list[Finding]:
+    ) -> Sequence[Finding]:
         if not learn:
-            return []
-        st: FlatLineState = ser.signals[self.name]
+            return NO_FINDINGS
+        st: FlatLineState = ser.signals[self.key]
         value = reading.value
         same = value == st.last_value
         st.last_value = value
         st.run = st.run + 1 if same else 0
         if st.run < self.config.stuck_after:
             st.repeat_share += 0.01 * (float(same) - st.repeat_share)
-            return []
+            return NO_FINDINGS
         if not (ser.detector.is_warm and st.repeat_share < _STUCK_BELOW):
-            return []
+            return NO_FINDINGS
         cap = ser.capability
         return [
             AlertCandidate(

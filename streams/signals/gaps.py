@@ -6,10 +6,18 @@ once it reaches ``gap_share`` (after a warm-up of 60 ticks), a ``device:gaps`` W
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
-from streams.signals.base import AlertCandidate, DeviceState, Finding, ReadingView, Signal
+from streams.signals.base import (
+    NO_FINDINGS,
+    AlertCandidate,
+    DeviceState,
+    Finding,
+    ReadingView,
+    Signal,
+)
 
 __all__ = ["GapState", "SequenceGaps"]
 
@@ -34,11 +42,11 @@ class SequenceGaps(Signal):
     def new_device_state(self, device_type: str) -> GapState:
         return GapState()
 
-    def on_device(self, reading: ReadingView, dev: DeviceState) -> list[Finding]:
-        st: GapState = dev.signals[self.name]
+    def on_device(self, reading: ReadingView, dev: DeviceState) -> Sequence[Finding]:
+        st: GapState = dev.signals[self.key]
         seq = reading.sequence
         if not isinstance(seq, int) or (st.last_seq is not None and seq <= st.last_seq):
-            return []
+            return NO_FINDINGS
         a = _ALPHA
         if st.last_seq is not None:
             for _ in range(min(seq - st.last_seq - 1, _MAX_GAP)):
@@ -56,4 +64,4 @@ class SequenceGaps(Signal):
                     f"{st.missing:.0%} of the recent ticks of {reading.device[1]} are missing",
                 )
             ]
-        return []
+        return NO_FINDINGS

@@ -8,12 +8,14 @@ already asks for more than one unusual reading.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 from streams.alerts import adapt_threshold
 from streams.detect.likelihood import AnomalyLikelihood
 from streams.signals.base import (
+    NO_FINDINGS,
     AlertCandidate,
     DeviceState,
     Finding,
@@ -65,16 +67,16 @@ class Likelihood(Signal):
 
     def on_series(
         self, reading: ReadingView, dev: DeviceState, ser: SeriesState, *, learn: bool
-    ) -> list[Finding]:
-        st: LikelihoodState | None = ser.signals.get(self.name)
+    ) -> Sequence[Finding]:
+        st: LikelihoodState | None = ser.signals.get(self.key)
         det = ser.detector
         if st is None or not det.is_warm:
-            return []
+            return NO_FINDINGS
         ts, value, cap = reading.ts, reading.value, ser.capability
         s = st.model.process_one(det.z(value, ts), ts, learn=learn)
         threshold = st.threshold or s.threshold
         if not (s.is_anomaly and s.score >= threshold):
-            return []
+            return NO_FINDINGS
         found: list[Finding] = [
             ScorePoint(cap, s.detector, ts, s.score, threshold, value, True, reading.reading_id)
         ]

@@ -5,10 +5,21 @@ No learning and no feedback: a limit is a fact about the equipment, never adapte
 
 from __future__ import annotations
 
-from typing import ClassVar
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, ClassVar
 
-from streams.detect.rules import Breach, check_limits
-from streams.signals.base import AlertCandidate, DeviceState, Finding, ReadingView, Signal
+from streams.detect.rules import SAFETY_LIMITS, Breach, check_limits
+from streams.signals.base import (
+    NO_FINDINGS,
+    AlertCandidate,
+    DeviceState,
+    Finding,
+    ReadingView,
+    Signal,
+)
+
+if TYPE_CHECKING:
+    from streams.signals.config import DetectionConfig
 
 __all__ = ["SafetyLimits", "limit_rule"]
 
@@ -32,11 +43,18 @@ class SafetyLimits(Signal):
 
     name: ClassVar[str] = "limits"
 
-    def on_reading(self, reading: ReadingView, dev: DeviceState) -> list[Finding]:
+    def __init__(self, config: DetectionConfig) -> None:
+        super().__init__(config)
+        # most readings are of a capability without any limit: skip the lookups for them
+        self._limited = frozenset(cap for _, cap in SAFETY_LIMITS)
+
+    def on_reading(self, reading: ReadingView, dev: DeviceState) -> Sequence[Finding]:
         cap, value = reading.capability, reading.value
+        if cap not in self._limited:
+            return NO_FINDINGS
         breach = check_limits(reading.device_type, cap, value)
         if breach is None:
-            return []
+            return NO_FINDINGS
         return [
             AlertCandidate(
                 limit_rule(cap, breach),

@@ -9,12 +9,14 @@ current) is learned for the device window but never judged on its own.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from streams.alerts import adapt_threshold
 from streams.detect.rules import OPERATING_STATE
 from streams.signals.base import (
+    NO_FINDINGS,
     AlertCandidate,
     DeviceState,
     Finding,
@@ -23,6 +25,9 @@ from streams.signals.base import (
     SeriesState,
     Signal,
 )
+
+if TYPE_CHECKING:
+    from streams.signals.config import DetectionConfig
 
 __all__ = ["ReadingScore", "ScoreState"]
 
@@ -41,14 +46,20 @@ class ReadingScore(Signal):
 
     name: ClassVar[str] = "score"
 
+    def __init__(self, config: DetectionConfig) -> None:
+        super().__init__(config)
+        # read once: on_series runs for every reading
+        self._mask = (1 << config.persistence_window) - 1
+        self._persistence = config.persistence
+        self._every = config.score_sample_every
+
     def new_series_state(self, device_type: str, capability: str) -> ScoreState:
         return ScoreState()
 
     def on_series(
         self, reading: ReadingView, dev: DeviceState, ser: SeriesState, *, learn: bool
-    ) -> list[Finding]:
-        st: ScoreState = ser.signals[self.name]
-        cfg = self.config
+    ) -> Sequence[Finding]:
+        st: ScoreState = ser.signals[self.key]
         det = ser.detector
         ts, value, cap = reading.ts, reading.value, ser.capability
         n = det.n_learned
@@ -58,39 +69,35 @@ class ReadingScore(Signal):
             and (st.threshold is None or s.score >= st.threshold)
             and (reading.device_type, cap) not in OPERATING_STATE
         )
-        found: list[Finding] = []
+        alert: AlertCandidate | None = None
         if learn:
-            st.hits = ((st.hits << 1) | flagged) & ((1 << cfg.persistence_window) - 1)
-            st.max_score = max(st.max_score, s.score) if st.hits else 0.0
-            if flagged and st.hits.bit_count() >= cfg.persistence:
-                found.append(
-                    AlertCandidate(
-                        f"anomaly:{cap}",
-                        "WARNING",
-                        ts,
-                        cap,
-                        f"{cap} anomalous: {st.hits.bit_count()} of the last "
-                        f"{cfg.persistence_window} readings scored >= {s.threshold:g} "
-                        f"(last {s.score:.1f}, value {value:g})",
-                        {f"score:{cap}": f"{st.max_score:.3f}"},
-                    )
-                )
-        every = cfg.score_sample_every
-        sampled = every > 0 and s.warm and n % every == 0
-        if flagged or sampled:
-            found.append(
-                ScorePoint(
-                    cap,
-                    s.detector,
+            st.hits = hits = ((st.hits << 1) | flagged) & self._mask
+            st.max_score = max(st.max_score, s.score) if hits else 0.0
+            if flagged and hits.bit_count() >= self._persistence:
+                alert = AlertCandidate(
+                    f"anomaly:{cap}",
+                    "WARNING",
                     ts,
-                    s.score,
-                    st.threshold or s.threshold,
-                    value,
-                    flagged,
-                    reading.reading_id,
+                    cap,
+                    f"{cap} anomalous: {hits.bit_count()} of the last "
+                    f"{self.config.persistence_window} readings scored >= {s.threshold:g} "
+                    f"(last {s.score:.1f}, value {value:g})",
+                    {f"score:{cap}": f"{st.max_score:.3f}"},
                 )
-            )
-        return found
+        every = self._every
+        if not (flagged or (every > 0 and s.warm and n % every == 0)):
+            return NO_FINDINGS if alert is None else (alert,)
+        point = ScorePoint(
+            cap,
+            s.detector,
+            ts,
+            s.score,
+            st.threshold or s.threshold,
+            value,
+            flagged,
+            reading.reading_id,
+        )
+        return (point,) if alert is None else (alert, point)
 
     def feedback(self, dev: DeviceState, attribute: str, score: float) -> bool:
         """``score:{CAPABILITY}``: raise the threshold of that capability's series."""

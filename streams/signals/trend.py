@@ -9,12 +9,14 @@ profile) is not extrapolated.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
 from streams.detect.predictive import TimeToLimit
 from streams.detect.rules import SAFETY_LIMITS, Limit
 from streams.signals.base import (
+    NO_FINDINGS,
     AlertCandidate,
     DeviceState,
     Finding,
@@ -83,10 +85,10 @@ class Trend(Signal):
 
     def on_series(
         self, reading: ReadingView, dev: DeviceState, ser: SeriesState, *, learn: bool
-    ) -> list[Finding]:
-        st: TrendState | None = ser.signals.get(self.name)
+    ) -> Sequence[Finding]:
+        st: TrendState | None = ser.signals.get(self.key)
         if st is None or not learn:
-            return []
+            return NO_FINDINGS
         cfg = self.config
         ts, value = reading.ts, reading.value
         trend = st.model
@@ -95,24 +97,24 @@ class Trend(Signal):
             st.bucket_start = bucket
             st.bucket_sum += value
             st.bucket_n += 1
-            return []
+            return NO_FINDINGS
         mean = st.bucket_sum / st.bucket_n
         trend.learn_one(mean, st.bucket_start + cfg.trend_bucket_ms // 2)
         st.bucket_start, st.bucket_sum, st.bucket_n = bucket, value, 1
         if not (trend.is_warm and ser.detector.is_warm):
-            return []
+            return NO_FINDINGS
         eta = trend.time_to_limit_s(bucket)
         # a daily heating that stops short of the limit (a charge, a load peak) is in the
         # daily profile: only a level unusual for the hour is extrapolated
         usual = abs(ser.detector.deviation(mean, bucket)) < cfg.trend_min_deviation
         if eta is None or eta <= 0 or eta * 1000 > cfg.horizon_ms:
             st.hits = 0
-            return []
+            return NO_FINDINGS
         if usual:
             return []  # not evidence either way
         st.hits += 1
         if st.hits < cfg.trend_confirm:
-            return []
+            return NO_FINDINGS
         cap = ser.capability
         side = "above" if trend.direction == "above" else "below"
         return [

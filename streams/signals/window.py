@@ -15,6 +15,7 @@ accumulates evidence window after window.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
@@ -22,6 +23,7 @@ from streams.alerts import adapt_threshold
 from streams.detect.multivariate import WindowHST, WindowHSTResiduals, WindowMahalanobis
 from streams.detect.rules import OPERATING_STATE
 from streams.signals.base import (
+    NO_FINDINGS,
     AlertCandidate,
     DeviceState,
     Finding,
@@ -105,33 +107,38 @@ class DeviceWindow(Signal):
     def enabled(cls, config: DetectionConfig) -> bool:
         return config.window
 
+    def __init__(self, config: DetectionConfig) -> None:
+        super().__init__(config)
+        self._bucket_ms = config.trend_bucket_ms  # read once: on_device runs for every reading
+
     def new_device_state(self, device_type: str) -> WindowState:
         return WindowState()
 
     def new_series_state(self, device_type: str, capability: str) -> WindowSeriesState:
         return WindowSeriesState()
 
-    def on_device(self, reading: ReadingView, dev: DeviceState) -> list[Finding]:
-        st: WindowState = dev.signals[self.name]
-        bucket = reading.ts - reading.ts % self.config.trend_bucket_ms
+    def on_device(self, reading: ReadingView, dev: DeviceState) -> Sequence[Finding]:
+        st: WindowState = dev.signals[self.key]
+        ts = reading.ts
+        bucket = ts - ts % self._bucket_ms
         if st.start < 0:
             st.start = bucket
-            return []
+            return NO_FINDINGS
         if bucket <= st.start:
-            return []
+            return NO_FINDINGS
         found = self._close(reading, dev, st)
         st.start = bucket
         return found
 
     def on_series(
         self, reading: ReadingView, dev: DeviceState, ser: SeriesState, *, learn: bool
-    ) -> list[Finding]:
-        st: WindowState = dev.signals[self.name]
+    ) -> Sequence[Finding]:
+        st: WindowState = dev.signals[self.key]
         if learn and reading.ts >= st.start:
-            part: WindowSeriesState = ser.signals[self.name]
+            part: WindowSeriesState = ser.signals[self.key]
             part.sum += reading.value
             part.n += 1
-        return []
+        return NO_FINDINGS
 
     def feedback(self, dev: DeviceState, attribute: str, score: float) -> bool:
         """``score:window``: raise the device's window threshold."""
@@ -161,19 +168,19 @@ class DeviceWindow(Signal):
             part.sum, part.n = 0.0, 0
         return feats
 
-    def _close(self, reading: ReadingView, dev: DeviceState, st: WindowState) -> list[Finding]:
+    def _close(self, reading: ReadingView, dev: DeviceState, st: WindowState) -> Sequence[Finding]:
         """Close the device's window: score its series' residuals together."""
         cfg = self.config
         dtype = reading.device_type
         feats = self._features(dev, st.start + cfg.trend_bucket_ms // 2)
         if len(feats) < 2:
-            return []
+            return NO_FINDINGS
         win = st.model
         if win is not None and not all(k in feats for k in win.features):
             st.refused += 1
             if st.refused >= 3_600_000 // cfg.trend_bucket_ms:
                 st.model = None  # a series is gone: learn the device's new set of series
-            return []
+            return NO_FINDINGS
         st.refused = 0
         if win is None:
             win = st.model = new_window_model(cfg)
@@ -197,10 +204,10 @@ class DeviceWindow(Signal):
             # meaning (a partial hour's mean, then the full profile), so nothing is judged
             st.drift_up = [0.0] * len(win.features)
             st.drift_down = [0.0] * len(win.features)
-            return []
+            return NO_FINDINGS
         if win.given and st.settled < cfg.window_settle:
             self._settle(win, st, feats)
-            return []
+            return NO_FINDINGS
         return self._judge(reading, dev, st, win, score, residuals)
 
     def _settle(self, win: WindowModel, st: WindowState, feats: dict[str, float]) -> None:
@@ -231,7 +238,7 @@ class DeviceWindow(Signal):
         win: WindowModel,
         score: float,
         residuals: dict[str, float],
-    ) -> list[Finding]:
+    ) -> Sequence[Finding]:
         """The window's score against its threshold, then the drift of each signal."""
         cfg = self.config
         device_id, ts = reading.device[1], reading.ts
@@ -294,10 +301,10 @@ class DeviceWindow(Signal):
         flagged: bool,
         st: WindowState,
         win: WindowModel,
-    ) -> list[Finding]:
+    ) -> Sequence[Finding]:
         """The window's ``AnomalyScore`` (flagged ones, and a sample of a tenth as many as
         the per-reading scores when sampling is on)."""
         every = self.config.score_sample_every
         if not (flagged or (every > 0 and win.n_learned % max(1, every // 10) == 0)):
-            return []
+            return NO_FINDINGS
         return [ScorePoint(cap, detector, st.start, score, threshold, score, flagged)]
