@@ -19,6 +19,7 @@ from core.settings import Settings
 from envirostream.commands import (
     alerts,
     bench,
+    dlq,
     infra,
     query,
     replay,
@@ -50,5 +51,6 @@ COMMANDS: dict[str, Command] = {
     "topics": Command(topics.add_parser, topics.run),
     "status": Command(status.add_parser, status.run),
     "alerts": Command(alerts.add_parser, alerts.run),
+    "dlq": Command(dlq.add_parser, dlq.run),
     "bench": Command(bench.add_parser, bench.run),
 }
