@@ -11,8 +11,6 @@ See ``streams.detection`` for what the signals look for.
 
 from __future__ import annotations
 
-import pickle
-import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +20,7 @@ from streams.alert_book import AlertBook
 from streams.alerts import AlertPolicy
 from streams.detect.rules import STATE_CAPABILITIES, assess_reading
 from streams.detect.univariate import SeasonalZScore
+from streams.device_snapshot import CHECKPOINT_VERSION, decode_device, encode_device
 from streams.signals import SIGNALS
 from streams.signals.base import (
     DeviceKey,
@@ -31,6 +30,8 @@ from streams.signals.base import (
     ScorePoint,
     SeriesState,
     Signal,
+    route_feedback,
+    signal_thresholds,
 )
 from streams.signals.config import DetectionConfig
 
@@ -39,10 +40,6 @@ if TYPE_CHECKING:
     from streams.alerts import AlertState
 
 __all__ = ["CHECKPOINT_VERSION", "DetectionOutput", "DetectionStage"]
-
-CHECKPOINT_VERSION = 2
-"""Version of the changelog records (2: the signals' state by signal name; records of
-version 1 are skipped, and those devices warm up again)."""
 
 
 @dataclass
@@ -175,9 +172,8 @@ class DetectionStage:
         return ser
 
     def _series_hooks(self, ser: SeriesState) -> tuple[Callable[..., Sequence[Finding]], ...]:
-        """The on_series hooks of the signals judging ``ser``: those keeping a state of it,
-        and those keeping no series state at all (a signal returning no state for a series
-        does not judge it: calling it would only find that out again, every reading)."""
+        """The on_series hooks of the signals judging ``ser``: those keeping a state of it
+        and those keeping no series state at all (no state for a series = not judged)."""
         return tuple(
             sig.on_series
             for sig in self._series_signals
@@ -224,11 +220,9 @@ class DetectionStage:
                 self.book.resolve_quiet(self.out, key, self.book.alerts[key], self.watermark[src])
 
     def idle(self, src: Source, idle_ms: int) -> None:
-        """Partition ``src`` had no input for ``idle_ms`` (wall clock): its detection
-        watermark runs on from the last event time seen on it by as much, and quiet alerts
-        resolve. Without this, the alerts of a fleet that stopped sending, or of the last
-        devices of a replay, would stay FIRING until new input moved event time on.
-        ``resolved_at`` stays ``last_seen + quiet period`` (the same record as with input)."""
+        """``src`` had no input for ``idle_ms`` (wall clock): its watermark runs on by as much
+        and quiet alerts resolve (else a fleet that stopped sending stays FIRING); their
+        ``resolved_at`` stays ``last_seen + quiet period``, as with input."""
         last = self.event_time.get(src)
         if last is None:
             return
@@ -285,27 +279,15 @@ class DetectionStage:
             if dev is not None:
                 for attr, score in state.attributes.items():
                     if attr.startswith("score:"):
-                        self._route_feedback(dev, attr, float(score))
+                        route_feedback(self.signals, dev, attr, float(score))
                 self.dirty.add(device)
         return True
-
-    def _route_feedback(self, dev: DeviceState, attribute: str, score: float) -> None:
-        """Offer a false positive's score attribute to the signals; the first to claim it
-        (the one that wrote it) adapts."""
-        for sig in self.signals:
-            if sig.feedback(dev, attribute, score):
-                return
 
     def thresholds(self, device: DeviceKey) -> dict[str, float]:
         """The thresholds feedback raised on a device: sensor → threshold for the per-reading
         score; ``likelihood:{sensor}`` and ``window`` for those signals."""
         dev = self.devices.get(device)
-        if dev is None:
-            return {}
-        out: dict[str, float] = {}
-        for sig in self.signals:
-            out.update(sig.thresholds(dev))
-        return out
+        return {} if dev is None else signal_thresholds(self.signals, dev)
 
     # -- checkpoints --------------------------------------------------------------------
     def checkpoint(
@@ -324,8 +306,7 @@ class DetectionStage:
             dev = self.devices.get(device)
             if dev is None or src is None:
                 continue
-            blob = pickle.dumps((CHECKPOINT_VERSION, dev), protocol=pickle.HIGHEST_PROTOCOL)
-            out.append((src, f"{device[0]}/{device[1]}".encode(), zlib.compress(blob, 1)))
+            out.append((src, f"{device[0]}/{device[1]}".encode(), encode_device(dev)))
         return out
 
     def load_checkpoint(
@@ -334,9 +315,7 @@ class DetectionStage:
         """Restore devices not held in memory from changelog records; returns how many.
 
         ``source``: the input partition these devices' readings come from. A record that
-        does not load (another version, corrupt) is skipped: that device warms up again,
-        nothing else is affected. The records are this worker's own pickles, read from a
-        topic only the pipeline writes to (restrict it with ACLs on a shared cluster).
+        does not load is skipped (``streams.device_snapshot``): that device warms up again.
         """
         n = 0
         for key, value in records:
@@ -344,11 +323,8 @@ class DetectionStage:
             device = (tenant, device_id)
             if device in self.devices:
                 continue
-            try:
-                version, dev = pickle.loads(zlib.decompress(value))  # our own changelog records
-            except Exception:  # any undecodable record just means a cold start
-                continue
-            if version != CHECKPOINT_VERSION or not isinstance(dev, DeviceState):
+            dev = decode_device(value)
+            if dev is None:
                 continue
             self._complete(dev)
             self.devices[device] = dev

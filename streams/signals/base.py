@@ -46,6 +46,8 @@ __all__ = [
     "ScorePoint",
     "SeriesState",
     "Signal",
+    "route_feedback",
+    "signal_thresholds",
 ]
 
 DeviceKey = tuple[str, str]  # (tenant, device)
@@ -257,3 +259,19 @@ class Signal:
         """Thresholds feedback raised, keyed by what they judge: a series (its sensor id),
         prefixed with the signal's name unless it is the per-reading score."""
         return {}
+
+
+def route_feedback(
+    signals: Sequence[Signal], dev: DeviceState, attribute: str, score: float
+) -> bool:
+    """Offer a false positive's score attribute to the signals; the first to claim it (the
+    one that wrote it) adapts its threshold. Returns whether one claimed it."""
+    return any(sig.feedback(dev, attribute, score) for sig in signals)
+
+
+def signal_thresholds(signals: Sequence[Signal], dev: DeviceState) -> dict[str, float]:
+    """The thresholds feedback raised on ``dev``, of every signal."""
+    out: dict[str, float] = {}
+    for sig in signals:
+        out.update(sig.thresholds(dev))
+    return out
