@@ -33,6 +33,7 @@ from streams.detection import detection_stage_from_settings
 from streams.feedback import FeedbackIntake
 from streams.health import ConsumerLagProbe, LastSeen, sample_health
 from streams.intake import STORED_TOPICS, TopicIntake
+from streams.outage import Outage
 from streams.outputs import Outputs
 from streams.readings import READING_COLUMNS, ReadingsProcessor
 from streams.records import InputRecord
@@ -91,6 +92,14 @@ class PipelineWorker:
         self.last_seen = LastSeen()
         self.lock = asyncio.Lock()
         self._last_commit = 0.0
+        # A failing store is retried with backoff, never a crash: rows and the offsets they
+        # hold stay buffered (docs/design.md, "Outages").
+        self.sink_outage = Outage(
+            "the store",
+            initial=settings.sink_retry_initial_seconds,
+            cap=settings.sink_retry_max_seconds,
+            waiting="inserts are retried",
+        )
 
     @property
     def committed(self) -> dict[Source, int]:
@@ -219,8 +228,10 @@ class PipelineWorker:
         s = self.settings
         now_s = self._clock()
         due = self.sink.tables if force else self.sink.due(s.sink_batch_rows, s.sink_batch_seconds)
-        for table in due:
-            await self._flush(table, now_s)
+        if force or self.sink_outage.ready():
+            for table in due:
+                if not await self._flush(table, now_s):
+                    break  # the store failed: the other tables wait for the next attempt
         self.metrics.windows_open.set(self.processor.open_windows())
         if not force and time.monotonic() - self._last_commit < s.commit_interval_seconds:
             return
@@ -228,18 +239,38 @@ class PipelineWorker:
             await self.checkpoints.checkpoint()  # flushed by commit() before any offset
         await self.commit()
 
-    async def _flush(self, table: str, now_s: float) -> None:
+    def hold_idle(self) -> None:
+        """Input is paused (not idle): its partitions' idle clocks do not run meanwhile."""
+        now = time.monotonic()
+        for src in self.last_input:
+            self.last_input[src] = now
+
+    def sink_backlogged(self) -> bool:
+        """True when more rows wait for the sink than ``ENVIROSTREAM_SINK_MAX_BUFFERED_ROWS``
+        (the consumer loop stops fetching until they are stored)."""
+        waiting = sum(self.sink.buffered(t) for t in self.sink.tables)
+        return waiting > self.settings.sink_max_buffered_rows
+
+    async def _flush(self, table: str, now_s: float) -> bool:
+        """Write ``table``'s rows; False when the write failed (rows and offsets kept)."""
         started = time.monotonic()
+        if not self.sink_outage.up:
+            self.metrics.sink_retries.labels(table).inc()
         try:
             batch = await asyncio.to_thread(self.sink.flush, table)
-        except Exception:
+        except Exception as exc:
             self.metrics.sink_errors.labels(table).inc()
-            raise
+            self.metrics.sink_up.set(0)
+            self.sink_outage.failed(exc)
+            return False
+        if self.sink_outage.succeeded():
+            self.metrics.sink_up.set(1)
         self.metrics.sink_batch_duration.labels(table).observe(time.monotonic() - started)
         self.metrics.sink_rows.labels(table).inc(batch.rows)
         if (column := EVENT_TIME.get(table)) is not None:
             event_ms = np.asarray(batch.column(column) if batch.rows else [], dtype=float)
             self.metrics.event_to_sink.observe_many(table, now_s - event_ms / 1000.0)
+        return True
 
     async def commit(self) -> None:
         """Commit every input offset that is safe, after the outputs are acknowledged."""

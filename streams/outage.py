@@ -1,0 +1,110 @@
+"""A dependency that can go away (the store, the broker): backoff and readable logs.
+
+:class:`Outage` is the up/down state of one dependency the worker waits for instead of
+dying: after a failure the next attempt waits ``initial`` seconds, doubling per failure up
+to ``cap``; the log gets one WARNING line when the dependency becomes unreachable (with the
+error) and one INFO line when it is back (how long it was down, how many retries), never a
+line per retry. Pure: the clock and the logger are parameters.
+
+>>> t = [0.0]
+>>> store = Outage("the store", initial=0.5, cap=2.0, clock=lambda: t[0])
+>>> store.failed(ConnectionError("refused")), store.ready(), store.delay
+(True, False, 0.5)
+>>> t[0] = 0.5; store.ready(), store.failed(ConnectionError("refused")), store.delay
+(True, False, 1.0)
+>>> store.failed(OSError()), store.failed(OSError()), store.delay  # capped
+(False, False, 2.0)
+>>> t[0] = 12.0; store.succeeded(), store.up, store.down_seconds
+(True, True, 0.0)
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+__all__ = ["Outage"]
+
+_log = logging.getLogger("envirostream.outage")
+
+
+class Outage:
+    """Up/down state of one dependency, with capped exponential backoff between attempts."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        initial: float,
+        cap: float,
+        clock: Callable[[], float] = time.monotonic,
+        log: logging.Logger = _log,
+        waiting: str = "retrying",
+    ) -> None:
+        if initial <= 0 or cap < initial:
+            msg = f"backoff needs 0 < initial <= cap, got initial={initial}, cap={cap}"
+            raise ValueError(msg)
+        self.name = name
+        self.initial = initial
+        self.cap = cap
+        self.clock = clock
+        self.log = log
+        self.waiting = waiting
+        self.up = True
+        self.failures = 0  # consecutive failed attempts of the current outage
+        self.since = 0.0  # when the current outage began
+        self.delay = 0.0  # the wait before the next attempt
+        self._next = 0.0
+
+    @property
+    def retries(self) -> int:
+        """Attempts made again after the first failure of the current outage."""
+        return max(0, self.failures - 1)
+
+    @property
+    def down_seconds(self) -> float:
+        return 0.0 if self.up else self.clock() - self.since
+
+    def ready(self) -> bool:
+        """True when an attempt may be made now (always while up)."""
+        return self.up or self.clock() >= self._next
+
+    def failed(self, error: BaseException) -> bool:
+        """An attempt failed; True when this began an outage (the WARNING was logged)."""
+        now = self.clock()
+        began = self.up
+        if began:
+            self.up = False
+            self.since = now
+            self.failures = 0
+        self.failures += 1
+        self.delay = min(self.cap, self.initial * 2 ** (self.failures - 1))
+        self._next = now + self.delay
+        if began:
+            self.log.warning(
+                "%s is unreachable (%s: %s); %s with backoff up to %.0f s, nothing is "
+                "committed past what it has not acknowledged",
+                self.name,
+                type(error).__name__,
+                str(error).strip().splitlines()[0] if str(error).strip() else "no message",
+                self.waiting,
+                self.cap,
+            )
+        return began
+
+    def succeeded(self) -> bool:
+        """An attempt succeeded; True when this ended an outage (the INFO line was logged)."""
+        if self.up:
+            return False
+        self.log.info(
+            "%s is back after %.1f s and %d retries",
+            self.name,
+            self.clock() - self.since,
+            self.retries,
+        )
+        self.up = True
+        self.failures = 0
+        self.delay = 0.0
+        self._next = 0.0
+        return True
