@@ -16,9 +16,11 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+from aiokafka.errors import KafkaError
 from faust.types import TP
 
 from core.settings import Settings
+from streams.commits import CommitUnavailableError
 from streams.intake import STORED_TOPICS
 from streams.records import InputRecord
 from streams.worker import PipelineWorker
@@ -101,9 +103,13 @@ async def consume(
     consumer.subscribe(INPUT_TOPICS, listener=_Rebalance(worker))
 
     async def commit(offsets: dict[TP, int]) -> None:
-        await consumer.commit(
-            {TopicPartition(tp.topic, tp.partition): o for tp, o in offsets.items()}
-        )
+        try:
+            await consumer.commit(
+                {TopicPartition(tp.topic, tp.partition): o for tp, o in offsets.items()}
+            )
+        except KafkaError as exc:  # broker away or group rebalancing: try again later
+            msg = f"offset commit failed: {exc!r}"
+            raise CommitUnavailableError(msg) from exc
 
     w.bind_commit(commit)
     await consumer.start()

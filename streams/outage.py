@@ -108,3 +108,55 @@ class Outage:
         self.delay = 0.0
         self._next = 0.0
         return True
+
+
+class RepeatFilter(logging.Filter):
+    """Lets a WARNING-or-worse message through once per ``interval`` seconds per logger and
+    message template; the next one that passes says how many were held back.
+
+    Kafka clients log a connection error per attempt (several a second while a broker is
+    down); the worker's own :class:`Outage` lines tell when it went and came back.
+
+    >>> f = RepeatFilter(interval=60.0, clock=lambda: 0.0)
+    >>> rec = lambda: logging.LogRecord("aiokafka", logging.ERROR, "", 0, "down %s", ("b",), None)
+    >>> [f.filter(rec()) for _ in range(3)]
+    [True, False, False]
+    >>> f.clock = lambda: 61.0; r = rec(); f.filter(r), r.getMessage()
+    (True, 'down b (2 similar messages held back)')
+    """
+
+    def __init__(self, interval: float, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self.interval = interval
+        self.clock = clock
+        self._seen: dict[tuple[str, int, str], tuple[float, int]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:
+            return True
+        key = (record.name, record.levelno, str(record.msg))
+        now = self.clock()
+        last = self._seen.get(key)
+        if last is not None and now - last[0] < self.interval:
+            self._seen[key] = (last[0], last[1] + 1)
+            return False
+        held = last[1] if last is not None else 0
+        self._seen[key] = (now, 0)
+        if held:
+            record.msg = f"{record.msg} ({held} similar messages held back)"
+        return True
+
+
+# Loggers of the Kafka clients (and of the worker's own periodic probes) that repeat a line
+# per attempt while a broker is away.
+CHATTY_LOGGERS = ("aiokafka", "faust", "mode", "kafka", "streams.health", "envirostream.kafka")
+
+
+def quiet_client_logs(interval: float = 300.0) -> RepeatFilter:
+    """Rate-limit the repeated warnings and errors of the Kafka clients' loggers (those that
+    exist now and the named parents in :data:`CHATTY_LOGGERS`)."""
+    repeat = RepeatFilter(interval)
+    names = [n for n in logging.root.manager.loggerDict if n.startswith(CHATTY_LOGGERS)]
+    for name in {*names, *CHATTY_LOGGERS}:
+        logging.getLogger(name).addFilter(repeat)
+    return repeat

@@ -28,13 +28,13 @@ from sinks.alertmanager import AlertmanagerForwarder
 from sinks.base import BatchingSink
 from streams.alert_forwarding import AlertForwarding
 from streams.checkpoints import DetectorCheckpoints
-from streams.commits import CommitFunction, OffsetCommitter, safe_offsets
+from streams.commits import CommitFunction, CommitUnavailableError, OffsetCommitter, safe_offsets
 from streams.detection import detection_stage_from_settings
 from streams.feedback import FeedbackIntake
 from streams.health import ConsumerLagProbe, LastSeen, sample_health
 from streams.intake import STORED_TOPICS, TopicIntake
 from streams.outage import Outage
-from streams.outputs import Outputs
+from streams.outputs import Outputs, OutputsPendingError
 from streams.readings import READING_COLUMNS, ReadingsProcessor
 from streams.records import InputRecord
 from topics import ALERTS, READINGS
@@ -99,6 +99,12 @@ class PipelineWorker:
             initial=settings.sink_retry_initial_seconds,
             cap=settings.sink_retry_max_seconds,
             waiting="inserts are retried",
+        )
+        self.broker_outage = Outage(
+            "the Kafka broker",
+            initial=settings.sink_retry_initial_seconds,
+            cap=settings.sink_retry_max_seconds,
+            waiting="outputs and commits wait",
         )
 
     @property
@@ -273,8 +279,16 @@ class PipelineWorker:
         return True
 
     async def commit(self) -> None:
-        """Commit every input offset that is safe, after the outputs are acknowledged."""
-        await self.outputs.acknowledged()
+        """Commit every input offset that is safe, after the outputs are acknowledged.
+
+        While the broker is away (outputs still queued, or the commit refused) nothing is
+        committed and the worker goes on; the next commit takes the same offsets."""
+        try:
+            await self.outputs.acknowledged(self.settings.sink_retry_max_seconds)
+        except OutputsPendingError as exc:
+            self.broker_outage.failed(exc)
+            self._last_commit = time.monotonic()
+            return
         progress: dict[Source, Any] = {}
         for src in list(self.processor.next_offset):
             if (off := self.processor.commit_offset(src)) is not None:
@@ -282,5 +296,10 @@ class PipelineWorker:
         for intake in self.intakes.values():
             progress.update(intake.next_offset)
         progress.update(self.feedback.next_offset)
-        await self.committer.commit(safe_offsets(progress, self.sink.pending_from))
+        try:
+            await self.committer.commit(safe_offsets(progress, self.sink.pending_from))
+        except CommitUnavailableError as exc:
+            self.broker_outage.failed(exc)
+        else:
+            self.broker_outage.succeeded()
         self._last_commit = time.monotonic()
