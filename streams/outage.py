@@ -21,12 +21,14 @@ line per retry. Pure: the clock and the logger are parameters.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable
 
 __all__ = ["Outage"]
 
 _log = logging.getLogger("envirostream.outage")
+_DIGITS = re.compile(r"\d+")
 
 
 class Outage:
@@ -123,6 +125,9 @@ class RepeatFilter(logging.Filter):
     [True, False, False]
     >>> f.clock = lambda: 61.0; r = rec(); f.filter(r), r.getMessage()
     (True, 'down b (2 similar messages held back)')
+    >>> late = logging.LogRecord("mode", logging.WARNING, "", 0, "took 2.01 s", (), None)
+    >>> f.filter(late), f.filter(logging.makeLogRecord(late.__dict__ | {"msg": "took 2.4 s"}))
+    (True, False)
     """
 
     def __init__(self, interval: float, clock: Callable[[], float] = time.monotonic) -> None:
@@ -134,7 +139,8 @@ class RepeatFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno < logging.WARNING:
             return True
-        key = (record.name, record.levelno, str(record.msg))
+        # Numbers (ports, timings, counts) vary between repeats of one message.
+        key = (record.name, record.levelno, _DIGITS.sub("#", str(record.msg)))
         now = self.clock()
         last = self._seen.get(key)
         if last is not None and now - last[0] < self.interval:

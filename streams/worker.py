@@ -283,8 +283,12 @@ class PipelineWorker:
 
         While the broker is away (outputs still queued, or the commit refused) nothing is
         committed and the worker goes on; the next commit takes the same offsets."""
+        if not self.broker_outage.ready():
+            return  # the broker is away: the next attempt after the backoff
+        # While it is away, a short wait: the housekeeping tick must not stall on it.
+        wait = 60.0 if self.broker_outage.up else 0.2
         try:
-            await self.outputs.acknowledged(self.settings.sink_retry_max_seconds)
+            await self.outputs.acknowledged(wait)
         except OutputsPendingError as exc:
             self.broker_outage.failed(exc)
             self._last_commit = time.monotonic()
