@@ -153,16 +153,32 @@ class RepeatFilter(logging.Filter):
         return True
 
 
-# Loggers of the Kafka clients (and of the worker's own periodic probes) that repeat a line
-# per attempt while a broker is away.
-CHATTY_LOGGERS = ("aiokafka", "faust", "mode", "kafka", "streams.health", "envirostream.kafka")
+# Loggers of the Kafka clients (and of the worker's own periodic probes and timers) that
+# repeat a line per attempt while a broker is away. A filter only sees the records of the
+# logger it is on, so the modules' own loggers are named (created now if not yet imported),
+# and every logger under these prefixes that exists already gets it too.
+CHATTY_PREFIXES = ("aiokafka", "faust", "mode", "streams.health", "envirostream.kafka")
+CHATTY_LOGGERS = (
+    "aiokafka.conn",
+    "aiokafka.client",
+    "aiokafka.cluster",
+    "aiokafka.consumer.fetcher",
+    "aiokafka.consumer.group_coordinator",
+    "aiokafka.consumer.consumer",
+    "aiokafka.producer.sender",
+    "aiokafka.producer.producer",
+    "faust.transport.drivers.aiokafka",
+    "mode.timers",
+    "streams.health",
+    "envirostream.kafka",
+)
 
 
 def quiet_client_logs(interval: float = 300.0) -> RepeatFilter:
     """Rate-limit the repeated warnings and errors of the Kafka clients' loggers (those that
     exist now and the named parents in :data:`CHATTY_LOGGERS`)."""
     repeat = RepeatFilter(interval)
-    names = [n for n in logging.root.manager.loggerDict if n.startswith(CHATTY_LOGGERS)]
+    names = [n for n in logging.root.manager.loggerDict if n.startswith(CHATTY_PREFIXES)]
     for name in {*names, *CHATTY_LOGGERS}:
         logging.getLogger(name).addFilter(repeat)
     return repeat
