@@ -142,6 +142,24 @@ class PipelineMetrics:
         self.sink_errors = Counter(
             p + "sink_errors", "Failed ClickHouse inserts.", ["table"], registry=registry
         )
+        self.sink_up = Gauge(
+            p + "sink_up",
+            "1 while the store accepts inserts; 0 while they fail and are retried with backoff.",
+            registry=registry,
+        )
+        self.sink_up.set(1)
+        self.sink_retries = Counter(
+            p + "sink_retries",
+            "Inserts attempted again after a failure (the store unreachable or refusing).",
+            ["table"],
+            registry=registry,
+        )
+        self.input_paused = Gauge(
+            p + "input_paused",
+            "1 while the worker stops fetching input because ENVIROSTREAM_SINK_MAX_BUFFERED_ROWS "
+            "rows wait for the store.",
+            registry=registry,
+        )
         self.sink_batch_duration = Histogram(
             p + "sink_batch_duration_seconds",
             "Time to insert one batch into ClickHouse.",
@@ -233,6 +251,7 @@ class PipelineMetrics:
         for table in tables:
             self.sink_rows.labels(table)
             self.sink_errors.labels(table)
+            self.sink_retries.labels(table)
             self.sink_batch_duration.labels(table)
             self.event_to_sink.start(table)
         for reason in dead_letter_reasons:

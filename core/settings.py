@@ -245,6 +245,39 @@ class Settings(BaseSettings):
     sink_batch_seconds: float = Field(
         default=1.0, gt=0, le=600, description="Max age of buffered rows before an insert."
     )
+    sink_max_partitions_per_insert: int = Field(
+        default=100,
+        ge=1,
+        description="Most table partitions (months) one insert block touches; a batch that "
+        "spans more is split (ClickHouse refuses blocks over its "
+        "max_partitions_per_insert_block, 100 by default, with TOO_MANY_PARTS).",
+    )
+    sink_timeout_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        le=3600,
+        description="How long one insert may take before it counts as failed (and is retried; "
+        "rows are deduplicated by their sorting key).",
+    )
+    sink_retry_initial_seconds: float = Field(
+        default=0.5,
+        gt=0,
+        le=600,
+        description="Wait before retrying a failed insert; doubles per failure.",
+    )
+    sink_retry_max_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="Longest wait between retries of a failed insert (the store is retried "
+        "for as long as it is down; nothing is committed past unstored rows).",
+    )
+    sink_max_buffered_rows: int = Field(
+        default=500_000,
+        ge=1,
+        description="Rows buffered for the sink (all tables) above which the worker stops "
+        "fetching input until they are stored (bounded memory while the store is down).",
+    )
     # --- metrics and alerting ----------------------------------------------------------
     metrics_port: int = Field(default=9464, ge=0, le=65535, description="Worker /metrics; 0=off.")
     simulator_metrics_port: int = Field(

@@ -2,22 +2,87 @@
 
 The first implementation of the sink contract (:class:`sinks.base.BatchingSink`). Its
 tables and their columns come from the one DDL source, ``sinks/ddl.py``; :meth:`setup`
-creates them (idempotent), :meth:`write` inserts one table's buffered rows in one request,
-column-oriented, naming the columns. Rows are idempotent by the tables' sorting keys
-(ReplacingMergeTree), so a replay after a crash never changes what ``FINAL`` returns.
+creates them (idempotent), :meth:`write` inserts one table's buffered rows, column-oriented,
+naming the columns. Rows are idempotent by the tables' sorting keys (ReplacingMergeTree), so
+a replay after a crash never changes what ``FINAL`` returns.
+
+ClickHouse refuses an insert block that touches more partitions than its
+``max_partitions_per_insert_block`` (100 by default; a user profile may forbid raising it)
+with TOO_MANY_PARTS, and the tables are partitioned by month: a replay of ten years of
+monthly rows is 120 partitions. :func:`split_by_partition` cuts a batch into blocks of at
+most ``ENVIROSTREAM_SINK_MAX_PARTITIONS_PER_INSERT`` months, which works against every
+server. If a later block fails, the earlier ones are written again on the retry and
+collapse by the sorting key.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from datetime import UTC
 from typing import Any
+
+import numpy as np
 
 from core.settings import Settings
 from sinks.base import BatchingSink, SinkBatch, StoredWindows, WindowRef
 from sinks.ddl import TABLES, create_statements
 
-__all__ = ["ClickHouseSink"]
+__all__ = ["ClickHouseSink", "partition_months", "split_by_partition"]
+
+
+def partition_months(values: Sequence[Any]) -> np.ndarray:
+    """The partition of each value, ``toYYYYMM`` in UTC: epoch milliseconds or datetimes.
+
+    >>> partition_months([0, 1_262_304_000_000]).tolist()  # 1970-01, 2010-01-01T00:00Z
+    [197001, 201001]
+    >>> from datetime import UTC, datetime
+    >>> partition_months([datetime(2019, 12, 31, 23, 59, tzinfo=UTC)]).tolist()
+    [201912]
+    """
+    if len(values) and not isinstance(values[0], int | float | np.integer | np.floating):
+        values = [_epoch_ms(v) for v in values]
+    months = np.asarray(values, dtype="int64").astype("datetime64[ms]").astype("datetime64[M]")
+    n = months.astype("int64")  # months since 1970-01
+    return (1970 + n // 12) * 100 + n % 12 + 1
+
+
+def _epoch_ms(value: Any) -> int:
+    if hasattr(value, "timestamp"):  # aware datetime (naive ones are UTC, as in the table)
+        if value.tzinfo is None:
+            return int(value.replace(tzinfo=UTC).timestamp() * 1000)
+        return int(value.timestamp() * 1000)
+    if value is None:
+        return 0
+    return int(value)
+
+
+def split_by_partition(batch: SinkBatch, column: str, max_partitions: int) -> list[SinkBatch]:
+    """``batch`` cut into blocks of rows of at most ``max_partitions`` months of ``column``.
+
+    Months are taken in order; the rows of one month stay in one block, in their order.
+    A batch within the limit is returned as it is (no copy).
+
+    >>> b = SinkBatch("t", ("ts", "v"), [[0, 2_678_400_000, 5_356_800_000], [1, 2, 3]])
+    >>> [blk.columns for blk in split_by_partition(b, "ts", 2)]  # Jan, Feb, Mar 1970
+    [[[0, 2678400000], [1, 2]], [[5356800000], [3]]]
+    """
+    if max_partitions < 1:
+        msg = f"max_partitions must be at least 1, got {max_partitions}"
+        raise ValueError(msg)
+    if batch.rows == 0:
+        return [batch]
+    months = partition_months(batch.column(column))
+    distinct = np.unique(months)
+    if len(distinct) <= max_partitions:
+        return [batch]
+    blocks = []
+    for start in range(0, len(distinct), max_partitions):
+        chosen = distinct[start : start + max_partitions]
+        idx = np.flatnonzero(np.isin(months, chosen)).tolist()
+        cols = [[col[i] for i in idx] for col in batch.columns]
+        blocks.append(SinkBatch(batch.table, batch.column_names, cols))
+    return blocks
 
 
 # Every statistic of a window, from the stored readings of the windows named (bound).
@@ -73,9 +138,14 @@ class ClickHouseSink(BatchingSink, StoredWindows):
         return out
 
     def write(self, batch: SinkBatch) -> None:
-        self.client.insert(
-            batch.table,
-            batch.columns,
-            column_names=list(batch.column_names),
-            column_oriented=True,
-        )
+        """Insert ``batch``, one request per block of at most the configured partitions."""
+        column = TABLES[batch.table].partition_column
+        for block in split_by_partition(
+            batch, column, self.settings.sink_max_partitions_per_insert
+        ):
+            self.client.insert(
+                block.table,
+                block.columns,
+                column_names=list(block.column_names),
+                column_oriented=True,
+            )

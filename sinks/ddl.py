@@ -32,13 +32,18 @@ class TableDef:
     def column_names(self) -> list[str]:
         return [c for c, _ in self.columns]
 
+    @property
+    def partition_column(self) -> str:
+        """The column whose month is the partition (``PARTITION BY toYYYYMM(...)``)."""
+        return self.ttl_column
+
     def create_sql(self, ttl_days: int) -> str:
         cols = ",\n  ".join(f"`{name}` {ctype}" for name, ctype in self.columns)
         return (
             f"CREATE TABLE IF NOT EXISTS {self.name} (\n  {cols},\n"
             f"  `stored_at` DateTime64(3, 'UTC') DEFAULT now64(3)\n)\n"
             f"ENGINE = {self.engine}\n"
-            f"PARTITION BY toYYYYMM({self.ttl_column})\n"
+            f"PARTITION BY toYYYYMM({self.partition_column})\n"
             f"ORDER BY ({self.order_by})\n"
             f"TTL toDateTime(stored_at) + INTERVAL {ttl_days} DAY"
         )

@@ -20,7 +20,10 @@ __all__ = ["SINK_KINDS", "open_sink"]
 
 
 def _clickhouse(settings: Settings) -> BatchingSink:
-    return ClickHouseSink(get_client(settings), settings)
+    # An insert that hangs (a stalled store) fails after ENVIROSTREAM_SINK_TIMEOUT_SECONDS
+    # and is retried, instead of holding the worker for the driver's default 300 s.
+    client = get_client(settings, send_receive_timeout=settings.sink_timeout_seconds)
+    return ClickHouseSink(client, settings)
 
 
 SINK_KINDS: dict[str, Callable[[Settings], BatchingSink]] = {"clickhouse": _clickhouse}

@@ -19,9 +19,14 @@ from faust.types import TP
 
 from core.records import Source
 
-__all__ = ["CommitFunction", "OffsetCommitter", "safe_offsets"]
+__all__ = ["CommitFunction", "CommitUnavailableError", "OffsetCommitter", "safe_offsets"]
 
 CommitFunction = Callable[[dict[TP, int]], Awaitable[Any]]
+
+
+class CommitUnavailableError(RuntimeError):
+    """The broker could not take the commit now (unreachable, group rebalancing): nothing
+    was recorded as committed; the next commit tries again from the same offsets."""
 
 
 def safe_offsets(

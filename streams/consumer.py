@@ -16,9 +16,11 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+from aiokafka.errors import KafkaError
 from faust.types import TP
 
 from core.settings import Settings
+from streams.commits import CommitUnavailableError
 from streams.intake import STORED_TOPICS
 from streams.records import InputRecord
 from streams.worker import PipelineWorker
@@ -58,6 +60,27 @@ class _Rebalance(ConsumerRebalanceListener):
         self._worker().assigned([tp.partition for tp in assigned if tp.topic == READINGS])
 
 
+def _backpressure(consumer: AIOKafkaConsumer, w: PipelineWorker, paused: bool) -> bool:
+    """Stop fetching while the sink holds too many rows (the store is down or slow); go on
+    once they are stored. Returns whether input is paused now."""
+    if w.sink_backlogged():
+        consumer.pause(*consumer.assignment())  # also partitions assigned meanwhile
+        w.hold_idle()
+        if not paused:
+            w.metrics.input_paused.set(1)
+            log.info(
+                "input paused: more than %d rows wait for the store "
+                "(ENVIROSTREAM_SINK_MAX_BUFFERED_ROWS)",
+                w.settings.sink_max_buffered_rows,
+            )
+        return True
+    if paused:
+        consumer.resume(*consumer.assignment())
+        w.metrics.input_paused.set(0)
+        log.info("input resumed: the buffered rows are stored")
+    return False
+
+
 async def consume(
     settings: Settings, worker: Callable[[], PipelineWorker], should_stop: Callable[[], bool]
 ) -> None:
@@ -80,15 +103,21 @@ async def consume(
     consumer.subscribe(INPUT_TOPICS, listener=_Rebalance(worker))
 
     async def commit(offsets: dict[TP, int]) -> None:
-        await consumer.commit(
-            {TopicPartition(tp.topic, tp.partition): o for tp, o in offsets.items()}
-        )
+        try:
+            await consumer.commit(
+                {TopicPartition(tp.topic, tp.partition): o for tp, o in offsets.items()}
+            )
+        except KafkaError as exc:  # broker away or group rebalancing: try again later
+            msg = f"offset commit failed: {exc!r}"
+            raise CommitUnavailableError(msg) from exc
 
     w.bind_commit(commit)
     await consumer.start()
     timeout_ms = int(settings.worker_batch_seconds * 1000)
+    paused = False
     try:
         while not should_stop():
+            paused = _backpressure(consumer, w, paused)
             fetched = await consumer.getmany(
                 timeout_ms=timeout_ms, max_records=settings.worker_batch_size
             )

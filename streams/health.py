@@ -69,6 +69,9 @@ class ConsumerLagProbe:
                 "group.id": group,
                 "enable.auto.commit": False,
                 "client.id": f"{group}-lag-probe",
+                # librdkafka's own log (a line per connection attempt while the broker is
+                # away) through Python logging, where the worker rate-limits it.
+                "logger": logging.getLogger("envirostream.kafka"),
             }
         )
 

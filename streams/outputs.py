@@ -19,7 +19,7 @@ from streams.records import DeadLetter
 from topics import AGGREGATES, ALERTS, ANOMALIES, DLQ
 from topics.producer import RecordProducer
 
-__all__ = ["Outputs", "UndeliveredOutputError"]
+__all__ = ["Outputs", "OutputsPendingError", "UndeliveredOutputError"]
 
 AGGREGATE = "WindowAggregate"
 ANOMALY_SCORE = "AnomalyScore"
@@ -28,6 +28,10 @@ ALERT = "Alert"
 
 class UndeliveredOutputError(RuntimeError):
     """Output records were not acknowledged by the broker: input offsets stay uncommitted."""
+
+
+class OutputsPendingError(UndeliveredOutputError):
+    """Output records are still queued (the broker is away), none failed: wait, retry."""
 
 
 class Outputs:
@@ -81,12 +85,16 @@ class Outputs:
         """Wait (in a thread) up to ``timeout`` s for the broker; return what is undelivered."""
         return await asyncio.to_thread(self.producer.flush, timeout)
 
-    async def acknowledged(self) -> None:
-        """Return once everything sent was acknowledged; raise if anything was not."""
-        undelivered = await self.flush(60.0)
+    async def acknowledged(self, timeout: float = 60.0) -> None:
+        """Return once everything sent was acknowledged; raise if anything was not:
+        :class:`OutputsPendingError` while records are only still queued (the producer keeps
+        retrying them), :class:`UndeliveredOutputError` when any failed for good."""
+        undelivered = await self.flush(timeout)
         if undelivered or self.producer.failed:
             msg = (
                 f"{undelivered} output records undelivered, {self.producer.failed} failed "
                 f"({self.producer.last_error}); not committing input offsets"
             )
+            if not self.producer.failed:
+                raise OutputsPendingError(msg)
             raise UndeliveredOutputError(msg)

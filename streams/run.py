@@ -19,6 +19,7 @@ from streams.agents import load_agents
 from streams.app import create_app
 from streams.consumer import INPUT_TOPICS
 from streams.health import ConsumerLagProbe
+from streams.outage import quiet_client_logs
 from streams.validate import REASONS
 from streams.worker import PipelineWorker
 from topics import TopicAdmin, topic_specs
@@ -51,7 +52,14 @@ def run_worker(settings: Settings) -> None:
     metrics = PipelineMetrics(registry, tables=TABLES, dead_letter_reasons=REASONS)
     serve_metrics(settings.metrics_port, registry, "ENVIROSTREAM_METRICS_PORT")
     codec = AvroCodec(registry_url=settings.schema_registry_url)
-    producer = RecordProducer(settings.bootstrap_servers)
+    # Outputs are retried for as long as the broker is away (no timeout: a record that
+    # failed would stop the commits for good), and librdkafka's log goes through Python
+    # logging, where repeated connection errors are rate-limited with aiokafka's.
+    producer = RecordProducer(
+        settings.bootstrap_servers,
+        extra={"message.timeout.ms": 0, "logger": logging.getLogger("envirostream.kafka")},
+    )
+    quiet_client_logs()
     # Device alerts go to Alertmanager whenever a URL is set (off when unset).
     forwarder = (
         AlertmanagerForwarder(settings.alertmanager_url.get_secret_value(), metrics)

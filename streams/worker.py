@@ -28,13 +28,14 @@ from sinks.alertmanager import AlertmanagerForwarder
 from sinks.base import BatchingSink, StoredWindows, WindowRef
 from streams.alert_forwarding import AlertForwarding
 from streams.checkpoints import DetectorCheckpoints
-from streams.commits import CommitFunction, OffsetCommitter, safe_offsets
+from streams.commits import CommitFunction, CommitUnavailableError, OffsetCommitter, safe_offsets
 from streams.corrections import WindowCorrections
 from streams.detection import detection_stage_from_settings
 from streams.feedback import FeedbackIntake
 from streams.health import ConsumerLagProbe, LastSeen, sample_health
 from streams.intake import STORED_TOPICS, TopicIntake
-from streams.outputs import Outputs
+from streams.outage import Outage
+from streams.outputs import Outputs, OutputsPendingError
 from streams.readings import READING_COLUMNS, ReadingsProcessor
 from streams.records import InputRecord
 from streams.validate import EventTimeBounds
@@ -96,6 +97,20 @@ class PipelineWorker:
         self.last_seen = LastSeen()
         self.lock = asyncio.Lock()
         self._last_commit = 0.0
+        # A failing store is retried with backoff, never a crash: rows and the offsets they
+        # hold stay buffered (docs/design.md, "Outages").
+        self.sink_outage = Outage(
+            "the store",
+            initial=settings.sink_retry_initial_seconds,
+            cap=settings.sink_retry_max_seconds,
+            waiting="inserts are retried",
+        )
+        self.broker_outage = Outage(
+            "the Kafka broker",
+            initial=settings.sink_retry_initial_seconds,
+            cap=settings.sink_retry_max_seconds,
+            waiting="outputs and commits wait",
+        )
 
     @property
     def committed(self) -> dict[Source, int]:
@@ -231,8 +246,12 @@ class PipelineWorker:
         s = self.settings
         now_s = self._clock()
         due = self.sink.tables if force else self.sink.due(s.sink_batch_rows, s.sink_batch_seconds)
-        for table in due:
-            await self._flush(table, now_s)
+        if force or self.sink_outage.ready():
+            if self.corrections.pending and READINGS_TABLE not in due:
+                due = [READINGS_TABLE, *due]  # windows to correct wait on that flush
+            for table in due:
+                if not await self._flush(table, now_s):
+                    break  # the store failed: the other tables wait for the next attempt
         self.metrics.windows_open.set(self.processor.open_windows())
         if not force and time.monotonic() - self._last_commit < s.commit_interval_seconds:
             return
@@ -240,41 +259,78 @@ class PipelineWorker:
             await self.checkpoints.checkpoint()  # flushed by commit() before any offset
         await self.commit()
 
-    async def _flush(self, table: str, now_s: float) -> None:
+    def hold_idle(self) -> None:
+        """Input is paused (not idle): its partitions' idle clocks do not run meanwhile."""
+        now = time.monotonic()
+        for src in self.last_input:
+            self.last_input[src] = now
+
+    def sink_backlogged(self) -> bool:
+        """True when more rows wait for the sink than ``ENVIROSTREAM_SINK_MAX_BUFFERED_ROWS``
+        (the consumer loop stops fetching until they are stored)."""
+        waiting = sum(self.sink.buffered(t) for t in self.sink.tables)
+        return waiting > self.settings.sink_max_buffered_rows
+
+    async def _flush(self, table: str, now_s: float) -> bool:
+        """Write ``table``'s rows; False when the write failed (rows and offsets kept)."""
         started = time.monotonic()
+        if not self.sink_outage.up:
+            self.metrics.sink_retries.labels(table).inc()
         late = self.corrections.take() if table == READINGS_TABLE else {}
         try:
             batch = await asyncio.to_thread(self.sink.flush, table)
-        except Exception:
+        except Exception as exc:
             self.corrections.restore(late)
             self.metrics.sink_errors.labels(table).inc()
-            raise
-        if late:
-            await self._correct(late)
+            self.metrics.sink_up.set(0)
+            self.sink_outage.failed(exc)
+            return False
+        if self.sink_outage.succeeded():
+            self.metrics.sink_up.set(1)
+        if late and not await self._correct(late):
+            return False
         self.metrics.sink_batch_duration.labels(table).observe(time.monotonic() - started)
         self.metrics.sink_rows.labels(table).inc(batch.rows)
         if (column := EVENT_TIME.get(table)) is not None:
             event_ms = np.asarray(batch.column(column) if batch.rows else [], dtype=float)
             self.metrics.event_to_sink.observe_many(table, now_s - event_ms / 1000.0)
+        return True
 
-    async def _correct(self, late: dict[Source, dict[WindowRef, int]]) -> None:
-        """Re-emit the windows late readings changed, recomputed from the stored readings."""
+    async def _correct(self, late: dict[Source, dict[WindowRef, int]]) -> bool:
+        """Re-emit the windows late readings changed, recomputed from the stored readings;
+        False (the windows kept for the next attempt) when the store failed."""
         assert isinstance(self.sink, StoredWindows)  # late windows only come with one
         refs = sorted({ref for refs in late.values() for ref in refs})
         try:
             stats = await asyncio.to_thread(
                 self.sink.recompute_windows, self.settings.window_ms, refs
             )
-        except Exception:
+        except Exception as exc:
             self.corrections.restore(late)
-            raise
+            self.metrics.sink_up.set(0)
+            self.sink_outage.failed(exc)
+            return False
         records = self.corrections.records(stats)
         self.outputs.send_aggregates(records)
         self.metrics.windows_corrected.inc(len(records))
+        return True
 
     async def commit(self) -> None:
-        """Commit every input offset that is safe, after the outputs are acknowledged."""
-        await self.outputs.acknowledged()
+        """Commit every input offset that is safe, after the outputs are acknowledged.
+
+        While the broker is away (outputs still queued, or the commit refused) nothing is
+        committed and the worker goes on; the next commit takes the same offsets."""
+        if not self.broker_outage.ready():
+            return  # the broker is away: the next attempt after the backoff
+        # Acks take milliseconds: a broker silent for 5 s counts as away (the worker goes on
+        # storing rows meanwhile); while it is away a short wait, so no tick stalls on it.
+        wait = 5.0 if self.broker_outage.up else 0.2
+        try:
+            await self.outputs.acknowledged(wait)
+        except OutputsPendingError as exc:
+            self.broker_outage.failed(exc)
+            self._last_commit = time.monotonic()
+            return
         progress: dict[Source, Any] = {}
         for src in list(self.processor.next_offset):
             if (off := self.processor.commit_offset(src)) is not None:
@@ -283,5 +339,10 @@ class PipelineWorker:
         for intake in self.intakes.values():
             progress.update(intake.next_offset)
         progress.update(self.feedback.next_offset)
-        await self.committer.commit(safe_offsets(progress, self.sink.pending_from))
+        try:
+            await self.committer.commit(safe_offsets(progress, self.sink.pending_from))
+        except CommitUnavailableError as exc:
+            self.broker_outage.failed(exc)
+        else:
+            self.broker_outage.succeeded()
         self._last_commit = time.monotonic()

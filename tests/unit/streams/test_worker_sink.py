@@ -8,6 +8,7 @@ offset past a row the sink has not stored, whatever the sink is.
 from __future__ import annotations
 
 import asyncio
+import itertools
 from typing import Any
 
 import pytest
@@ -93,11 +94,11 @@ def test_commits_stay_behind_rows_the_sink_could_not_store() -> None:
     assert sink.stored["readings"][1]["value"] == 1.0  # columns matched by name, not position
 
     sink.down = True
-    with pytest.raises(ConnectionError):
-        asyncio.run(worker.on_readings(batch(range(3, 6))))
+    asyncio.run(worker.on_readings(batch(range(3, 6))))  # the worker waits, it does not die
     # Windows up to offset 5 closed, but rows 3..5 are not durable: nothing moves past 3.
     assert sink.pending_from((TOPIC, 0)) == 3
-    assert max(c[TP(TOPIC, 0)] for c in commits) == 2
+    # The commit goes on (offset 3 = "read from 3 next"), never past the first unstored row.
+    assert max(c[TP(TOPIC, 0)] for c in commits) == 3
     assert (
         worker.metrics.registry.get_sample_value(
             "envirostream_sink_errors_total", {"table": "readings"}
@@ -117,8 +118,71 @@ def test_a_sink_that_holds_rows_holds_the_commit_for_every_partition() -> None:
     worker.settings = worker.settings.model_copy(update={"sink_batch_rows": 1_000})
     asyncio.run(worker.on_readings(batch(range(4))))
     other = [InputRecord(TOPIC, 1, 7, b"e", reading(CODEC, "e", 500))]
+    worker._last_commit = float("-inf")  # the commit interval (1 ms) may not have passed yet
     asyncio.run(worker.on_readings(other))
     asyncio.run(worker.commit())  # the batch may have come within the commit interval
     assert worker.committed == {(TOPIC, 0): 0, (TOPIC, 1): 7}  # rows buffered, not stored
     asyncio.run(worker.flush_and_commit(force=True))
     assert worker.committed == {(TOPIC, 0): 3, (TOPIC, 1): 7}  # the open windows hold now
+
+
+def sample(worker: PipelineWorker, name: str, labels: dict[str, str] | None = None) -> float:
+    value = worker.metrics.registry.get_sample_value(name, labels or {})
+    assert value is not None, name
+    return value
+
+
+def test_a_store_outage_is_retried_with_backoff_and_logged_once_each_way(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    sink = FlakySink()
+    worker, commits = make(sink)
+    t = [100.0]
+    worker.sink_outage.clock = lambda: t[0]
+    attempts: list[float] = []
+    write = sink.write
+
+    def counted(b: SinkBatch) -> None:
+        attempts.append(t[0])
+        write(b)
+
+    sink.write = counted  # type: ignore[method-assign]
+    sink.down = True
+    caplog.set_level("INFO", logger="envirostream.outage")
+    asyncio.run(worker.on_readings(batch(range(3))))
+    assert sample(worker, "envirostream_sink_up") == 0
+    # Every 1/8 s for 40 s: attempts only when the backoff (0.5, 1, 2, ... 30 s) ran out.
+    for _ in range(320):
+        t[0] += 0.125
+        asyncio.run(worker.tick())
+    gaps = [b - a for a, b in itertools.pairwise(attempts)]
+    assert gaps == [0.5, 1.0, 2.0, 4.0, 8.0, 16.0]  # the next (30 s) is after the 40 s
+    # Nothing committed past rows never stored (offset 0 = "read from 0 next").
+    assert max((c[TP(TOPIC, 0)] for c in commits), default=0) == 0
+    assert sink.pending_from((TOPIC, 0)) == 0
+    retries = sample(worker, "envirostream_sink_retries_total", {"table": "readings"})
+    assert retries == len(attempts) - 1
+
+    sink.down = False
+    t[0] += 30.0
+    asyncio.run(worker.tick())
+    assert [r["reading_id"] for r in sink.stored["readings"]] == ["d@0", "d@1000", "d@2000"]
+    assert sample(worker, "envirostream_sink_up") == 1
+    assert commits[-1] == {TP(TOPIC, 0): 2}
+    lines = [(r.levelname, r.getMessage()) for r in caplog.records]
+    assert len(lines) == 2, lines
+    assert lines[0][0] == "WARNING"
+    assert "the store is unreachable (ConnectionError: sink unreachable)" in lines[0][1]
+    # Down from t=100 to t=170; every attempt after the first failed one was a retry.
+    assert lines[1] == ("INFO", f"the store is back after 70.0 s and {len(attempts) - 2} retries")
+
+
+def test_the_worker_reports_a_backlog_above_the_buffer_limit() -> None:
+    sink = FlakySink()
+    worker, _ = make(sink)
+    worker.settings = worker.settings.model_copy(update={"sink_max_buffered_rows": 4})
+    sink.down = True
+    asyncio.run(worker.on_readings(batch(range(4))))
+    assert not worker.sink_backlogged()  # 4 readings rows (+ aggregates not yet stored)
+    asyncio.run(worker.on_readings(batch(range(4, 5))))
+    assert worker.sink_backlogged()
