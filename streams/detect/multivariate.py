@@ -32,6 +32,7 @@ from streams.detect.state import (
     read_dict,
     read_float,
     read_int,
+    read_opt_dict,
     read_opt_float,
     read_strs,
 )
@@ -255,9 +256,9 @@ class WindowMahalanobis(Detector[dict[str, float]]):
         new.features = features
         new._mean = array_from_state(read_dict(d, "mean"), "mean", (n,))
         new._cov = array_from_state(read_dict(d, "cov"), "cov", (n, n))
-        extra = d.get("extra")
+        extra = read_opt_dict(d, "extra")
         if extra is not None:
-            new._extra = array_from_state(read_dict(d, "extra"), "extra", (-1, n))
+            new._extra = array_from_state(extra, "extra", (-1, n))
         return new._learned(d)
 
     def _accepts(self, x: dict[str, float]) -> bool:

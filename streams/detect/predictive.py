@@ -15,7 +15,14 @@ from collections import deque
 from typing import Literal
 
 from streams.detect.base import Detector
-from streams.detect.state import State, StateError, read_float, read_int, read_str
+from streams.detect.state import (
+    State,
+    StateError,
+    read_float,
+    read_int,
+    read_str,
+    read_value,
+)
 
 __all__ = ["TimeToLimit", "theil_sen"]
 
@@ -112,7 +119,7 @@ class TimeToLimit(Detector[float]):
             size=read_int(d, "size"),
             warmup=read_int(d, "warmup"),
         )
-        points = d.get("points")
+        points = read_value(d, "points")
         if not isinstance(points, list) or len(points) > (new._points.maxlen or 0):
             msg = f"points: expected a list of at most {new._points.maxlen} [ts, value] pairs"
             raise StateError(msg)

@@ -36,9 +36,11 @@ __all__ = [
     "read_floats",
     "read_int",
     "read_ints",
+    "read_opt_dict",
     "read_opt_float",
     "read_str",
     "read_strs",
+    "read_value",
 ]
 
 State = dict[str, Any]
@@ -79,6 +81,11 @@ def _as_float(value: Any, key: str) -> float:
     if isinstance(value, bool) or not isinstance(value, float | int):
         raise _wrong(key, "a number", value)
     return float(value)
+
+
+def read_value(d: Any, key: str) -> Any:
+    """Field ``key`` of ``d``, whatever it holds (the caller checks it); missing: an error."""
+    return _get(d, key)
 
 
 def read_float(d: Any, key: str) -> float:
@@ -122,6 +129,11 @@ def read_dict(d: Any, key: str) -> State:
     if not isinstance(value, dict):
         raise _wrong(key, "an object", value)
     return value
+
+
+def read_opt_dict(d: Any, key: str) -> State | None:
+    """Field ``key`` of ``d``: an object or null."""
+    return None if _get(d, key) is None else read_dict(d, key)
 
 
 def _list(d: Any, key: str, length: int | None) -> list[Any]:

@@ -34,7 +34,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from streams.detect.state import PlainState, State, StateError
+from streams.detect.state import PlainState, State, StateError, read_dict, read_value
 from streams.detect.univariate import SeasonalZScore
 
 if TYPE_CHECKING:
@@ -240,11 +240,8 @@ class Signal:
         ignored). Everything is read and checked before ``dev`` changes: ``StateError``
         (or ``ValueError``) on a field missing or of the wrong type."""
         name = self.name
-        device = d.get("device") if isinstance(d, dict) else None
-        series = d.get("series") if isinstance(d, dict) else None
-        if not isinstance(series, dict):
-            msg = f"{name}.series: expected an object, got {series!r:.60}"
-            raise StateError(msg)
+        device = read_value(d, "device")
+        series = read_dict(d, "series")
         device_part = None if device is None else _typed(self.device_state_type, device, name)
         series_parts = {
             k: _typed(self.series_state_type, v, name) for k, v in series.items() if k in dev.series

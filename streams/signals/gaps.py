@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
-from streams.detect.state import State, StateError, read_float, read_int
+from streams.detect.state import State, StateError, read_float, read_int, read_value
 from streams.signals.base import (
     NO_FINDINGS,
     AlertCandidate,
@@ -39,7 +39,7 @@ class GapState:
 
     @classmethod
     def from_state(cls, d: State) -> GapState:
-        last_seq = d.get("last_seq")
+        last_seq = read_value(d, "last_seq")
         if last_seq is not None and (isinstance(last_seq, bool) or not isinstance(last_seq, int)):
             msg = f"last_seq: expected an int or null, got {last_seq!r:.60}"
             raise StateError(msg)

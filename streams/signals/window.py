@@ -29,7 +29,9 @@ from streams.detect.state import (
     read_float,
     read_floats,
     read_int,
+    read_opt_dict,
     read_opt_float,
+    read_value,
 )
 from streams.signals.base import (
     NO_FINDINGS,
@@ -132,7 +134,7 @@ class WindowState:
 
     @classmethod
     def from_state(cls, d: State) -> WindowState:
-        kind = d.get("model_kind")
+        kind = read_value(d, "model_kind")
         model: WindowModel | None = None
         if kind == "mahalanobis":
             model = WindowMahalanobis.from_state(read_dict(d, "model"))
@@ -142,8 +144,8 @@ class WindowState:
             msg = f'model_kind: expected "mahalanobis", "hst" or null, got {kind!r:.60}'
             raise StateError(msg)
         settle: dict[str, float] | None = None
-        if d.get("settle_sum") is not None:
-            sums = read_dict(d, "settle_sum")
+        sums = read_opt_dict(d, "settle_sum")
+        if sums is not None:
             settle = {str(k): read_float(sums, k) for k in sums}
         return cls(
             model=model,

@@ -95,11 +95,13 @@ def test_hst_window_model_warms_up_again_after_a_checkpoint() -> None:
     assert after.features == before.features
     assert after.residual_model.n_learned == before.residual_model.n_learned
     x = dict.fromkeys(before.features, 0.5)
-    assert after.residuals(x) == before.residuals(x)
+    assert after.score_and_residuals(x)[1] == before.score_and_residuals(x)[1]
     after.learn_one(x, 0)
     before.learn_one(x, 0)
     y = dict.fromkeys(before.features, 3.0)
-    assert after.residuals(y) == before.residuals(y)  # the residual model continues
+    assert (
+        after.score_and_residuals(y)[1] == before.score_and_residuals(y)[1]
+    )  # the residual model continues
     for _ in range(after.warmup - 1):
         after.learn_one(x, 0)
     assert after.is_warm and math.isfinite(after.score_one(y, 0))
