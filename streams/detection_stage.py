@@ -91,8 +91,7 @@ class DetectionStage:
         self.watermark: dict[Source, int] = {}  # event time, run on by idle()
         self.event_time: dict[Source, int] = {}  # the largest event time seen per partition
         self.out = DetectionOutput()
-        # changelog records refused by load_checkpoint since the caller last took them
-        self.rejected: list[tuple[bytes, SnapshotRejected]] = []
+        self.rejected: list[tuple[bytes, SnapshotRejected]] = []  # by load_checkpoint
 
     @property
     def warmup(self) -> int:
@@ -313,20 +312,14 @@ class DetectionStage:
             dev = self.devices.get(device)
             if dev is None or src is None:
                 continue
-            key = f"{device[0]}/{device[1]}".encode()
-            out.append((src, key, encode_device(dev, self.signals)))
+            out.append((src, f"{device[0]}/{device[1]}".encode(), encode_device(dev, self.signals)))
         return out
 
     def load_checkpoint(
         self, records: Iterable[tuple[bytes, bytes]], source: Source | None = None
     ) -> int:
-        """Restore devices not held in memory from changelog records; returns how many.
-
-        ``source``: the input partition these devices' readings come from. A record that
-        does not load is refused (``streams.device_snapshot``) and kept in
-        :attr:`rejected` with its key and reason for the caller to log and count: that
-        device warms up again.
-        """
+        """Restore devices not held in memory from changelog records of readings partition
+        ``source``; returns how many. Refused ones go to :attr:`rejected` (they warm up)."""
         n = 0
         for key, value in records:
             tenant, _, device_id = key.decode(errors="replace").partition("/")
