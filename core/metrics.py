@@ -20,10 +20,21 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import HistogramMetricFamily
 from prometheus_client.registry import Collector
 
-__all__ = ["LATENCY_BUCKETS", "SEVERITIES", "BulkHistogram", "PipelineMetrics"]
+__all__ = [
+    "CHECKPOINT_REJECTIONS",
+    "LATENCY_BUCKETS",
+    "SEVERITIES",
+    "BulkHistogram",
+    "PipelineMetrics",
+]
 
 # Label values of ``severity`` (the Alert record's Severity enum, lower case).
 SEVERITIES = ("info", "warning", "critical")
+
+# Label values of ``reason`` of refused detector-state changelog records: not compressed
+# JSON of a device state (e.g. an old pickled record); another format version; a field
+# missing or of the wrong type.
+CHECKPOINT_REJECTIONS = ("undecodable", "version", "invalid")
 
 # Resolves both 10 ms and 10 minutes (and a day, for replays of old data).
 LATENCY_BUCKETS = (
@@ -240,6 +251,15 @@ class PipelineMetrics:
             "Per-device detector states loaded from the changelog on partition assignment.",
             registry=registry,
         )
+        self.checkpoints_rejected = Counter(
+            p + "checkpoints_rejected",
+            "Detector-state changelog records refused on load, by reason (undecodable, "
+            "version, invalid); those devices warm up again.",
+            ["reason"],
+            registry=registry,
+        )
+        for reason in CHECKPOINT_REJECTIONS:
+            self.checkpoints_rejected.labels(reason)
         for action in ("ack", "false_positive"):
             for fb_outcome in ("applied", "unknown_alert"):
                 self.alert_feedback.labels(action, fb_outcome)

@@ -3,7 +3,10 @@
 The learned detector state of each device goes to the compacted
 ``{APP_ID}-detector-state-changelog``, on the partition of the device's readings, and is
 loaded when that readings partition is assigned; the alert dedup state is rebuilt from
-``telemetry.alerts`` (latest record per alert key). Devices silent for
+``telemetry.alerts`` (latest record per alert key). A changelog record that is not a device
+state of this worker's format (``streams.device_snapshot``: forged, corrupt, or written by
+an older version) is refused: one warning per partition load and
+``envirostream_checkpoints_rejected_total``; that device warms up again. Devices silent for
 ``ENVIROSTREAM_DEVICE_STATE_TTL_HOURS`` are forgotten and tombstoned. Callers hold the
 worker's lock; the slow parts (serialising, reading logs back) run in threads so heartbeats
 and timers keep running.
@@ -14,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import Iterable, Sequence
 
 from core.metrics import PipelineMetrics
@@ -82,9 +86,30 @@ class DetectorCheckpoints:
                 read_latest_state, self.settings.bootstrap_servers, self.state_topic, [p]
             )
             n += self.detection.load_checkpoint(latest.items(), (READINGS, p))
+            self._count_rejected(p)
         self.metrics.detector_restored.inc(n)
         log.info("detector state restored: %d devices from %s", n, self.state_topic)
         return n
+
+    def _count_rejected(self, partition: int) -> None:
+        """Count the records of ``partition`` the stage refused, and log them once."""
+        rejected, self.detection.rejected = self.detection.rejected, []
+        if not rejected:
+            return
+        reasons = Counter(e.reason for _, e in rejected)
+        for reason, count in reasons.items():
+            self.metrics.checkpoints_rejected.labels(reason).inc(count)
+        key, first = rejected[0]
+        log.warning(
+            "detector state: refused %d records of %s[%d] (%s), those devices warm up "
+            "again; first: key %r: %s",
+            len(rejected),
+            self.state_topic,
+            partition,
+            ", ".join(f"{r} {c}" for r, c in sorted(reasons.items())),
+            key,
+            first,
+        )
 
     def due(self, now: float) -> bool:
         """Whether ``ENVIROSTREAM_DETECTOR_CHECKPOINT_SECONDS`` passed since the last one."""

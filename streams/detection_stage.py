@@ -20,7 +20,12 @@ from streams.alert_book import AlertBook
 from streams.alerts import AlertPolicy
 from streams.detect.rules import STATE_CAPABILITIES, assess_reading
 from streams.detect.univariate import SeasonalZScore
-from streams.device_snapshot import CHECKPOINT_VERSION, decode_device, encode_device
+from streams.device_snapshot import (
+    CHECKPOINT_VERSION,
+    SnapshotRejected,
+    decode_device,
+    encode_device,
+)
 from streams.signals import SIGNALS
 from streams.signals.base import (
     DeviceKey,
@@ -86,6 +91,7 @@ class DetectionStage:
         self.watermark: dict[Source, int] = {}  # event time, run on by idle()
         self.event_time: dict[Source, int] = {}  # the largest event time seen per partition
         self.out = DetectionOutput()
+        self.rejected: list[tuple[bytes, SnapshotRejected]] = []  # by load_checkpoint
 
     @property
     def warmup(self) -> int:
@@ -306,25 +312,24 @@ class DetectionStage:
             dev = self.devices.get(device)
             if dev is None or src is None:
                 continue
-            out.append((src, f"{device[0]}/{device[1]}".encode(), encode_device(dev)))
+            out.append((src, f"{device[0]}/{device[1]}".encode(), encode_device(dev, self.signals)))
         return out
 
     def load_checkpoint(
         self, records: Iterable[tuple[bytes, bytes]], source: Source | None = None
     ) -> int:
-        """Restore devices not held in memory from changelog records; returns how many.
-
-        ``source``: the input partition these devices' readings come from. A record that
-        does not load is skipped (``streams.device_snapshot``): that device warms up again.
-        """
+        """Restore devices not held in memory from changelog records of readings partition
+        ``source``; returns how many. Refused ones go to :attr:`rejected` (they warm up)."""
         n = 0
         for key, value in records:
             tenant, _, device_id = key.decode(errors="replace").partition("/")
             device = (tenant, device_id)
             if device in self.devices:
                 continue
-            dev = decode_device(value)
-            if dev is None:
+            try:
+                dev = decode_device(value, self.signals)
+            except SnapshotRejected as e:
+                self.rejected.append((key, e))
                 continue
             self._complete(dev)
             self.devices[device] = dev

@@ -2,8 +2,10 @@
 
 A detector scores an input *before* learning it (River's convention), so an anomaly is judged
 against what came before it. Time is a parameter (event time in epoch milliseconds); there is
-no clock and no I/O. State is small, bounded and picklable, so it can be checkpointed into a
-changelogged table and restored after a restart without a new warm-up.
+no clock and no I/O. State is small and bounded, and converts to a plain dict
+(:meth:`Detector.to_state`, numbers, strings and lists only) and back
+(:meth:`Detector.from_state`, types checked), so it is checkpointed to the detector-state
+changelog and restored after a restart without a new warm-up.
 """
 
 from __future__ import annotations
@@ -11,7 +13,9 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, Self, TypeVar
+
+from streams.detect.state import State, read_int
 
 __all__ = ["Detector", "Score", "is_finite_features"]
 
@@ -83,6 +87,25 @@ class Detector(ABC, Generic[X]):
             self.learn_one(x, ts_ms)
         flagged = warm and math.isfinite(score) and score >= self.threshold
         return Score(self.name, score, self.threshold, flagged, warm)
+
+    @abstractmethod
+    def to_state(self) -> State:
+        """The whole state as a plain dict (parameters included): see ``streams.detect.state``."""
+
+    @classmethod
+    @abstractmethod
+    def from_state(cls, d: State) -> Self:
+        """A detector rebuilt from :meth:`to_state`'s dict; ``StateError`` (or ``ValueError``
+        for an out-of-range parameter) when it is not one."""
+
+    def _learned(self, d: Any) -> Self:
+        """This detector with the learned count of state ``d`` (for ``from_state``)."""
+        n = read_int(d, "n_learned")
+        if n < 0:
+            msg = f"n_learned: expected >= 0, got {n}"
+            raise ValueError(msg)
+        self.n_learned = n
+        return self
 
     @abstractmethod
     def _accepts(self, x: X) -> bool:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 
 from streams.detect.base import Detector
+from streams.detect.state import State, StateError, read_float, read_floats, read_int
 
 __all__ = ["AnomalyLikelihood"]
 
@@ -68,6 +69,37 @@ class AnomalyLikelihood(Detector[float]):
         self._recent: list[float] = []  # the last ``short - 1`` raw scores, oldest first
         self._mean = 0.0
         self._var = 0.0
+
+    def to_state(self) -> State:
+        return {
+            "warmup": self.warmup,
+            "threshold": self.threshold,
+            "short": self.short,
+            "history": self.history,
+            "min_std": self.min_std,
+            "n_learned": self.n_learned,
+            "recent": self._recent,
+            "mean": self._mean,
+            "var": self._var,
+        }
+
+    @classmethod
+    def from_state(cls, d: State) -> AnomalyLikelihood:
+        new = cls(
+            warmup=read_int(d, "warmup"),
+            threshold=read_float(d, "threshold"),
+            short=read_int(d, "short"),
+            history=read_int(d, "history"),
+            min_std=read_float(d, "min_std"),
+        )
+        recent = read_floats(d, "recent")
+        if len(recent) >= new.short:
+            msg = f"recent: expected fewer than short={new.short} scores, got {len(recent)}"
+            raise StateError(msg)
+        new._recent = recent
+        new._mean = read_float(d, "mean")
+        new._var = read_float(d, "var")
+        return new._learned(d)
 
     def _accepts(self, x: float) -> bool:
         return isinstance(x, float | int) and math.isfinite(x)

@@ -5,6 +5,12 @@ anomalous while no single signal is extreme. Each window's aggregates become a f
 vector (``window_features``); features are standardised by running statistics, squashed
 into ``[0, 1]`` and scored by River's ``HalfSpaceTrees`` (seeded). The feature set is fixed
 by the first window learned, so state does not grow with new names.
+
+Checkpoints: :class:`WindowMahalanobis` saves its whole state (means, covariance and added
+directions as arrays). ``HalfSpaceTrees``' trees are River objects that only pickle, so a
+:class:`WindowHST` saves its parameters only and comes back empty: after a restart it warms
+up again (``window_warmup`` windows), while the Mahalanobis model beside it
+(:class:`WindowHSTResiduals`) continues.
 """
 
 from __future__ import annotations
@@ -17,6 +23,19 @@ import numpy as np
 from river import anomaly, stats
 
 from streams.detect.base import Detector, is_finite_features
+from streams.detect.state import (
+    State,
+    StateError,
+    array_from_state,
+    array_to_state,
+    read_bool,
+    read_dict,
+    read_float,
+    read_int,
+    read_opt_dict,
+    read_opt_float,
+    read_strs,
+)
 
 __all__ = ["WindowHST", "WindowHSTResiduals", "WindowMahalanobis", "window_features"]
 
@@ -61,10 +80,35 @@ class WindowHST(Detector[dict[str, float]]):
     ) -> None:
         super().__init__(warmup=warmup, threshold=threshold)
         self.span = span
+        self.params = {"n_trees": n_trees, "height": height, "window_size": window_size}
+        self.seed = seed
         self.features: tuple[str, ...] = ()
         self._moments: dict[str, stats.Var] = {}
         self._hst = anomaly.HalfSpaceTrees(
             n_trees=n_trees, height=height, window_size=window_size, seed=seed
+        )
+
+    def to_state(self) -> State:
+        """The parameters only: the trees are not checkpointed (see the module doc)."""
+        return {
+            "warmup": self.warmup,
+            "threshold": self.threshold,
+            "span": self.span,
+            "seed": self.seed,
+            **self.params,
+        }
+
+    @classmethod
+    def from_state(cls, d: State) -> WindowHST:
+        """An empty model with the saved parameters: it warms up again."""
+        return cls(
+            warmup=read_int(d, "warmup"),
+            threshold=read_float(d, "threshold"),
+            n_trees=read_int(d, "n_trees"),
+            height=read_int(d, "height"),
+            window_size=read_int(d, "window_size"),
+            span=read_float(d, "span"),
+            seed=read_int(d, "seed"),
         )
 
     def _accepts(self, x: dict[str, float]) -> bool:
@@ -170,6 +214,52 @@ class WindowMahalanobis(Detector[dict[str, float]]):
         self.features: tuple[str, ...] = ()
         self._mean = np.zeros(0)
         self._cov = np.zeros((0, 0))
+
+    def to_state(self) -> State:
+        return {
+            "warmup": self.warmup,
+            "threshold": self.threshold,
+            "fading": self.fading,
+            "clip": self.clip,
+            "ridge": self.ridge,
+            "shrink": self.shrink,
+            "normalize": self.normalize,
+            "center": self.center,
+            "slow_above": self.slow_above,
+            "given": list(self.given),
+            "features": list(self.features),
+            "n_learned": self.n_learned,
+            "mean": array_to_state(self._mean),
+            "cov": array_to_state(self._cov),
+            "extra": None if self._extra is None else array_to_state(self._extra),
+        }
+
+    @classmethod
+    def from_state(cls, d: State) -> WindowMahalanobis:
+        new = cls(
+            warmup=read_int(d, "warmup"),
+            threshold=read_float(d, "threshold"),
+            fading=read_float(d, "fading"),
+            clip=read_float(d, "clip"),
+            ridge=read_float(d, "ridge"),
+            shrink=read_float(d, "shrink"),
+            normalize=read_bool(d, "normalize"),
+            center=read_bool(d, "center"),
+            slow_above=read_opt_float(d, "slow_above"),
+        )
+        new.given = read_strs(d, "given")
+        features = read_strs(d, "features")
+        if len(set(features)) != len(features):
+            msg = f"features: expected distinct names, got {list(features)!r:.60}"
+            raise StateError(msg)
+        n = len(features)
+        new.features = features
+        new._mean = array_from_state(read_dict(d, "mean"), "mean", (n,))
+        new._cov = array_from_state(read_dict(d, "cov"), "cov", (n, n))
+        extra = read_opt_dict(d, "extra")
+        if extra is not None:
+            new._extra = array_from_state(extra, "extra", (-1, n))
+        return new._learned(d)
 
     def _accepts(self, x: dict[str, float]) -> bool:
         if not is_finite_features(x):
@@ -312,6 +402,18 @@ class WindowHSTResiduals(Detector[dict[str, float]]):
         super().__init__(warmup=hst.warmup, threshold=hst.threshold)
         self.hst = hst
         self.residual_model = residual_model
+
+    def to_state(self) -> State:
+        """The Mahalanobis model whole, the HST model's parameters (it is not checkpointed)."""
+        return {"hst": self.hst.to_state(), "residual_model": self.residual_model.to_state()}
+
+    @classmethod
+    def from_state(cls, d: State) -> WindowHSTResiduals:
+        """The Mahalanobis model continues; the HST model and so this one warm up again."""
+        return cls(
+            WindowHST.from_state(read_dict(d, "hst")),
+            WindowMahalanobis.from_state(read_dict(d, "residual_model")),
+        )
 
     @property
     def features(self) -> tuple[str, ...]:

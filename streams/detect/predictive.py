@@ -15,6 +15,14 @@ from collections import deque
 from typing import Literal
 
 from streams.detect.base import Detector
+from streams.detect.state import (
+    State,
+    StateError,
+    read_float,
+    read_int,
+    read_str,
+    read_value,
+)
 
 __all__ = ["TimeToLimit", "theil_sen"]
 
@@ -86,6 +94,42 @@ class TimeToLimit(Detector[float]):
         self.direction = direction
         self.horizon_s = horizon_s
         self._points: deque[tuple[int, float]] = deque(maxlen=size)
+
+    def to_state(self) -> State:
+        return {
+            "limit": self.limit,
+            "direction": self.direction,
+            "horizon_s": self.horizon_s,
+            "size": self._points.maxlen,
+            "warmup": self.warmup,
+            "n_learned": self.n_learned,
+            "points": [[t, v] for t, v in self._points],
+        }
+
+    @classmethod
+    def from_state(cls, d: State) -> TimeToLimit:
+        direction = read_str(d, "direction")
+        if direction not in ("above", "below"):
+            msg = f'direction: expected "above" or "below", got {direction!r}'
+            raise StateError(msg)
+        new = cls(
+            limit=read_float(d, "limit"),
+            direction="above" if direction == "above" else "below",
+            horizon_s=read_float(d, "horizon_s"),
+            size=read_int(d, "size"),
+            warmup=read_int(d, "warmup"),
+        )
+        points = read_value(d, "points")
+        if not isinstance(points, list) or len(points) > (new._points.maxlen or 0):
+            msg = f"points: expected a list of at most {new._points.maxlen} [ts, value] pairs"
+            raise StateError(msg)
+        for pair in points:
+            if not (isinstance(pair, list) and len(pair) == 2):
+                msg = f"points: expected [ts, value] pairs, got {pair!r:.60}"
+                raise StateError(msg)
+            point = {"ts": pair[0], "value": pair[1]}
+            new._points.append((read_int(point, "ts"), read_float(point, "value")))
+        return new._learned(d)
 
     def _accepts(self, x: float) -> bool:
         return isinstance(x, float | int) and math.isfinite(x)

@@ -5,10 +5,10 @@ Robust to noise and daily cycles, cheap enough to run on every reading:
 * a **daily profile**: 24 hourly bucket means of the series (interpolated between bucket
   centres), learned with rate ``max(1/n, profile_rate)`` so a bucket is a running mean at
   first and a slow exponential mean later; until both neighbouring buckets have data the
-  baseline is a fast exponential mean (``river.stats.EWMean``) instead;
+  baseline is a fast exponential mean (``EWMean``, River's arithmetic) instead;
 * the **residual** ``value - baseline`` is standardised by its exponentially weighted
-  variance (``river.stats.EWVar``): a step or spike gives a large ``|z|``;
-* a **Page-Hinkley test** (``river.drift.PageHinkley``) on the clipped ``z`` catches a slow
+  variance (``EWVar``): a step or spike gives a large ``|z|``;
+* a **Page-Hinkley test** (``PageHinkley``, River's) on the clipped ``z`` catches a slow
   drift that no single reading reveals; once it fires, the series stays flagged until the
   fast mean of ``z`` is back near zero.
 
@@ -16,16 +16,25 @@ Once warm, learning is *winsorised*: the residual is clipped to ``±clip`` stand
 before it updates the profile and the variance, so an anomaly cannot drag the baseline to
 itself.
 
-The score is ``|z|``, or at least the threshold while a drift is latched.
+The score is ``|z|``, or at least the threshold while a drift is latched. The statistics are
+those of :mod:`streams.detect.moments`, whose state checkpoints as plain numbers.
 """
 
 from __future__ import annotations
 
 import math
 
-from river import drift, stats
-
 from streams.detect.base import Detector
+from streams.detect.moments import EWMean, EWVar, PageHinkley
+from streams.detect.state import (
+    State,
+    read_bool,
+    read_dict,
+    read_float,
+    read_floats,
+    read_int,
+    read_ints,
+)
 
 __all__ = ["SeasonalZScore"]
 
@@ -76,9 +85,9 @@ class SeasonalZScore(Detector[float]):
         self.drift_release = drift_release
         self.min_std = min_std
         self.rel_std_floor = rel_std_floor
-        self._fast = stats.EWMean(fast_fading)
-        self._var = stats.EWVar(var_fading)
-        self._level = stats.EWMean(fast_fading)  # fast mean of clipped z: drift release
+        self._fast = EWMean(fast_fading)
+        self._var = EWVar(var_fading)
+        self._level = EWMean(fast_fading)  # fast mean of clipped z: drift release
         self._ph_delta = drift_delta
         self._ph_threshold = drift_threshold
         self._ph = self._new_ph()
@@ -88,10 +97,55 @@ class SeasonalZScore(Detector[float]):
         self._bucket_n = [0] * _BUCKETS
         self.drifting = False
 
-    def _new_ph(self) -> drift.PageHinkley:
-        return drift.PageHinkley(
-            min_instances=30, delta=self._ph_delta, threshold=self._ph_threshold, mode="both"
+    def _new_ph(self) -> PageHinkley:
+        return PageHinkley(min_instances=30, delta=self._ph_delta, threshold=self._ph_threshold)
+
+    def to_state(self) -> State:
+        return {
+            "warmup": self.warmup,
+            "threshold": self.threshold,
+            "clip": self.clip,
+            "profile_rate": self.profile_rate,
+            "drift_release": self.drift_release,
+            "min_std": self.min_std,
+            "rel_std_floor": self.rel_std_floor,
+            "drift_delta": self._ph_delta,
+            "drift_threshold": self._ph_threshold,
+            "n_learned": self.n_learned,
+            "fast": self._fast.to_state(),
+            "var": self._var.to_state(),
+            "level": self._level.to_state(),
+            "ph": self._ph.to_state(),
+            "profile": self._profile,
+            "counts": self._counts,
+            "bucket_sq": self._bucket_sq,
+            "bucket_n": self._bucket_n,
+            "drifting": self.drifting,
+        }
+
+    @classmethod
+    def from_state(cls, d: State) -> SeasonalZScore:
+        new = cls(
+            warmup=read_int(d, "warmup"),
+            threshold=read_float(d, "threshold"),
+            clip=read_float(d, "clip"),
+            profile_rate=read_float(d, "profile_rate"),
+            drift_release=read_float(d, "drift_release"),
+            min_std=read_float(d, "min_std"),
+            rel_std_floor=read_float(d, "rel_std_floor"),
+            drift_delta=read_float(d, "drift_delta"),
+            drift_threshold=read_float(d, "drift_threshold"),
         )
+        new._fast = EWMean.from_state(read_dict(d, "fast"))
+        new._var = EWVar.from_state(read_dict(d, "var"))
+        new._level = EWMean.from_state(read_dict(d, "level"))
+        new._ph = PageHinkley.from_state(read_dict(d, "ph"))
+        new._profile = read_floats(d, "profile", _BUCKETS)
+        new._counts = read_ints(d, "counts", _BUCKETS)
+        new._bucket_sq = read_floats(d, "bucket_sq", _BUCKETS)
+        new._bucket_n = read_ints(d, "bucket_n", _BUCKETS)
+        new.drifting = read_bool(d, "drifting")
+        return new._learned(d)
 
     def _accepts(self, x: float) -> bool:
         return isinstance(x, float | int) and math.isfinite(x)

@@ -5,8 +5,11 @@ the stage folds it into the device's one alert) and :class:`ScorePoint` (an
 ``AnomalyScore`` record for ``telemetry.anomalies``). It owns its state, which the stage
 keeps inside the device's :class:`DeviceState` under the signal's :attr:`Signal.name`: per
 device (``DeviceState.signals``) and/or per series (``SeriesState.signals``). That state is
-small, bounded and picklable, so the stage checkpoints it with the device; a signal can
-also checkpoint and restore its own part (:meth:`Signal.checkpoint`, :meth:`Signal.restore`).
+small and bounded, and its classes (named by :attr:`Signal.device_state_type` and
+:attr:`Signal.series_state_type`) convert it to plain data and back (``to_state`` /
+``from_state``, see ``streams.detect.state``), so the stage checkpoints it with the device
+(``streams.device_snapshot``); a signal can also checkpoint and restore its own part
+(:meth:`Signal.checkpoint`, :meth:`Signal.restore`).
 
 The stage calls the hooks in three phases for each reading, in the order of the
 registration list (``streams.signals.SIGNALS``):
@@ -26,11 +29,12 @@ claims the ones it wrote, raising its own threshold. Time is event time; no cloc
 
 from __future__ import annotations
 
-import pickle
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from streams.detect.state import PlainState, State, StateError, read_dict, read_value
 from streams.detect.univariate import SeasonalZScore
 
 if TYPE_CHECKING:
@@ -156,7 +160,7 @@ class SeriesState:
     last_ts: int = -1  # last learned event time: a replay does not learn twice
     signals: dict[str, Any] = field(default_factory=dict)  # signal name -> its state
     # the stage's on_series hooks of the signals judging this series, bound on first use:
-    # a cache, never checkpointed (see __getstate__)
+    # a cache, never checkpointed
     hooks: tuple[Callable[..., Sequence[Finding]], ...] | None = field(
         default=None, compare=False, repr=False
     )
@@ -190,6 +194,11 @@ class Signal:
     """
 
     name: ClassVar[str] = "signal"
+    device_state_type: ClassVar[type[PlainState] | None] = None
+    """The class of :meth:`new_device_state`'s states (``None``: it keeps none); its
+    ``from_state`` rebuilds one from a checkpoint."""
+    series_state_type: ClassVar[type[PlainState] | None] = None
+    """The class of :meth:`new_series_state`'s states (``None``: it keeps none)."""
 
     def __init__(self, config: DetectionConfig) -> None:
         self.config = config
@@ -212,22 +221,43 @@ class Signal:
         its :meth:`on_series` is not called for it)."""
         return None
 
+    def to_state(self, dev: DeviceState) -> State:
+        """This signal's state of ``dev`` as plain data: ``{"device": …, "series": {sensor:
+        …}}`` (series it keeps no state of are left out)."""
+        name = self.name
+        part = dev.signals.get(name)
+        return {
+            "device": None if part is None else _plain(self.device_state_type, part, name),
+            "series": {
+                k: _plain(self.series_state_type, s.signals[name], name)
+                for k, s in dev.series.items()
+                if s.signals.get(name) is not None
+            },
+        }
+
+    def from_state(self, dev: DeviceState, d: State) -> None:
+        """Put back the state :meth:`to_state` returned (series ``dev`` does not hold are
+        ignored). Everything is read and checked before ``dev`` changes: ``StateError``
+        (or ``ValueError``) on a field missing or of the wrong type."""
+        name = self.name
+        device = read_value(d, "device")
+        series = read_dict(d, "series")
+        device_part = None if device is None else _typed(self.device_state_type, device, name)
+        series_parts = {
+            k: _typed(self.series_state_type, v, name) for k, v in series.items() if k in dev.series
+        }
+        if device_part is not None:
+            dev.signals[name] = device_part
+        for key, state in series_parts.items():
+            dev.series[key].signals[name] = state
+
     def checkpoint(self, dev: DeviceState) -> bytes:
-        """This signal's state of ``dev`` (device and series parts), as bytes."""
-        part = (
-            dev.signals.get(self.name),
-            {k: s.signals.get(self.name) for k, s in dev.series.items()},
-        )
-        return pickle.dumps(part, protocol=pickle.HIGHEST_PROTOCOL)
+        """This signal's state of ``dev`` (device and series parts), as JSON bytes."""
+        return json.dumps(self.to_state(dev), separators=(",", ":")).encode()
 
     def restore(self, dev: DeviceState, blob: bytes) -> None:
-        """Put back the state :meth:`checkpoint` returned (series ``dev`` does not hold are
-        ignored). The bytes are this pipeline's own: never load untrusted ones."""
-        device_part, series_part = pickle.loads(blob)  # our own checkpoint
-        dev.signals[self.name] = device_part
-        for key, state in series_part.items():
-            if key in dev.series:
-                dev.series[key].signals[self.name] = state
+        """Put back the state :meth:`checkpoint` returned (see :meth:`from_state`)."""
+        self.from_state(dev, json.loads(blob))
 
     # -- hooks ---------------------------------------------------------------------------
     def on_device(self, reading: ReadingView, dev: DeviceState) -> Sequence[Finding]:
@@ -259,6 +289,27 @@ class Signal:
         """Thresholds feedback raised, keyed by what they judge: a series (its sensor id),
         prefixed with the signal's name unless it is the per-reading score."""
         return {}
+
+
+def _plain(cls: type[PlainState] | None, state: Any, name: str) -> State:
+    if cls is None or not isinstance(state, cls):
+        msg = (
+            f"signal {name!r} keeps a state of type {type(state).__name__} but declares "
+            f"{getattr(cls, '__name__', None)} as its state type: set device_state_type / "
+            "series_state_type to a class with to_state and from_state"
+        )
+        raise TypeError(msg)
+    return state.to_state()
+
+
+def _typed(cls: type[PlainState] | None, d: Any, name: str) -> Any:
+    if cls is None:
+        msg = f"{name}: a state for a signal that keeps none"
+        raise StateError(msg)
+    if not isinstance(d, dict):
+        msg = f"{name}: expected an object, got {d!r:.60}"
+        raise StateError(msg)
+    return cls.from_state(d)
 
 
 def route_feedback(

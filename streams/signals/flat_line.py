@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
+from streams.detect.state import State, read_float, read_int
 from streams.signals.base import (
     NO_FINDINGS,
     AlertCandidate,
@@ -34,11 +35,19 @@ class FlatLineState:
     run: int = 0  # consecutive readings equal to the one before
     repeat_share: float = 0.0  # learned share of readings equal to the one before
 
+    def to_state(self) -> State:
+        return {"last_value": self.last_value, "run": self.run, "repeat_share": self.repeat_share}
+
+    @classmethod
+    def from_state(cls, d: State) -> FlatLineState:
+        return cls(read_float(d, "last_value"), read_int(d, "run"), read_float(d, "repeat_share"))
+
 
 class FlatLine(Signal):
     """A stuck sensor: the same value again and again."""
 
     name: ClassVar[str] = "flat_line"
+    series_state_type = FlatLineState
 
     def new_series_state(self, device_type: str, capability: str) -> FlatLineState:
         return FlatLineState()

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
+from streams.detect.state import State, StateError, read_float, read_int, read_value
 from streams.signals.base import (
     NO_FINDINGS,
     AlertCandidate,
@@ -33,11 +34,23 @@ class GapState:
     ticks: int = 0
     missing: float = 0.0  # exponentially weighted share of missing ticks
 
+    def to_state(self) -> State:
+        return {"last_seq": self.last_seq, "ticks": self.ticks, "missing": self.missing}
+
+    @classmethod
+    def from_state(cls, d: State) -> GapState:
+        last_seq = read_value(d, "last_seq")
+        if last_seq is not None and (isinstance(last_seq, bool) or not isinstance(last_seq, int)):
+            msg = f"last_seq: expected an int or null, got {last_seq!r:.60}"
+            raise StateError(msg)
+        return cls(last_seq, read_int(d, "ticks"), read_float(d, "missing"))
+
 
 class SequenceGaps(Signal):
     """Missing ticks of a device, from the ``sequence`` of its readings."""
 
     name: ClassVar[str] = "gaps"
+    device_state_type = GapState
 
     def new_device_state(self, device_type: str) -> GapState:
         return GapState()

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from streams.alerts import adapt_threshold
 from streams.detect.likelihood import AnomalyLikelihood
+from streams.detect.state import State, read_dict, read_opt_float
 from streams.signals.base import (
     NO_FINDINGS,
     AlertCandidate,
@@ -40,11 +41,20 @@ class LikelihoodState:
     model: AnomalyLikelihood
     threshold: float | None = None  # raised by false-positive feedback
 
+    def to_state(self) -> State:
+        return {"model": self.model.to_state(), "threshold": self.threshold}
+
+    @classmethod
+    def from_state(cls, d: State) -> LikelihoodState:
+        model = AnomalyLikelihood.from_state(read_dict(d, "model"))
+        return cls(model, read_opt_float(d, "threshold"))
+
 
 class Likelihood(Signal):
     """The anomaly likelihood of the series' recent scores."""
 
     name: ClassVar[str] = "likelihood"
+    series_state_type = LikelihoodState
 
     @classmethod
     def enabled(cls, config: DetectionConfig) -> bool:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from streams.alerts import adapt_threshold
 from streams.detect.rules import OPERATING_STATE
+from streams.detect.state import State, read_float, read_int, read_opt_float
 from streams.signals.base import (
     NO_FINDINGS,
     AlertCandidate,
@@ -40,11 +41,19 @@ class ScoreState:
     hits: int = 0  # bit mask of the last anomalies (1 = anomalous)
     max_score: float = 0.0  # largest score while the current run of hits lasts
 
+    def to_state(self) -> State:
+        return {"threshold": self.threshold, "hits": self.hits, "max_score": self.max_score}
+
+    @classmethod
+    def from_state(cls, d: State) -> ScoreState:
+        return cls(read_opt_float(d, "threshold"), read_int(d, "hits"), read_float(d, "max_score"))
+
 
 class ReadingScore(Signal):
     """The seasonal z-score of each reading (and the learning of the series' baseline)."""
 
     name: ClassVar[str] = "score"
+    series_state_type = ScoreState
 
     def __init__(self, config: DetectionConfig) -> None:
         super().__init__(config)

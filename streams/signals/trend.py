@@ -15,6 +15,7 @@ from typing import ClassVar
 
 from streams.detect.predictive import TimeToLimit
 from streams.detect.rules import SAFETY_LIMITS, Limit
+from streams.detect.state import State, read_dict, read_float, read_int
 from streams.signals.base import (
     NO_FINDINGS,
     AlertCandidate,
@@ -62,11 +63,31 @@ class TrendState:
     bucket_n: int = 0
     hits: int = 0  # buckets in a row predicting a crossing inside the horizon
 
+    def to_state(self) -> State:
+        return {
+            "model": self.model.to_state(),
+            "bucket_start": self.bucket_start,
+            "bucket_sum": self.bucket_sum,
+            "bucket_n": self.bucket_n,
+            "hits": self.hits,
+        }
+
+    @classmethod
+    def from_state(cls, d: State) -> TrendState:
+        return cls(
+            TimeToLimit.from_state(read_dict(d, "model")),
+            read_int(d, "bucket_start"),
+            read_float(d, "bucket_sum"),
+            read_int(d, "bucket_n"),
+            read_int(d, "hits"),
+        )
+
 
 class Trend(Signal):
     """Time to the safety limit, from the trend of the series' bucket means."""
 
     name: ClassVar[str] = "trend"
+    series_state_type = TrendState
 
     def new_series_state(self, device_type: str, capability: str) -> TrendState | None:
         limit = trend_limit(device_type, capability)

@@ -22,6 +22,17 @@ from typing import TYPE_CHECKING, ClassVar
 from streams.alerts import adapt_threshold
 from streams.detect.multivariate import WindowHST, WindowHSTResiduals, WindowMahalanobis
 from streams.detect.rules import OPERATING_STATE
+from streams.detect.state import (
+    State,
+    StateError,
+    read_dict,
+    read_float,
+    read_floats,
+    read_int,
+    read_opt_dict,
+    read_opt_float,
+    read_value,
+)
 from streams.signals.base import (
     NO_FINDINGS,
     AlertCandidate,
@@ -81,6 +92,13 @@ class WindowSeriesState:
     n: int = 0
     scale: float = 0.0  # fixed at the first window: residuals in this series' spread
 
+    def to_state(self) -> State:
+        return {"sum": self.sum, "n": self.n, "scale": self.scale}
+
+    @classmethod
+    def from_state(cls, d: State) -> WindowSeriesState:
+        return cls(read_float(d, "sum"), read_int(d, "n"), read_float(d, "scale"))
+
 
 @dataclass
 class WindowState:
@@ -97,11 +115,61 @@ class WindowState:
     settled: int = 0  # windows seen since the series' profiles are warm (up to settle)
     settle_sum: dict[str, float] | None = None  # their features' sums
 
+    def to_state(self) -> State:
+        model = self.model
+        return {
+            # the model's kind is one of two, chosen here: never a class named by the record
+            "model_kind": None if model is None else _MODEL_KINDS[type(model)],
+            "model": None if model is None else model.to_state(),
+            "start": self.start,
+            "hits": self.hits,
+            "refused": self.refused,
+            "threshold": self.threshold,
+            "score": self.score,
+            "drift_up": self.drift_up,
+            "drift_down": self.drift_down,
+            "settled": self.settled,
+            "settle_sum": self.settle_sum,
+        }
+
+    @classmethod
+    def from_state(cls, d: State) -> WindowState:
+        kind = read_value(d, "model_kind")
+        model: WindowModel | None = None
+        if kind == "mahalanobis":
+            model = WindowMahalanobis.from_state(read_dict(d, "model"))
+        elif kind == "hst":
+            model = WindowHSTResiduals.from_state(read_dict(d, "model"))
+        elif kind is not None:
+            msg = f'model_kind: expected "mahalanobis", "hst" or null, got {kind!r:.60}'
+            raise StateError(msg)
+        settle: dict[str, float] | None = None
+        sums = read_opt_dict(d, "settle_sum")
+        if sums is not None:
+            settle = {str(k): read_float(sums, k) for k in sums}
+        return cls(
+            model=model,
+            start=read_int(d, "start"),
+            hits=read_int(d, "hits"),
+            refused=read_int(d, "refused"),
+            threshold=read_opt_float(d, "threshold"),
+            score=read_float(d, "score"),
+            drift_up=read_floats(d, "drift_up"),
+            drift_down=read_floats(d, "drift_down"),
+            settled=read_int(d, "settled"),
+            settle_sum=settle,
+        )
+
+
+_MODEL_KINDS: dict[type, str] = {WindowMahalanobis: "mahalanobis", WindowHSTResiduals: "hst"}
+
 
 class DeviceWindow(Signal):
     """The device's series judged together, window by window (``DetectionConfig.window``)."""
 
     name: ClassVar[str] = "window"
+    device_state_type = WindowState
+    series_state_type = WindowSeriesState
 
     @classmethod
     def enabled(cls, config: DetectionConfig) -> bool:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
-from core.metrics import SEVERITIES, PipelineMetrics
+from core.metrics import CHECKPOINT_REJECTIONS, SEVERITIES, PipelineMetrics
 from sinks.ddl import TABLES
 from streams.validate import REASONS
 
@@ -37,6 +37,8 @@ def _zero_series() -> list[tuple[str, dict[str, str]]]:
     for severity in SEVERITIES:
         series.append(("envirostream_alerts_firing", {"severity": severity}))
         series.append(("envirostream_duplicate_alerts_suppressed_total", {"severity": severity}))
+    for reason in CHECKPOINT_REJECTIONS:
+        series.append(("envirostream_checkpoints_rejected_total", {"reason": reason}))
     for outcome in ("sent", "failed"):
         series.append(("envirostream_alertmanager_alerts_forwarded_total", {"outcome": outcome}))
     for action in ("ack", "false_positive"):

@@ -78,7 +78,10 @@ def test_hst_score_alone_raises_anomaly_window() -> None:
     assert all(DetectionConfig().window_hst_threshold <= a["score"] <= 1.0 for a in flagged)
 
 
-def test_hst_window_state_survives_a_checkpoint() -> None:
+def test_hst_window_model_warms_up_again_after_a_checkpoint() -> None:
+    """HalfSpaceTrees' trees are not checkpointed (River objects that only pickle): after a
+    restore the HST score warms up again, while the Mahalanobis model beside it (the drift
+    CUSUM's residuals) continues identically."""
     stage = _stage(window_model="hst")
     _feed(stage, "m1", "MACHINE", _machine(lambda i: 0.0), range(1_440 + 120))
     records = stage.checkpoint()
@@ -87,12 +90,18 @@ def test_hst_window_state_survives_a_checkpoint() -> None:
     before = stage.devices[("default", "m1")].signals["window"].model
     after = other.devices[("default", "m1")].signals["window"].model
     assert isinstance(before, WindowHSTResiduals) and isinstance(after, WindowHSTResiduals)
-    assert after.n_learned == before.n_learned > 0
+    assert before.is_warm and before.n_learned > 0
+    assert after.n_learned == after.hst.n_learned == 0 and not after.is_warm
+    assert after.features == before.features
+    assert after.residual_model.n_learned == before.residual_model.n_learned
     x = dict.fromkeys(before.features, 0.5)
-    assert after.score_and_residuals(x) == before.score_and_residuals(x)
-    assert math.isfinite(after.score_one(x, 0))
-    # both continue identically
+    assert after.score_and_residuals(x)[1] == before.score_and_residuals(x)[1]
     after.learn_one(x, 0)
     before.learn_one(x, 0)
     y = dict.fromkeys(before.features, 3.0)
-    assert after.score_and_residuals(y) == before.score_and_residuals(y)
+    assert (
+        after.score_and_residuals(y)[1] == before.score_and_residuals(y)[1]
+    )  # the residual model continues
+    for _ in range(after.warmup - 1):
+        after.learn_one(x, 0)
+    assert after.is_warm and math.isfinite(after.score_one(y, 0))
