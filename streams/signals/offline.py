@@ -100,6 +100,8 @@ class OfflineWatch:
         """A reading of ``device`` at event time ``ts`` arrived."""
         r = self.rhythm.get(device)
         if r is None:
+            if not self.enabled:
+                return  # off: nothing kept
             self.rhythm[device] = _Rhythm(ts)
             return
         r.arrived = True
