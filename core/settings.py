@@ -222,6 +222,21 @@ class Settings(BaseSettings):
         gt=0,
         description="Event time after which a still-firing alert is sent again.",
     )
+    device_offline_factor: float = Field(
+        default=10.0,
+        ge=0,
+        le=1_000,
+        description="A device that sends nothing for this many of its usual intervals (the "
+        "running median of its event-time steps) and at least "
+        "ENVIROSTREAM_DEVICE_OFFLINE_MIN_SECONDS of wall clock raises one DEVICE_OFFLINE alert, "
+        "resolved when it returns; 0 = off.",
+    )
+    device_offline_min_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description="The least wall-clock silence that raises DEVICE_OFFLINE, whatever the "
+        "device's usual interval; 0 = no floor.",
+    )
     device_state_ttl_hours: float = Field(
         default=168.0,
         gt=0,

@@ -5,7 +5,10 @@
 a more serious rule joins or the severity rises (``streams.alerts.advance_alert``). A quiet
 alert resolves once its partition's detection watermark is the quiet period past its
 ``last_seen``, with ``resolved_at = last_seen + quiet period``: the same record whatever
-the batch boundaries. Pure: the stage passes the watermark and the output to append to.
+the batch boundaries. A silent device's ``DEVICE_OFFLINE`` is its own alert (key
+``{tenant}/{device}/offline``): it does not resolve by quiet period but when the device
+sends a reading newer than its last one (:meth:`AlertBook.back_online`). Pure: the stage
+passes the watermark and the output to append to.
 """
 
 from __future__ import annotations
@@ -20,8 +23,10 @@ from streams.alerts import (
     advance_alert,
     alert_key,
     apply_feedback,
+    resolve_alert,
     tick_alert,
 )
+from streams.signals.offline import OFFLINE_GROUP, OFFLINE_RULE
 
 if TYPE_CHECKING:
     from streams.detection_stage import DetectionOutput
@@ -40,6 +45,7 @@ class AlertBook:
         self.policy = policy
         self.alerts: dict[str, AlertState] = {}
         self.open_alerts: dict[str, DeviceKey] = {}  # alert keys not RESOLVED
+        self.offline: dict[DeviceKey, str] = {}  # devices with an open DEVICE_OFFLINE alert
 
     def observe(
         self,
@@ -88,12 +94,55 @@ class AlertBook:
         elif new.duplicates > dups:
             out.suppressed[new.severity.lower()] += 1
 
+    def offline_alert(
+        self, out: DetectionOutput, device: DeviceKey, device_type: str, found: AlertCandidate
+    ) -> None:
+        """A silent device (``DEVICE_OFFLINE``): its offline alert opens, once per silence
+        (``found.ts`` is its last reading's event time, so a repeat is ignored)."""
+        key = alert_key(device[0], device[1], OFFLINE_GROUP)
+        obs = Observation(
+            device[0],
+            device[1],
+            found.rule,
+            found.severity,
+            found.ts,
+            device_type,
+            found.capability,
+            found.summary,
+            OFFLINE_GROUP,
+            found.attributes or {},
+        )
+        new, record = advance_alert(self.alerts.get(key), obs, self.policy)
+        self.alerts[key] = new
+        if new.state != "RESOLVED":
+            self.open_alerts[key] = device
+            self.offline[device] = key
+        if record is not None:
+            out.alerts.append(record)
+
+    def back_online(self, out: DetectionOutput, device: DeviceKey, ts: int) -> None:
+        """``device``, which has an open offline alert, sent a reading at event time ``ts``:
+        the alert resolves at ``ts`` unless the reading is not newer than the silence began
+        (a replay after a restart)."""
+        key = self.offline[device]
+        state = self.alerts.get(key)
+        if state is not None and ts <= state.first_seen and state.state != "RESOLVED":
+            return
+        del self.offline[device]
+        self.open_alerts.pop(key, None)
+        if state is None:
+            return
+        new, record = resolve_alert(state, ts)
+        self.alerts[key] = new
+        if record is not None:
+            out.alerts.append(record)
+
     def resolve_quiet(
         self, out: DetectionOutput, key: str, state: AlertState, watermark: int
     ) -> AlertState:
         """Resolve alert ``key`` if it has been quiet up to ``watermark``; its new state."""
-        if state.state == "RESOLVED":
-            return state
+        if state.state == "RESOLVED" or state.rule == OFFLINE_RULE:
+            return state  # an offline alert resolves when its device returns
         # resolved_at = last_seen + quiet period: independent of when the tick runs
         now = min(watermark, state.last_seen + self.policy.quiet_period_ms)
         new, record = tick_alert(state, now, self.policy)
@@ -152,14 +201,18 @@ class AlertBook:
             self.alerts[key] = state
             if state.state != "RESOLVED":
                 self.open_alerts[key] = (state.tenant_id, state.device_id)
+                if state.rule == OFFLINE_RULE:
+                    self.offline[(state.tenant_id, state.device_id)] = key
             n += 1
         return n
 
     def drop_device(self, device: DeviceKey) -> None:
-        """Forget the (resolved) alert of an expired device."""
+        """Forget the (resolved) alerts of an expired device."""
         self.alerts.pop(alert_key(device[0], device[1], DEVICE_GROUP), None)
+        self.alerts.pop(alert_key(device[0], device[1], OFFLINE_GROUP), None)
 
     def keep_devices(self, kept: set[DeviceKey]) -> None:
         """Drop the alerts of every device not in ``kept`` (partitions given away)."""
         self.alerts = {k: v for k, v in self.alerts.items() if (v.tenant_id, v.device_id) in kept}
         self.open_alerts = {k: v for k, v in self.open_alerts.items() if v in kept}
+        self.offline = {d: k for d, k in self.offline.items() if d in kept}

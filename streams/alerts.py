@@ -33,6 +33,7 @@ __all__ = [
     "advance_alert",
     "alert_key",
     "apply_feedback",
+    "resolve_alert",
     "rule_rank",
     "tick_alert",
 ]
@@ -240,6 +241,23 @@ def tick_alert(state: AlertState, now_ms: int, policy: AlertPolicy) -> Step:
     if state.state == "RESOLVED" or now_ms - state.last_seen < policy.quiet_period_ms:
         return state, None
     return _emit(state, state="RESOLVED", resolved_at=now_ms)
+
+
+def resolve_alert(state: AlertState, at_ms: int) -> Step:
+    """Resolve an alert whose condition ended at event time ``at_ms`` (a silent device that
+    sent again), whatever its quiet period; a RESOLVED alert stays as it is.
+
+    >>> p = AlertPolicy()
+    >>> s, _ = advance_alert(None, Observation("t", "d", "DEVICE_OFFLINE", "WARNING", 1_000), p)
+    >>> s, rec = resolve_alert(s, 61_000)
+    >>> rec["state"], rec["resolved_at"], rec["version"]
+    ('RESOLVED', 61000, 2)
+    >>> resolve_alert(s, 99_000)[1] is None
+    True
+    """
+    if state.state == "RESOLVED":
+        return state, None
+    return _emit(state, state="RESOLVED", resolved_at=at_ms)
 
 
 def apply_feedback(state: AlertState, kind: Literal["ack", "false_positive"], now_ms: int) -> Step:

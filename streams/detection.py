@@ -27,7 +27,11 @@ Signals, per series (one sensor of a device, ``sensor_id``) unless said otherwis
   ``PREDICTED_FAILURE`` observation carrying the estimated time to failure;
 * **sensor health**: a normally varying series repeating one value ``stuck_after`` times
   (``sensor:stuck:{CAPABILITY}``), and, per device, missing ticks (gaps in ``sequence``)
-  over ``gap_share`` of the recent ones (``device:gaps``).
+  over ``gap_share`` of the recent ones (``device:gaps``; a restarted counter or a replay
+  is no gap);
+* **silent devices** (``streams.signals.offline``): no reading for ``offline_factor`` times
+  the device's usual interval (and ``offline_min_ms``) of the wall clock the worker gives
+  :meth:`DetectionStage.silence` → ``DEVICE_OFFLINE``, its own alert, resolved on return.
 
 All observations of one device share one alert key ``{tenant}/{device}/device``: one incident,
 one alert. The alert opens with the first observation and is re-sent when a more serious

@@ -39,6 +39,7 @@ from streams.signals.base import (
     signal_thresholds,
 )
 from streams.signals.config import DetectionConfig
+from streams.signals.offline import OfflineWatch
 
 if TYPE_CHECKING:
     from core.records import Source
@@ -85,6 +86,7 @@ class DetectionStage:
         # one view refilled for every reading (the hooks never keep it): no allocation
         self._view = ReadingView.__new__(ReadingView)
         self.book = AlertBook(self.policy)
+        self.offline = OfflineWatch(self.config)  # silent devices, given the wall clock
         self.devices: dict[DeviceKey, DeviceState] = {}
         self.device_source: dict[DeviceKey, Source] = {}
         self.dirty: set[DeviceKey] = set()
@@ -92,10 +94,6 @@ class DetectionStage:
         self.event_time: dict[Source, int] = {}  # the largest event time seen per partition
         self.out = DetectionOutput()
         self.rejected: list[tuple[bytes, SnapshotRejected]] = []  # by load_checkpoint
-
-    @property
-    def warmup(self) -> int:
-        return self.config.warmup
 
     @property
     def alerts(self) -> dict[str, AlertState]:
@@ -119,6 +117,9 @@ class DetectionStage:
         if last is None or ts > last:
             self.event_time[src] = ts
         self.device_source[device] = src
+        self.offline.observe(device, ts)
+        if device in self.book.offline:  # its DEVICE_OFFLINE alert resolves
+            self.book.back_online(self.out, device, ts)
         dev = self.devices.get(device)
         # The wall-clock time rules of assess_reading are not applied (now_ms = ts):
         # replays and accelerated simulations carry event times far from the clock.
@@ -227,8 +228,7 @@ class DetectionStage:
 
     def idle(self, src: Source, idle_ms: int) -> None:
         """``src`` had no input for ``idle_ms`` (wall clock): its watermark runs on by as much
-        and quiet alerts resolve (else a fleet that stopped sending stays FIRING); their
-        ``resolved_at`` stays ``last_seen + quiet period``, as with input."""
+        and quiet alerts resolve (``resolved_at`` = ``last_seen + quiet period``)."""
         last = self.event_time.get(src)
         if last is None:
             return
@@ -236,6 +236,12 @@ class DetectionStage:
         if target > self.watermark.get(src, target - 1):
             self.watermark[src] = target
             self.tick([src])
+
+    def silence(self, now_s: float) -> None:
+        """Wall clock ``now_s`` (s): a device silent too long opens its DEVICE_OFFLINE alert."""
+        for s in self.offline.silent(now_s, self.devices):
+            dtype = self.devices[s.device].device_type
+            self.book.offline_alert(self.out, s.device, dtype, s.candidate())
 
     def expire(self, src: Source, ttl_ms: int) -> list[tuple[Source, bytes]]:
         """Forget the devices of partition ``src`` not heard from for ``ttl_ms`` of its event
@@ -268,13 +274,9 @@ class DetectionStage:
 
     # -- operator feedback --------------------------------------------------------------
     def feedback(self, alert_id: str, kind: str, now_ms: int) -> bool:
-        """Apply ``ack`` or ``false_positive`` to the alert ``alert_id`` if it is held here.
-
-        A false positive offers each score attribute of the alert (``score:…``) to the
-        signals; the one that wrote it raises its threshold above the score
-        (``adapt_threshold``). Safety limits are never changed by feedback. Returns whether
-        the alert was found.
-        """
+        """Apply ``ack`` or ``false_positive`` to the alert ``alert_id`` if held here (returns
+        whether it is). A false positive offers each ``score:…`` attribute of the alert to the
+        signals: the one that wrote it raises its threshold (``adapt_threshold``)."""
         state = self.book.find(alert_id)
         if state is None:
             return False
@@ -290,8 +292,7 @@ class DetectionStage:
         return True
 
     def thresholds(self, device: DeviceKey) -> dict[str, float]:
-        """The thresholds feedback raised on a device: sensor → threshold for the per-reading
-        score; ``likelihood:{sensor}`` and ``window`` for those signals."""
+        """Thresholds raised by feedback: by sensor, ``likelihood:{sensor}``, ``window``."""
         dev = self.devices.get(device)
         return {} if dev is None else signal_thresholds(self.signals, dev)
 

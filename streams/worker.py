@@ -224,10 +224,10 @@ class PipelineWorker:
             )
             self.outputs.send_aggregates(closed)
             self.corrections.add(recheck)
-            if idle:
-                for src in idle:  # quiet alerts resolve even when no input moves time on
-                    self.detection.idle(src, round((now - self.last_input[src]) * 1000))
-                self.outputs.send_detection(self.detection.take())
+            self.detection.silence(self._clock())  # devices silent too long: DEVICE_OFFLINE
+            for src in idle:  # quiet alerts resolve even when no input moves time on
+                self.detection.idle(src, round((now - self.last_input[src]) * 1000))
+            self.outputs.send_detection(self.detection.take())
             await self.flush_and_commit(force=False)
 
     def expire_devices(self) -> int:

@@ -83,6 +83,8 @@ class DetectionConfig:
     likelihood_short: int = 10
     likelihood_warmup: int = 388  # NAB: learning period 288 + 100 estimation samples
     likelihood_history: int = 8_640
+    offline_factor: float = 10.0  # DEVICE_OFFLINE after this many usual intervals; 0 = off
+    offline_min_ms: int = 60_000  # ... and at least this long (wall clock)
 
     def __post_init__(self) -> None:
         checks = {
@@ -120,6 +122,8 @@ class DetectionConfig:
             "likelihood_short": self.likelihood_short >= 1,
             "likelihood_warmup": self.likelihood_warmup >= 0,
             "likelihood_history": self.likelihood_history >= 2,
+            "offline_factor": 0 <= self.offline_factor < math.inf,
+            "offline_min_ms": self.offline_min_ms >= 0,
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
@@ -151,6 +155,8 @@ _FROM_SETTINGS: dict[str, tuple[str, Any]] = {
     "horizon_ms": ("predict_horizon_seconds", _seconds_to_ms),
     "score_sample_every": ("anomaly_sample_every", None),
     "window_model": ("detector_window_model", None),
+    "offline_factor": ("device_offline_factor", None),
+    "offline_min_ms": ("device_offline_min_seconds", _seconds_to_ms),
 }
 _POLICY_SETTINGS = ("alert_quiet_period_seconds", "alert_repeat_interval_seconds")
 

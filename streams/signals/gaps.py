@@ -2,13 +2,28 @@
 
 The share of missing ticks is an exponentially weighted mean over about the last 30 ticks;
 once it reaches ``gap_share`` (after a warm-up of 60 ticks), a ``device:gaps`` WARNING.
+
+A sequence that goes *backwards* is never a gap:
+
+* **restart**: it drops to near 0 (at most ``RESTART_BELOW``) while the device's event time
+  moves on — the device rebooted and its counter started again. Counting continues from the
+  new number; the restart is an ``AnomalyScore`` record (detector ``sequence_restart``,
+  ``value`` the new sequence, ``score`` the one before; flagged, so counted in
+  ``envirostream_anomalies_total{detector="sequence_restart"}``), never an alert;
+* **replay**: its event time is not newer than the device's last (a worker replaying input
+  after a restart, from offsets behind the checkpointed state): ignored;
+* otherwise (an out-of-order sequence) ignored as well.
+
+After a restore from a checkpoint (which may be *behind* the replayed offsets: the ticks in
+between were seen by the worker that died), the first step forward counts at most one
+missing tick: a checkpoint's age is not a gap.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import ClassVar
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 from streams.detect.state import State, StateError, read_float, read_int, read_value
 from streams.signals.base import (
@@ -17,13 +32,17 @@ from streams.signals.base import (
     DeviceState,
     Finding,
     ReadingView,
+    ScorePoint,
     Signal,
 )
 
-__all__ = ["GapState", "SequenceGaps"]
+__all__ = ["RESTART_BELOW", "RESTART_DETECTOR", "GapState", "SequenceGaps"]
 
 _ALPHA = 1.0 / 30.0  # weight of one tick in the share of missing ticks
-_MAX_GAP = 200  # ticks counted at most per gap (a restarted counter is not a huge gap)
+_MAX_GAP = 200  # ticks counted at most per gap
+RESTART_BELOW = 100
+"""A backward sequence at most this (with event time moving on) is a restarted counter."""
+RESTART_DETECTOR = "sequence_restart"
 
 
 @dataclass
@@ -33,6 +52,22 @@ class GapState:
     last_seq: int | None = None
     ticks: int = 0
     missing: float = 0.0  # exponentially weighted share of missing ticks
+    last_ts: int | None = None  # event time of the reading that set last_seq
+    restarts: int = 0  # counters seen restarting (reboots)
+    # not persisted: True in a new or restored state (its next step forward counts at most
+    # one missing tick)
+    rebase: bool = field(default=True, compare=False)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.pop("rebase", None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.__dict__.setdefault("last_ts", None)  # a checkpoint from before restarts
+        self.__dict__.setdefault("restarts", 0)
+        self.rebase = True
 
     def to_state(self) -> State:
         return {"last_seq": self.last_seq, "ticks": self.ticks, "missing": self.missing}
@@ -58,14 +93,27 @@ class SequenceGaps(Signal):
     def on_device(self, reading: ReadingView, dev: DeviceState) -> Sequence[Finding]:
         st: GapState = dev.signals[self.key]
         seq = reading.sequence
-        if not isinstance(seq, int) or (st.last_seq is not None and seq <= st.last_seq):
+        last = st.last_seq
+        if not isinstance(seq, int) or seq == last:
             return NO_FINDINGS
+        if last is not None and seq < last:
+            if seq > RESTART_BELOW or st.last_ts is None or reading.ts <= st.last_ts:
+                return NO_FINDINGS  # a replay, or out of order
+            st.last_seq, st.last_ts, st.restarts = seq, reading.ts, st.restarts + 1
+            st.rebase = False
+            return [
+                ScorePoint(
+                    "UNKNOWN", RESTART_DETECTOR, reading.ts, float(last), 0.0, float(seq), True
+                )
+            ]
         a = _ALPHA
-        if st.last_seq is not None:
-            for _ in range(min(seq - st.last_seq - 1, _MAX_GAP)):
+        if last is not None:
+            lost = min(seq - last - 1, 1 if st.rebase else _MAX_GAP)
+            for _ in range(lost):
                 st.missing += a * (1.0 - st.missing)
+        st.rebase = False
         st.missing *= 1.0 - a
-        st.last_seq = seq
+        st.last_seq, st.last_ts = seq, reading.ts
         st.ticks += 1
         if st.ticks > 2 / a and st.missing >= self.config.gap_share:
             return [

@@ -146,6 +146,8 @@ def test_detection_fields_carry_every_detection_setting() -> None:
         anomaly_sample_every=9,
         alert_quiet_period_seconds=120,
         alert_repeat_interval_seconds=600,
+        device_offline_factor=4,
+        device_offline_min_seconds=30,
     )
     copied = load_settings({}, **{f: getattr(custom, f) for f in DETECTION_SETTINGS})
     default = detection_stage_from_settings(load_settings({}))
