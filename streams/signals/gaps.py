@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from streams.detect.state import State, StateError, read_float, read_int, read_value
 from streams.signals.base import (
@@ -58,27 +58,35 @@ class GapState:
     # one missing tick)
     rebase: bool = field(default=True, compare=False)
 
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state.pop("rebase", None)
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self.__dict__.setdefault("last_ts", None)  # a checkpoint from before restarts
-        self.__dict__.setdefault("restarts", 0)
-        self.rebase = True
-
     def to_state(self) -> State:
-        return {"last_seq": self.last_seq, "ticks": self.ticks, "missing": self.missing}
+        return {
+            "last_seq": self.last_seq,
+            "ticks": self.ticks,
+            "missing": self.missing,
+            "last_ts": self.last_ts,
+            "restarts": self.restarts,
+        }
 
     @classmethod
     def from_state(cls, d: State) -> GapState:
-        last_seq = read_value(d, "last_seq")
-        if last_seq is not None and (isinstance(last_seq, bool) or not isinstance(last_seq, int)):
-            msg = f"last_seq: expected an int or null, got {last_seq!r:.60}"
-            raise StateError(msg)
-        return cls(last_seq, read_int(d, "ticks"), read_float(d, "missing"))
+        """A restored state: ``rebase`` is set, so its next step forward counts at most one
+        missing tick (the checkpoint may be behind the replayed offsets)."""
+        last_seq, last_ts = _optional_int(d, "last_seq"), _optional_int(d, "last_ts")
+        return cls(
+            last_seq,
+            read_int(d, "ticks"),
+            read_float(d, "missing"),
+            last_ts,
+            read_int(d, "restarts"),
+        )
+
+
+def _optional_int(d: State, key: str) -> int | None:
+    value = read_value(d, key)
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+        msg = f"{key}: expected an int or null, got {value!r:.60}"
+        raise StateError(msg)
+    return value
 
 
 class SequenceGaps(Signal):
