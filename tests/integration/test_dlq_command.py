@@ -2,12 +2,10 @@
 lists the DLQ, fixes the cause and replays; the replayed readings are stored exactly once,
 and replaying again changes nothing.
 
-The fixable cause: the worker first runs with ``ENVIROSTREAM_ALLOWED_LATENESS_SECONDS=0``,
-so a gateway that flushes buffered readings after a newer one has their readings refused as
-``late``; the fix is a lateness allowance again, under which a fresh worker takes the same
-bytes. (``ENVIROSTREAM_MAX_FUTURE_SECONDS=0`` with ``future_timestamp`` would be the cleaner
-story, but this branch's worker does not enforce that setting yet: the readings path that
-applies it is being changed on another branch.)
+The fixable cause: the worker first runs with ``ENVIROSTREAM_MAX_FUTURE_SECONDS=0``, so a
+gateway whose clock runs a minute ahead has its readings refused as ``future_timestamp``;
+the fix is the default allowance again (300 s), under which a fresh worker takes the same
+bytes.
 """
 
 from __future__ import annotations
@@ -32,9 +30,9 @@ from topics.dead_letters import read_dead_letters
 from topics.producer import RecordProducer
 
 GOOD = 20
-LATE = 5
+AHEAD = 5
 GATEWAY = "gateway-buffered"
-REASON = "late"
+REASON = "future_timestamp"
 
 
 def reading(device: str, i: int, ts: int, value: float) -> dict[str, Any]:
@@ -97,9 +95,9 @@ def test_dead_letters_are_listed_replayed_once_fixed_and_stored_exactly_once(
     codec = AvroCodec()
     now_ms = int(time.time() * 1000)
     good = [reading(f"good-{i % 4}", i, now_ms - 120_000 + i * 1000, 20.0 + i) for i in range(GOOD)]
-    # The gateway sends a reading 30 s after the others it still holds, then flushes those.
-    newest = reading(GATEWAY, LATE, now_ms - 30_000, 31.0)
-    buffered = [reading(GATEWAY, i, now_ms - 60_000 + i * 1000, 30.0) for i in range(LATE)]
+    # The gateway sends one reading on time, then readings from its clock a minute ahead.
+    newest = reading(GATEWAY, AHEAD, now_ms - 30_000, 31.0)
+    buffered = [reading(GATEWAY, i, now_ms + 60_000 + i * 1000, 30.0) for i in range(AHEAD)]
     nan = reading("nan-dev", 0, now_ms - 60_000, math.nan)
     records = [*good, newest, *buffered, nan]
     values = codec.encode_batch("UniversalSensorReading", records)
@@ -118,50 +116,50 @@ def test_dead_letters_are_listed_replayed_once_fixed_and_stored_exactly_once(
         return {r[0] for r in rows}
 
     # 1. The strict worker: good readings stored, the rest dead-lettered.
-    strict = services.model_copy(update={"allowed_lateness_seconds": 0.0})
+    strict = services.model_copy(update={"max_future_seconds": 0.0})
     seen: dict[str, int] = {}
 
     def strict_done() -> bool:
         seen["good"], seen["dlq"] = stored("device_id LIKE 'good-%'"), dlq_size(services)
-        return seen["good"] == GOOD and seen["dlq"] >= LATE + 2 and all_committed(services)
+        return seen["good"] == GOOD and seen["dlq"] >= AHEAD + 2 and all_committed(services)
 
     worker = WorkerProcess(strict, tmp_path / "worker-strict.log")
     try:
-        wait_for_worker(strict_done, 120, f"{GOOD} stored, {LATE + 2} dead letters", worker)
+        wait_for_worker(strict_done, 120, f"{GOOD} stored, {AHEAD + 2} dead letters", worker)
     finally:
         worker.stop()
     assert gateway_ids() == {newest["reading_id"]}
 
     # 2. What the operator sees.
     listed = json.loads(envirostream(services, "dlq", "list", "--format", "json").stdout)
-    assert listed["total"] == LATE + 2
-    assert listed["by_reason"] == {REASON: LATE, "non_finite_value": 1, "not_avro": 1}
-    assert listed["by_device"] == {GATEWAY: LATE, "nan-dev": 1, "(undecodable)": 1}
-    assert listed["by_source_topic"] == {READINGS: LATE + 2}
+    assert listed["total"] == AHEAD + 2
+    assert listed["by_reason"] == {REASON: AHEAD, "non_finite_value": 1, "not_avro": 1}
+    assert listed["by_device"] == {GATEWAY: AHEAD, "nan-dev": 1, "(undecodable)": 1}
+    assert listed["by_source_topic"] == {READINGS: AHEAD + 2}
     assert now_ms - 60_000 <= _ms(listed["oldest"]) <= _ms(listed["newest"]) <= time.time() * 1000
     table = envirostream(services, "dlq", "list", "--reason", REASON).stdout
-    assert table.startswith(f"dead letters: {LATE} ")
+    assert table.startswith(f"dead letters: {AHEAD} ")
     assert GATEWAY in table
     assert "nan-dev" not in table
 
-    # 3. The cause is fixed (lateness allowed again); a dry run counts, the replay sends.
-    assert services.allowed_lateness_seconds > 0
+    # 3. The cause is fixed (the default skew allowed again); a dry run counts, replay sends.
+    assert services.max_future_seconds >= 300
     worker = WorkerProcess(services, tmp_path / "worker-fixed.log")
     replay = ("dlq", "replay", "--reason", REASON, "--format", "json")
     try:
         dry = json.loads(envirostream(services, *replay, "--dry-run").stdout)
-        assert (dry["sent"], dry["dry_run"]) == ({REASON: LATE}, True)
+        assert (dry["sent"], dry["dry_run"]) == ({REASON: AHEAD}, True)
         sent = json.loads(envirostream(services, *replay).stdout)
-        assert (sent["sent"], sent["undelivered"], sent["dry_run"]) == ({REASON: LATE}, 0, False)
+        assert (sent["sent"], sent["undelivered"], sent["dry_run"]) == ({REASON: AHEAD}, 0, False)
         wait_for_worker(
-            lambda: len(gateway_ids()) == LATE + 1 and all_committed(services),
+            lambda: len(gateway_ids()) == AHEAD + 1 and all_committed(services),
             120,
-            f"the {LATE} replayed readings stored",
+            f"the {AHEAD} replayed readings stored",
             worker,
         )
         assert gateway_ids() == {r["reading_id"] for r in [newest, *buffered]}
         first = json.loads(envirostream(services, "dlq", "list", "--format", "json").stdout)
-        assert first["by_reason"][REASON] == LATE  # none of the replayed came back
+        assert first["by_reason"][REASON] == AHEAD  # none of the replayed came back
     finally:
         worker.stop()
 
@@ -170,14 +168,14 @@ def test_dead_letters_are_listed_replayed_once_fixed_and_stored_exactly_once(
     worker = WorkerProcess(services, tmp_path / "worker-again.log")
     try:
         again = json.loads(envirostream(services, *replay).stdout)
-        assert again["sent"] == {REASON: LATE}
+        assert again["sent"] == {REASON: AHEAD}
         wait_for_worker(lambda: all_committed(services), 120, "the second replay read", worker)
         time.sleep(2)  # a sink flush after the commit check would show up now
     finally:
         worker.stop()
     after = json.loads(envirostream(services, "dlq", "list", "--format", "json").stdout)
-    assert after["by_reason"][REASON] == LATE  # the second copies were taken, not refused
-    assert stored(f"device_id = '{GATEWAY}'") == LATE + 1
+    assert after["by_reason"][REASON] == AHEAD  # the second copies were taken, not refused
+    assert stored(f"device_id = '{GATEWAY}'") == AHEAD + 1
     assert stored("device_id LIKE 'good-%'") == GOOD
     assert stored("device_id = 'nan-dev'") == 0
     # Why twice is harmless: the readings table collapses rows on a key holding reading_id.
