@@ -29,7 +29,7 @@ from streams.alerts import (
 from streams.signals.offline import OFFLINE_GROUP, OFFLINE_RULE
 
 if TYPE_CHECKING:
-    from streams.detection_stage import DetectionOutput
+    from streams.detection_output import DetectionOutput
     from streams.signals.base import AlertCandidate, DeviceKey
 
 __all__ = ["DEVICE_GROUP", "AlertBook"]

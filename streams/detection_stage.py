@@ -11,15 +11,14 @@ See ``streams.detection`` for what the signals look for.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from streams.alert_book import AlertBook
 from streams.alerts import AlertPolicy
 from streams.detect.rules import STATE_CAPABILITIES, assess_reading
 from streams.detect.univariate import SeasonalZScore
+from streams.detection_output import DetectionOutput
 from streams.device_snapshot import (
     CHECKPOINT_VERSION,
     SnapshotRejected,
@@ -46,17 +45,6 @@ if TYPE_CHECKING:
     from streams.alerts import AlertState
 
 __all__ = ["CHECKPOINT_VERSION", "DetectionOutput", "DetectionStage"]
-
-
-@dataclass
-class DetectionOutput:
-    """What one batch produced, and the counts for the metrics."""
-
-    anomalies: list[dict[str, Any]] = field(default_factory=list)
-    alerts: list[dict[str, Any]] = field(default_factory=list)
-    anomaly_counts: Counter[tuple[str, str]] = field(default_factory=Counter)
-    suppressed: Counter[str] = field(default_factory=Counter)  # by severity (lower case)
-    suspect: int = 0
 
 
 class DetectionStage:
