@@ -12,9 +12,12 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["MAX_ID_LENGTH", "REASONS", "EventTimeBounds", "check_reading"]
+__all__ = ["MAX_ABS_VALUE", "MAX_ID_LENGTH", "REASONS", "EventTimeBounds", "check_reading"]
 
 MAX_ID_LENGTH = 256  # characters of reading_id, device_id, sensor_id, tenant_id
+# Beyond this magnitude a window's running variance (squares of differences) can overflow
+# to infinity; no sensor reports such a number.
+MAX_ABS_VALUE = 1e100
 
 REASONS = {
     # From the codec (schemas.DecodeError.reason): the bytes are not a readable reading.
@@ -29,6 +32,7 @@ REASONS = {
     "registry_refused": "the schema registry refused the schema id lookup",
     "missing_field": "a required field is empty",
     "non_finite_value": "value is NaN or infinite",
+    "value_out_of_range": "a magnitude above 1e100, whose window statistics would overflow",
     "unknown_capability": "capability is UNKNOWN (written with a newer schema?)",
     "oversized_field": f"an id longer than {MAX_ID_LENGTH} characters",
     "future_timestamp": "event time further ahead of the wall clock than the allowed skew",
@@ -83,6 +87,8 @@ def check_reading(
     ('missing_field', 'device_id is empty')
     >>> check_reading({"reading_id": "r", "device_id": "d" * 300, "value": 1.0})[0]
     'oversized_field'
+    >>> check_reading({"reading_id": "r", "device_id": "d", "value": 1e308})[0]
+    'value_out_of_range'
     """
     for name in ("reading_id", "device_id"):
         if not rec.get(name):
@@ -96,6 +102,10 @@ def check_reading(
     value = rec.get("value")
     if not isinstance(value, float) or not math.isfinite(value):
         return "non_finite_value", f"value is {value!r}; readings must be finite numbers"
+    if abs(value) > MAX_ABS_VALUE:
+        return "value_out_of_range", (
+            f"value {value!r} exceeds ±{MAX_ABS_VALUE:g}: its window statistics would overflow"
+        )
     if rec.get("capability") == "UNKNOWN":
         return "unknown_capability", "capability UNKNOWN cannot be windowed; upgrade the reader"
     if bounds is not None:

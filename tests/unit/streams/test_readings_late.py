@@ -78,3 +78,15 @@ def test_clock_faults_are_dead_letters_that_move_no_clock() -> None:
     )
     assert [d.reason for d in result.dead_letters] == ["future_timestamp"]
     assert result.accepted == 2 and result.aggregates == []  # nothing closed by the fault
+
+
+def test_finite_values_whose_statistics_would_overflow_are_refused() -> None:
+    codec = AvroCodec()
+    p = processor(codec)
+    result = p.process(
+        [record(codec, 0, T0, 1e308), record(codec, 1, T0 + 1, -1e308), record(codec, 2, T0 + 2)],
+        T0 / 1000 + 600,
+    )
+    assert [d.reason for d in result.dead_letters] == ["value_out_of_range"] * 2
+    closed = p.process([record(codec, 3, T0 + 5 * MINUTE)], T0 / 1000 + 600).aggregates
+    assert [(a["count"], a["mean"], a["std"]) for a in closed] == [(1, 1.0, 0.0)]
