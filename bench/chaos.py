@@ -12,7 +12,7 @@ On private services (own broker, store, data dir and ports; :mod:`infra.harness`
 * the broker is stopped for twice ``ENVIROSTREAM_IDLE_CLOSE_SECONDS`` (the worker idle-closes
   its windows meanwhile; the backlog then arrives late for them) and restarted;
 * a recorded CSV (NAB's ``ambient_temperature_system_failure``, 2013-2014 hourly) and a
-  generated one spanning 30 years of monthly rows are replayed at full speed mid-run;
+  generated one spanning ``--years`` (30) of monthly rows are replayed at full speed mid-run;
 * the store is stopped for ``6 s x --minutes`` (60 s for the default 10), unless
   ``--no-store-outage``.
 
@@ -123,9 +123,10 @@ class _Workers:
     def check(self) -> None:
         code = self.proc.returncode
         if code is not None:
-            self.exits.append(f"exit {code} at {self.clock():.0f}s")
-            print(f"  worker exited unplanned ({code}); restarting. Log tail:", flush=True)
-            print(self.proc.tail(8), flush=True)
+            errors = [ln for ln in self.proc.tail(60).splitlines() if "Error" in ln]
+            why = errors[-1].strip()[:200] if errors else "(no error in the log)"
+            self.exits.append(f"exit {code} at {self.clock():.0f}s: {why}")
+            print(f"  worker exited unplanned ({code}): {why}; restarting", flush=True)
             self.proc.stop()
             self.proc = WorkerProcess(self.settings, self.log)
 
@@ -158,10 +159,14 @@ def run_chaos_bench(
     devices: int = 40,
     seed: int = 7,
     store_outage: bool = True,
+    years: int = 30,
     nab_dir: str | None = None,
 ) -> dict[str, Any]:
     if not 0.5 <= minutes <= 24 * 60:
         msg = f"--minutes must be between 0.5 and 1440, got {minutes}"
+        raise EnviroStreamError(msg)
+    if not 1 <= years <= 60:
+        msg = f"--years must be between 1 and 60 (the replayed series' span), got {years}"
         raise EnviroStreamError(msg)
     if devices < 4:
         msg = f"--devices must be >= 4 (one per kind), got {devices}"
@@ -217,12 +222,16 @@ def run_chaos_bench(
                 time.sleep(event.seconds)
                 start_store(settings)
             else:
-                years = event.action == "replay_years"
-                path = (
-                    write_years_csv(tmp / "years.csv") if years else history_csv(settings, nab_dir)
-                )
-                sent = replay_csv(settings, path, YEARS_DEVICE if years else HISTORY_DEVICE, codec)
-                counts["years" if years else "history"] += len(sent)
+                if event.action == "replay_years":
+                    path, device, what = (
+                        write_years_csv(tmp / "years.csv", years),
+                        YEARS_DEVICE,
+                        "years",
+                    )
+                else:
+                    path, device, what = history_csv(settings, nab_dir), HISTORY_DEVICE, "history"
+                sent = replay_csv(settings, path, device, codec)
+                counts[what] += len(sent)
                 ids |= sent
         while time.monotonic() - t0 < run_s:
             workers.check()
@@ -246,6 +255,7 @@ def run_chaos_bench(
         stop_services(settings)
     figures = {
         "minutes": minutes,
+        "years": years,
         "devices": devices,
         "seed": seed,
         "gateway_outage_devices": afflicted["gateway_outage"],

@@ -84,7 +84,8 @@ class FleetFeed(threading.Thread):
     def __init__(self, fleet: Fleet, bootstrap: str, codec: AvroCodec) -> None:
         super().__init__(name="chaos-fleet", daemon=True)
         self.fleet, self.codec = fleet, codec
-        self.producer = RecordProducer(bootstrap)
+        # The broker outage is on purpose: librdkafka's per-second connect errors are noise.
+        self.producer = RecordProducer(bootstrap, extra={"log_level": 2})
         self.stop_event = threading.Event()
         self.ids: set[str] = set()
         self.error: BaseException | None = None

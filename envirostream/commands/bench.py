@@ -37,6 +37,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         default=True,
         help="chaos: stop the store for 6 s per --minutes mid-run (default on)",
     )
+    p.add_argument(
+        "--years", type=int, default=30, help="chaos: span of the monthly series replayed mid-run"
+    )
     p.add_argument("--seconds", type=int, default=10, help="simulator: event seconds")
     p.add_argument(
         "--window-model",
@@ -104,6 +107,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             devices=args.devices or 40,
             seed=args.seed,
             store_outage=args.store_outage,
+            years=args.years,
             nab_dir=args.nab_dir,
         )
     elif args.name == "nab":
