@@ -6,8 +6,8 @@ On private services (own broker, store, data dir and ports; :mod:`infra.harness`
 * a seeded fleet streams in real time at 1 Hz; about a quarter of its devices suffer a
   ``gateway_outage`` (readings withheld, then flushed late) or a ``clock_skew`` (stamps off by
   2 s-2 min plus drift), with onsets scaled to the run;
-* the worker is SIGKILLed every 30 s and restarted (not while a service is down: a fault at
-  a time, so a failure names its cause);
+* the worker is SIGKILLed every 30 s and restarted (held while a service is down: one fault
+  at a time, so a failure names its cause);
 * a few malformed records (garbage bytes, truncated Avro) are injected;
 * the broker is stopped for twice ``ENVIROSTREAM_IDLE_CLOSE_SECONDS`` (the worker idle-closes
   its windows meanwhile; the backlog then arrives late for them) and restarted;
@@ -76,14 +76,16 @@ class ChaosEvent:
 def chaos_schedule(
     run_s: float, idle_close_s: float, *, store_outage: bool, kill_every_s: float = KILL_EVERY_S
 ) -> list[ChaosEvent]:
-    """The faults of a run, in order. Kills skip the time a service is down (and 10 s after).
+    """The faults of a run, in order. A kill due while a service is down (or within 15 s of
+    its return) waits until then; the next one comes ``kill_every_s`` later.
 
     >>> for e in chaos_schedule(90, 5, store_outage=False): print(e.at_s, e.action, e.seconds)
     9.0 malformed 0.0
     18.0 broker_outage 10.0
     36.0 replay_history 0.0
+    43.0 kill 0.0
     45.0 replay_years 0.0
-    60.0 kill 0.0
+    73.0 kill 0.0
     >>> [e.action for e in chaos_schedule(600, 30, store_outage=True) if e.seconds]
     ['broker_outage', 'store_outage']
     >>> [e.seconds for e in chaos_schedule(600, 30, store_outage=True) if e.seconds]
@@ -97,10 +99,12 @@ def chaos_schedule(
     ]
     if store_outage:
         events.append(ChaosEvent(0.65 * run_s, "store_outage", round(run_s / 10.0, 1)))
-    down = [(e.at_s - 5.0, e.at_s + e.seconds + 10.0) for e in events if e.seconds]
+    down = [(e.at_s - 5.0, e.at_s + e.seconds + 15.0) for e in events if e.seconds]
     t = kill_every_s
     while t < run_s:
-        if not any(a <= t <= b for a, b in down):
+        held = next((end for start, end in down if start <= t <= end), None)
+        t = held if held is not None else t  # a kill due while a service is down waits
+        if t < run_s:
             events.append(ChaosEvent(t, "kill"))
         t += kill_every_s
     return sorted(events, key=lambda e: e.at_s)
@@ -283,7 +287,7 @@ def _check(settings: Settings, codec: AvroCodec, fleet: Fleet, ids: set[str]) ->
     mismatches = compare_windows(recomputed, stored_windows(client))
     alerts = read_alerts(settings.bootstrap_servers, codec)
     group = {**dict.fromkeys(fleet.device_ids, "healthy"), **fleet.assignments}
-    per_group: dict[str, set[str]] = {}
+    per_group: dict[str, set[str]] = {g: set() for g in [*group.values(), "replayed"]}
     for a in alerts:
         per_group.setdefault(group.get(a["device_id"], "replayed"), set()).add(a["alert_id"])
     devices_in = Counter(group.values())
