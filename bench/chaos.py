@@ -124,6 +124,13 @@ class _Workers:
         self.kills += 1
         self.proc = WorkerProcess(self.settings, self.log)
 
+    def hold(self, seconds: float) -> None:
+        """Wait ``seconds`` (a service is down), noting any unplanned exit meanwhile."""
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            self.check()
+            time.sleep(min(0.5, max(0.0, end - time.monotonic())))
+
     def check(self) -> None:
         code = self.proc.returncode
         if code is not None:
@@ -219,11 +226,11 @@ def run_chaos_bench(
                 counts["malformed"] += inject_malformed(settings, codec)
             elif event.action == "broker_outage":
                 stop_kafka(settings)
-                time.sleep(event.seconds)
+                workers.hold(event.seconds)
                 start_kafka(settings)
             elif event.action == "store_outage":
                 stop_store(settings)
-                time.sleep(event.seconds)
+                workers.hold(event.seconds)
                 start_store(settings)
             else:
                 if event.action == "replay_years":
