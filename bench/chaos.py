@@ -117,7 +117,8 @@ class _Workers:
         self.settings, self.log, self.clock = settings, log, clock
         self.proc = WorkerProcess(settings, log)
         self.kills = 0
-        self.exits: list[str] = []
+        self.exits: Counter[str] = Counter()  # unplanned exits by their last error line
+        self.first_exit_s: float | None = None
 
     def kill_and_restart(self) -> None:
         self.proc.kill()
@@ -136,7 +137,9 @@ class _Workers:
         if code is not None:
             errors = [ln for ln in self.proc.tail(60).splitlines() if "Error" in ln]
             why = errors[-1].strip()[:200] if errors else "(no error in the log)"
-            self.exits.append(f"exit {code} at {self.clock():.0f}s: {why}")
+            self.exits[f"exit {code}: {why}"] += 1
+            if self.first_exit_s is None:
+                self.first_exit_s = round(self.clock(), 1)
             print(f"  worker exited unplanned ({code}): {why}; restarting", flush=True)
             self.proc.stop()
             self.proc = WorkerProcess(self.settings, self.log)
@@ -276,7 +279,9 @@ def run_chaos_bench(
         "produced_years": counts["years"],
         "malformed_injected": counts["malformed"],
         "worker_kills": workers.kills,
-        "worker_unplanned_exits": workers.exits,
+        "worker_unplanned_exits": sum(workers.exits.values()),
+        "worker_exit_reasons": dict(workers.exits),
+        "first_unplanned_exit_s": workers.first_exit_s,
         "broker_outage_s": next(e.seconds for e in schedule if e.action == "broker_outage"),
         "store_outage_s": sum(e.seconds for e in schedule if e.action == "store_outage"),
         "drain_s": round(drain_s, 1),
@@ -341,7 +346,8 @@ def _report(f: dict[str, Any]) -> None:
         f"{f['malformed_injected']}, other {f['dlq_other']})"
     )
     print(
-        f"  worker kills {f['worker_kills']}, unplanned exits {f['worker_unplanned_exits']}; "
+        f"  worker kills {f['worker_kills']}, unplanned exits {f['worker_unplanned_exits']} "
+        f"(first at {f['first_unplanned_exit_s']}s: {f['worker_exit_reasons']}); "
         f"broker down {f['broker_outage_s']:g}s, store down {f['store_outage_s']:g}s"
     )
     print(json.dumps(f))
