@@ -345,9 +345,11 @@ def _report(f: dict[str, Any]) -> None:
         f"  dead letters {f['dlq_by_reason']} (injected {f['dlq_injected']} of "
         f"{f['malformed_injected']}, other {f['dlq_other']})"
     )
+    exits = f"unplanned exits {f['worker_unplanned_exits']}"
+    if f["worker_unplanned_exits"]:
+        exits += f" (first at {f['first_unplanned_exit_s']}s: {f['worker_exit_reasons']})"
     print(
-        f"  worker kills {f['worker_kills']}, unplanned exits {f['worker_unplanned_exits']} "
-        f"(first at {f['first_unplanned_exit_s']}s: {f['worker_exit_reasons']}); "
-        f"broker down {f['broker_outage_s']:g}s, store down {f['store_outage_s']:g}s"
+        f"  worker kills {f['worker_kills']}, {exits}; broker down {f['broker_outage_s']:g}s, "
+        f"store down {f['store_outage_s']:g}s"
     )
     print(json.dumps(f))
