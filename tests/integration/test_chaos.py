@@ -8,9 +8,10 @@ the bench's default 30-year series (360 months in one insert: ClickHouse refuses
 100 partitions, TOO_MANY_PARTS, and the worker crash-loops; that branch splits the block).
 Every produced reading id must be in ``readings FINAL`` once, every window must equal its
 recomputation from the readings, no alert may be sent twice, and the only dead letters
-are the injected ones. Unplanned worker exits are not asserted: on this branch the worker
-sometimes exits during the broker outage (``_UNKNOWN_PARTITION`` from the lag probe's
-watermark query; the "outage" branch handles it); the bench restarts it and counts it.
+are the injected ones. Unplanned worker exits are not asserted: on this branch a worker
+restarted just before the broker stops can exit while restoring alert state
+(``_UNKNOWN_PARTITION`` from ``streams/alert_log.py``'s watermark query, no retry); the bench
+restarts it and counts it.
 """
 
 from __future__ import annotations
