@@ -11,7 +11,7 @@ from core.settings import Settings
 
 __all__ = ["BENCHMARKS", "add_parser", "require_extra", "run"]
 
-BENCHMARKS = ("throughput", "simulator", "nab", "detection")
+BENCHMARKS = ("throughput", "simulator", "nab", "detection", "chaos")
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
@@ -19,12 +19,27 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("name", choices=list(BENCHMARKS))
     p.add_argument("--readings", type=int, default=200_000, help="throughput: readings")
     p.add_argument(
-        "--devices", type=int, default=None, help="simulator (10000) / detection (120): fleet size"
+        "--devices",
+        type=int,
+        default=None,
+        help="simulator (10000) / detection (120) / chaos (40): fleet size",
     )
     p.add_argument(
         "--hours", type=float, default=36.0, help="detection: event hours (failures after 24)"
     )
-    p.add_argument("--seed", type=int, default=7, help="detection: fleet seed")
+    p.add_argument("--seed", type=int, default=7, help="detection, chaos: fleet seed")
+    p.add_argument(
+        "--minutes", type=float, default=10.0, help="chaos: wall minutes of the faulty run"
+    )
+    p.add_argument(
+        "--store-outage",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="chaos: stop the store for 6 s per --minutes mid-run (default on)",
+    )
+    p.add_argument(
+        "--years", type=int, default=30, help="chaos: span of the monthly series replayed mid-run"
+    )
     p.add_argument("--seconds", type=int, default=10, help="simulator: event seconds")
     p.add_argument(
         "--window-model",
@@ -41,7 +56,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--nab-dir",
         default=None,
-        help="nab: the NAB dataset (default: ENVIROSTREAM_NAB_DIR, else ../shared/datasets/nab)",
+        help="nab, chaos: the NAB dataset "
+        "(default: ENVIROSTREAM_NAB_DIR, else ../shared/datasets/nab)",
     )
     return p
 
@@ -81,6 +97,18 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             hours=args.hours,
             seed=args.seed,
             window_model=args.window_model,
+        )
+    elif args.name == "chaos":
+        from bench.chaos import run_chaos_bench
+
+        run_chaos_bench(
+            settings,
+            minutes=args.minutes,
+            devices=args.devices or 40,
+            seed=args.seed,
+            store_outage=args.store_outage,
+            years=args.years,
+            nab_dir=args.nab_dir,
         )
     elif args.name == "nab":
         from bench.nab import run_nab_bench
