@@ -32,7 +32,7 @@ pytestmark = pytest.mark.integration
 def figures(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     base = make_settings(Path(tmp_path_factory.mktemp("chaos")))
     try:
-        return run_chaos_bench(base, minutes=1.5, devices=24, seed=3, store_outage=False, years=5)
+        return run_chaos_bench(base, minutes=1.5, devices=24, seed=3, store_outage=True, years=30)
     except (EnviroStreamError, OSError) as exc:
         pytest.fail(f"the chaos bench could not run its services: {exc}")
 
@@ -43,7 +43,8 @@ def test_the_run_was_hurt_and_sent_every_kind_of_input(figures: dict[str, Any]) 
     assert figures["gateway_outage_devices"] > 0
     assert figures["clock_skew_devices"] > 0
     assert figures["produced_fleet"] > 60 * figures["devices"]  # a minute and more at 1 Hz
-    assert figures["produced_years"] == 60  # 5 years of monthly rows
+    assert figures["produced_years"] == 360  # 30 years of monthly rows: 360 partitions
+    assert figures["store_outage_s"] > 0
     assert figures["produced_history"] > 1000
     assert figures["malformed_injected"] == 5
 
