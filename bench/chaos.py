@@ -300,8 +300,12 @@ def _check(settings: Settings, codec: AvroCodec, fleet: Fleet, ids: set[str]) ->
     alerts = read_alerts(settings.bootstrap_servers, codec)
     group = {**dict.fromkeys(fleet.device_ids, "healthy"), **fleet.assignments}
     per_group: dict[str, set[str]] = {g: set() for g in [*group.values(), "replayed"]}
+    rules: dict[str, Counter[str]] = {}
     for a in alerts:
-        per_group.setdefault(group.get(a["device_id"], "replayed"), set()).add(a["alert_id"])
+        g = group.get(a["device_id"], "replayed")
+        if a["alert_id"] not in per_group.setdefault(g, set()):
+            rules.setdefault(g, Counter())[a["rule"]] += 1
+        per_group[g].add(a["alert_id"])
     devices_in = Counter(group.values())
     devices_in["replayed"] = 2  # the recorded CSV and the 30-year series
     by_reason, injected, other = dead_letters_by_reason(settings.bootstrap_servers)
@@ -318,6 +322,7 @@ def _check(settings: Settings, codec: AvroCodec, fleet: Fleet, ids: set[str]) ->
         "alerts_per_incident": {
             g: {"devices": devices_in[g], "alerts": len(a)} for g, a in sorted(per_group.items())
         },
+        "alert_rules": {g: dict(c) for g, c in sorted(rules.items())},
         "alert_records": len(alerts),
         "duplicate_notifications": duplicate_notifications(
             (a["alert_id"], a["state"], a["version"]) for a in alerts

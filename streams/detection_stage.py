@@ -69,6 +69,7 @@ class DetectionStage:
         )
         # the hooks, bound once: a reading passes through every one of them
         self._on_device = tuple(s.on_device for s in self.signals if s.implements("on_device"))
+        self._on_late = tuple(s.on_device for s in self.signals if s.counts_late)
         self._on_reading = tuple(s.on_reading for s in self.signals if s.implements("on_reading"))
         self._series_signals = tuple(s for s in self.signals if s.implements("on_series"))
         # one view refilled for every reading (the hooks never keep it): no allocation
@@ -205,6 +206,16 @@ class DetectionStage:
             self.out.anomaly_counts[(p.detector, r.device_type)] += 1
         self.out.anomalies.append(p.record(r))
 
+    def observe_late(self, src: Source, reading: Mapping[str, Any]) -> None:
+        """A reading its device's windows had passed: not scored, but signals that count
+        every reading (sequence gaps) see it, so a gateway's flush leaves no false gap."""
+        dev = self.devices.get((reading["tenant_id"], reading["device_id"]))
+        if dev is not None:
+            r = self._view.fill(reading)
+            for on_late in self._on_late:
+                if found := on_late(r, dev):
+                    self._emit(r, found)
+
     # -- event time ---------------------------------------------------------------------
     def tick(self, sources: Iterable[Source]) -> None:
         """Resolve the quiet alerts of devices last seen on ``sources`` (end of a batch)."""
@@ -232,22 +243,13 @@ class DetectionStage:
             self.book.offline_alert(self.out, s.device, dtype, s.candidate())
 
     def expire(self, src: Source, ttl_ms: int) -> list[tuple[Source, bytes]]:
-        """Forget the devices of partition ``src`` not heard from for ``ttl_ms`` of its event
-        time (decommissioned, renamed): their models and their resolved alert. Returns the
-        changelog keys to delete (tombstones). A device with an open alert is kept until the
-        alert resolves; one that comes back later warms up again."""
+        """Forget the devices of ``src`` silent for ``ttl_ms`` of its event time (models and
+        resolved alert; kept while an alert is open); returns the changelog tombstone keys."""
         wm = self.watermark.get(src)
         if wm is None:
             return []
-        open_devices = set(self.book.open_alerts.values())
-        gone = [
-            d
-            for d, s in self.device_source.items()
-            if s == src
-            and d in self.devices
-            and self.devices[d].last_seen < wm - ttl_ms
-            and d not in open_devices
-        ]
+        open_devices = self.book.open_alerts.values()
+        gone = _silent(self.devices, self.device_source, src, wm - ttl_ms, open_devices)
         for device in gone:
             del self.devices[device]
             del self.device_source[device]
@@ -333,11 +335,8 @@ class DetectionStage:
         return self.book.restore(records)
 
     def forget(self, sources: Iterable[Source]) -> None:
-        """Drop the state of partitions no longer owned (their new owner restores it).
-
-        Alerts whose device was not seen on a partition still owned are dropped too: the
-        next :meth:`restore` reads them back from ``telemetry.alerts``.
-        """
+        """Drop the state of partitions no longer owned (their new owner restores it), and
+        alerts of devices not seen on one still owned (a :meth:`restore` reads them back)."""
         gone = set(sources)
         for src in gone:
             self.watermark.pop(src, None)
@@ -347,3 +346,19 @@ class DetectionStage:
         self.devices = {k: v for k, v in self.devices.items() if k in kept}
         self.dirty &= kept
         self.book.keep_devices(kept)
+
+
+def _silent(
+    devices: Mapping[DeviceKey, DeviceState],
+    device_source: Mapping[DeviceKey, Source],
+    src: Source,
+    cutoff_ms: int,
+    keep: Iterable[DeviceKey],
+) -> list[DeviceKey]:
+    """The devices of partition ``src`` last seen before ``cutoff_ms``, but those in ``keep``."""
+    kept = set(keep)
+    return [
+        d
+        for d, s in device_source.items()
+        if s == src and d in devices and devices[d].last_seen < cutoff_ms and d not in kept
+    ]

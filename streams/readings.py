@@ -154,6 +154,8 @@ class ReadingsProcessor:
                     self.detection.observe(src, item)
             else:
                 self._late(result, windows, rec, item)
+                if self.detection is not None:
+                    self.detection.observe_late(src, item)
             meta = (item["tenant_id"], item["device_type"], item["unit"])
             if self._series_meta.get((device, cap)) != meta:
                 self._series_meta[(device, cap)] = meta

@@ -194,6 +194,9 @@ class Signal:
     """
 
     name: ClassVar[str] = "signal"
+    # True: on_device also sees late readings (their device's windows had passed; they are
+    # not scored), for signals that count every reading, such as sequence gaps.
+    counts_late: ClassVar[bool] = False
     device_state_type: ClassVar[type[PlainState] | None] = None
     """The class of :meth:`new_device_state`'s states (``None``: it keeps none); its
     ``from_state`` rebuilds one from a checkpoint."""

@@ -93,6 +93,7 @@ class SequenceGaps(Signal):
     """Missing ticks of a device, from the ``sequence`` of its readings."""
 
     name: ClassVar[str] = "gaps"
+    counts_late: ClassVar[bool] = True  # a gateway's flushed readings fill the gap
     device_state_type = GapState
 
     def new_device_state(self, device_type: str) -> GapState:

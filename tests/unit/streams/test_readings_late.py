@@ -90,3 +90,25 @@ def test_finite_values_whose_statistics_would_overflow_are_refused() -> None:
     assert [d.reason for d in result.dead_letters] == ["value_out_of_range"] * 2
     closed = p.process([record(codec, 3, T0 + 5 * MINUTE)], T0 / 1000 + 600).aggregates
     assert [(a["count"], a["mean"], a["std"]) for a in closed] == [(1, 1.0, 0.0)]
+
+
+def test_a_gateway_flush_after_an_idle_close_raises_no_gap_alert() -> None:
+    from streams.detection import DetectionStage
+
+    codec = AvroCodec()
+    stage = DetectionStage()
+    p = processor(codec, detection=stage)
+    now_s = T0 / 1000 + 3_600
+
+    def tick(i: int) -> InputRecord:  # one tick a second, a value that moves
+        return record(codec, i, T0 + i * 1000, 40.0 + (i % 7) * 0.1)
+
+    quiet = p.process([tick(i) for i in range(400)], now_s)
+    assert quiet.detection.alerts == []
+    p.close_idle(now_s + 60, idle_s=30)  # the uplink dropped: its windows were closed
+    # The gateway flushes the ticks it held (the first ones fall in a closed window: late),
+    # then sends on time again.
+    result = p.process([tick(i) for i in range(400, 700)], now_s + 120)
+    assert result.late > 0
+    rules = [a["rule"] for a in result.detection.alerts]
+    assert "device:gaps" not in rules, rules
