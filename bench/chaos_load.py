@@ -78,6 +78,24 @@ def write_years_csv(path: Path, years: int = 30, first_year: int = 1995) -> Path
     return path
 
 
+def write_hourly_csv(path: Path, rows: int = 7_267, start: str = "2013-07-04") -> Path:
+    """Hourly rows from ``start`` (UTC): a recorded log like NAB's ambient temperature.
+
+    >>> import tempfile
+    >>> p = write_hourly_csv(Path(tempfile.mkdtemp()) / "h.csv", rows=3)
+    >>> p.read_text().splitlines()[1:]
+    ['2013-07-04T00:00:00Z,70.0', '2013-07-04T01:00:00Z,71.237', '2013-07-04T02:00:00Z,72.397']
+    """
+    first = dt.datetime.fromisoformat(start).replace(tzinfo=dt.UTC)
+    with path.open("w", newline="") as fh:
+        out = csv.writer(fh)
+        out.writerow(["timestamp", "value"])
+        for i in range(rows):
+            at = first + dt.timedelta(hours=i)
+            out.writerow([at.strftime("%Y-%m-%dT%H:%M:%SZ"), round(70 + 5 * math.sin(i / 4), 3)])
+    return path
+
+
 class FleetFeed(threading.Thread):
     """The fleet in real time (one tick per second) until stopped; keeps every id it sends."""
 
@@ -112,8 +130,8 @@ def history_csv(settings: Settings, nab_dir: str | None) -> Path:
     try:
         return resolve_nab_dir(nab_dir, settings) / HISTORY_FILE
     except EnviroStreamError as exc:
-        print(f"  {exc}; replaying a generated 30-year series in its place", flush=True)
-        return write_years_csv(settings.data_dir / "history.csv", years=30, first_year=1991)
+        print(f"  {exc}; replaying a generated hourly log of 2013-14 in its place", flush=True)
+        return write_hourly_csv(settings.data_dir / "history.csv")
 
 
 def replay_csv(settings: Settings, path: Path, device: str, codec: AvroCodec) -> set[str]:
