@@ -1,15 +1,10 @@
 """A local single-node Apache Kafka (KRaft broker + controller) built from Maven Central jars.
 
-No Docker and no Kafka download page: Maven resolves ``org.apache.kafka:kafka_2.13`` and a
-log4j2 binding into ``<cache_dir>/kafka-<version>/libs`` once, and the broker runs as
-``java -cp 'libs/*' kafka.Kafka server.properties`` with its state under
-``<data_dir>/kafka``. Start, stop and status are idempotent; readiness means the broker
-answers a metadata request with our cluster id, not merely that its port is open.
-
-Command line (used by ``make bootstrap``)::
-
-    python -m infra.kafka fetch|start|stop|status
-"""
+No Docker: Maven resolves ``org.apache.kafka:kafka_2.13`` and a log4j2 binding into
+``<cache_dir>/kafka-<version>/libs`` once; the broker runs ``java -cp 'libs/*' kafka.Kafka``
+with its state under ``<data_dir>/kafka``. Start, stop and status are idempotent; ready means
+it answers a metadata request with our cluster id. CLI: ``python -m infra.kafka fetch|start|
+stop|status`` (used by ``make bootstrap``)."""
 
 from __future__ import annotations
 

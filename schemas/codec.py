@@ -7,15 +7,13 @@ Wire formats:
   schema is looked up by fingerprint among the known ones (``schemas/*.avsc``, the older
   versions in ``schemas/history/*.avsc`` and any given to :meth:`AvroCodec.register`), then
   resolved to the current (reader) schema of the name asked for.
-- Confluent wire format (when ``registry_url`` is given): ``00`` + 4-byte big-endian schema
-  id + body. Encoding registers the current schema under the subject ``<name>-value``
-  (e.g. ``UniversalSensorReading-value``, whatever the topic; Confluent's default
-  TopicNameStrategy would say ``<topic>-value``); decoding fetches the writer schema by id,
-  so any subject naming reads. Both are cached. Single-object records still decode then.
+- Confluent wire format (when ``registry_url`` is given): ``00`` + 4-byte schema id (big
+  endian) + body. Encoding registers the schema under ``<name>-value`` (not Confluent's
+  ``<topic>-value``); decoding fetches the writer schema by id (cached), and single-object
+  records still decode.
 
-Timestamps travel as int epoch milliseconds: the ``logicalType`` is dropped from the schemas
-fastavro reads and writes with (it changes neither the bytes nor the fingerprint), so the hot
-path builds no datetime. Enums are strings; a union is ``None`` or the value.
+Timestamps are int epoch milliseconds (``logicalType`` dropped: same bytes and fingerprint,
+no datetime on the hot path). Enums are strings; a union is ``None`` or the value.
 
 Errors are typed: :class:`EncodeError` names the field that does not match; every bad input
 to :meth:`AvroCodec.decode_batch` becomes a :class:`DecodeError` in its position.
@@ -72,11 +70,8 @@ _CF_HEADER = 5  # magic + schema id
 
 # -- errors -----------------------------------------------------------------------------------
 class DecodeError(EnviroStreamError):
-    """Bytes that cannot be read as a record.
-
-    ``reason`` is short and machine-friendly (a dead-letter header or a metric label);
-    the message says what was wrong in words.
-    """
+    """Bytes that cannot be read as a record: ``reason`` is machine-friendly (a dead-letter
+    header, a metric label), the message says what was wrong in words."""
 
     reason = "decode_error"
 
@@ -93,12 +88,9 @@ class NotAvroError(DecodeError):
 
 
 class UnknownSchemaError(DecodeError):
-    """The writer schema is unknown or cannot be resolved to the reader schema.
-
-    Reasons: ``unknown_fingerprint``, ``unknown_schema_id`` (Confluent), ``no_registry``
-    (Confluent framing without a registry), ``wrong_record_type`` (e.g. an ``Alert`` read as a
-    reading), ``incompatible_schema`` (the writer has a field or symbol the reader cannot map).
-    """
+    """The writer schema is unknown or cannot be resolved to the reader schema: reasons
+    ``unknown_fingerprint``, ``unknown_schema_id`` and ``no_registry`` (Confluent framing),
+    ``wrong_record_type`` (an ``Alert`` read as a reading), ``incompatible_schema``."""
 
     reason = "unknown_fingerprint"
 
