@@ -364,12 +364,16 @@ def firing_first_seen(alerts: Iterable[Mapping[str, Any]], seen: dict[str, int])
 
 
 def offline_detections(
-    nab_file: NabFile, settings: Settings, tick_every: int = TICK_EVERY
+    nab_file: NabFile,
+    settings: Settings,
+    tick_every: int = TICK_EVERY,
+    overrides: Mapping[str, Any] | None = None,
 ) -> list[int]:
-    """Feed the file into a fresh detection stage (as the worker builds it); alert times."""
+    """Feed the file into a fresh detection stage (as the worker builds it, with
+    ``DetectionConfig`` ``overrides``); alert times."""
     from streams.detection import detection_stage_from_settings
 
-    stage = detection_stage_from_settings(settings)
+    stage = detection_stage_from_settings(settings, **(overrides or {}))
     src = ("nab", 0)
     seen: dict[str, int] = {}
     device = nab_file.device

@@ -167,11 +167,12 @@ class Settings(BaseSettings):
     )
     # --- detection and alerting -------------------------------------------------------
     detector_warmup: int = Field(
-        default=1440,
+        default=300,
         ge=0,
         le=10_000_000,
         description="Readings a (device, capability) detector learns before it may flag "
-        "an anomaly (no learned-model anomalies during warm-up).",
+        "an anomaly (no learned-model anomalies during warm-up); chosen by cross-validation "
+        "(`envirostream bench nab-cv`, docs/detection.md).",
     )
     detector_threshold: float = Field(
         default=6.0, gt=0, description="|z| at or above which a reading is an anomaly."
@@ -216,6 +217,14 @@ class Settings(BaseSettings):
         default=3600.0,
         gt=0,
         description="Event time without a repeat after which an alert is RESOLVED.",
+    )
+    alert_quiet_intervals: int = Field(
+        default=12,
+        ge=0,
+        le=10_000,
+        description="An alert's quiet period is at least this many of its device's usual "
+        "sampling intervals (an hourly series is not quiet after one hour); 0: the quiet "
+        "period alone.",
     )
     alert_repeat_interval_seconds: float = Field(
         default=14_400.0,

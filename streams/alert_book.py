@@ -13,7 +13,8 @@ passes the watermark and the output to append to.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, cast
 
 from streams.alerts import (
@@ -41,8 +42,15 @@ DEVICE_GROUP = "device"
 class AlertBook:
     """The alerts of the devices one worker holds, keyed by alert key."""
 
-    def __init__(self, policy: AlertPolicy) -> None:
+    def __init__(
+        self,
+        policy: AlertPolicy,
+        interval_of: Callable[[DeviceKey], float | None] | None = None,
+        quiet_intervals: int = 0,
+    ) -> None:
         self.policy = policy
+        self.interval_of = interval_of  # a device's usual sampling interval (ms), if known
+        self.quiet_intervals = quiet_intervals
         self.alerts: dict[str, AlertState] = {}
         self.open_alerts: dict[str, DeviceKey] = {}  # alert keys not RESOLVED
         self.offline: dict[DeviceKey, str] = {}  # devices with an open DEVICE_OFFLINE alert
@@ -143,14 +151,29 @@ class AlertBook:
         """Resolve alert ``key`` if it has been quiet up to ``watermark``; its new state."""
         if state.state == "RESOLVED" or state.rule == OFFLINE_RULE:
             return state  # an offline alert resolves when its device returns
+        policy = self.quiet_policy((state.tenant_id, state.device_id))
         # resolved_at = last_seen + quiet period: independent of when the tick runs
-        now = min(watermark, state.last_seen + self.policy.quiet_period_ms)
-        new, record = tick_alert(state, now, self.policy)
+        now = min(watermark, state.last_seen + policy.quiet_period_ms)
+        new, record = tick_alert(state, now, policy)
         if record is not None:
             self.alerts[key] = new
             self.open_alerts.pop(key, None)
             out.alerts.append(record)
         return new
+
+    def quiet_policy(self, device: DeviceKey) -> AlertPolicy:
+        """The policy of ``device``'s alerts: the quiet period is at least
+        ``quiet_intervals`` of the device's usual sampling intervals (an hourly series is not
+        "quiet" after one missing hour of anomalies, a 1 Hz one is after a few seconds)."""
+        if not self.quiet_intervals or self.interval_of is None:
+            return self.policy
+        interval = self.interval_of(device)
+        if interval is None:
+            return self.policy
+        quiet = round(self.quiet_intervals * interval)
+        if quiet <= self.policy.quiet_period_ms:
+            return self.policy
+        return replace(self.policy, quiet_period_ms=quiet)
 
     def find(self, alert_id: str) -> AlertState | None:
         """The alert ``alert_id`` if it is held here (and still that alert of its key)."""

@@ -47,6 +47,11 @@ if TYPE_CHECKING:
 __all__ = ["CHECKPOINT_VERSION", "DetectionOutput", "DetectionStage"]
 
 
+def baseline_model(cfg: DetectionConfig) -> SeasonalZScore:
+    """A new series' per-reading baseline (its ``SeriesState.detector``)."""
+    return SeasonalZScore(warmup=cfg.warmup, threshold=cfg.threshold, accept_ms=cfg.drift_accept_ms)
+
+
 class DetectionStage:
     """Per-reading detection and alert deduplication for the partitions of one worker."""
 
@@ -74,8 +79,8 @@ class DetectionStage:
         self._series_signals = tuple(s for s in self.signals if s.implements("on_series"))
         # one view refilled for every reading (the hooks never keep it): no allocation
         self._view = ReadingView.__new__(ReadingView)
-        self.book = AlertBook(self.policy)
         self.offline = OfflineWatch(self.config)  # silent devices, given the wall clock
+        self.book = AlertBook(self.policy, self.offline.interval_ms, self.config.quiet_intervals)
         self.devices: dict[DeviceKey, DeviceState] = {}
         self.device_source: dict[DeviceKey, Source] = {}
         self.dirty: set[DeviceKey] = set()
@@ -159,8 +164,7 @@ class DetectionStage:
         return dev
 
     def _new_series(self, device_type: str, capability: str) -> SeriesState:
-        cfg = self.config
-        ser = SeriesState(capability, SeasonalZScore(warmup=cfg.warmup, threshold=cfg.threshold))
+        ser = SeriesState(capability, baseline_model(self.config))
         for sig in self.signals:
             state = sig.new_series_state(device_type, capability)
             if state is not None:

@@ -11,7 +11,7 @@ from core.settings import Settings
 
 __all__ = ["BENCHMARKS", "add_parser", "require_extra", "run"]
 
-BENCHMARKS = ("throughput", "simulator", "nab", "detection", "chaos")
+BENCHMARKS = ("throughput", "simulator", "nab", "nab-cv", "detection", "chaos")
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
@@ -56,7 +56,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--nab-dir",
         default=None,
-        help="nab, chaos: the NAB dataset "
+        help="nab, nab-cv, chaos: the NAB dataset "
         "(default: ENVIROSTREAM_NAB_DIR, else ../shared/datasets/nab)",
     )
     return p
@@ -110,6 +110,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             years=args.years,
             nab_dir=args.nab_dir,
         )
+    elif args.name == "nab-cv":
+        from bench.nab_cv import run_nab_cv_bench
+
+        run_nab_cv_bench(settings, nab_dir=args.nab_dir)
     elif args.name == "nab":
         from bench.nab import run_nab_bench
 

@@ -41,6 +41,7 @@ __all__ = ["SeasonalZScore"]
 _HOUR_MS = 3_600_000
 _DAY_MS = 24 * _HOUR_MS
 _BUCKETS = 24
+_NEW_NORMAL_KEYS = ("accept_ms", "drift_since", "shift")  # state added with the new-normal rule
 _MIN_BUCKET = 2  # readings an hour's bucket needs before the profile is trusted there
 
 
@@ -72,6 +73,7 @@ class SeasonalZScore(Detector[float]):
         drift_release: float = 1.0,
         min_std: float = 1e-6,
         rel_std_floor: float = 0.005,
+        accept_ms: int = 0,
     ) -> None:
         super().__init__(warmup=warmup, threshold=threshold)
         if not 0.0 < profile_rate <= 1.0:
@@ -96,6 +98,9 @@ class SeasonalZScore(Detector[float]):
         self._bucket_sq = [0.0] * _BUCKETS  # mean squared residual per hour of the day
         self._bucket_n = [0] * _BUCKETS
         self.drifting = False
+        self.accept_ms = accept_ms  # a drift latched this long is the new normal (0: never)
+        self._drift_since = 0  # event time the drift was latched
+        self._shift = EWMean(fast_fading)  # the residual while drifting: the new level
 
     def _new_ph(self) -> PageHinkley:
         return PageHinkley(min_instances=30, delta=self._ph_delta, threshold=self._ph_threshold)
@@ -121,6 +126,9 @@ class SeasonalZScore(Detector[float]):
             "bucket_sq": self._bucket_sq,
             "bucket_n": self._bucket_n,
             "drifting": self.drifting,
+            "accept_ms": self.accept_ms,
+            "drift_since": self._drift_since,
+            "shift": self._shift.to_state(),
         }
 
     @classmethod
@@ -145,6 +153,10 @@ class SeasonalZScore(Detector[float]):
         new._bucket_sq = read_floats(d, "bucket_sq", _BUCKETS)
         new._bucket_n = read_ints(d, "bucket_n", _BUCKETS)
         new.drifting = read_bool(d, "drifting")
+        if any(k in d for k in _NEW_NORMAL_KEYS):  # all absent in states checkpointed before
+            new.accept_ms = read_int(d, "accept_ms")
+            new._drift_since = read_int(d, "drift_since")
+            new._shift = EWMean.from_state(read_dict(d, "shift"))
         return new._learned(d)
 
     def _accepts(self, x: float) -> bool:
@@ -247,7 +259,25 @@ class SeasonalZScore(Detector[float]):
             # what the test summed while the profile was immature is not evidence of drift
             self._ph = self._new_ph()
         self._ph.update(zc)
-        if self._ph.drift_detected and self.n_learned >= self.warmup:
+        if self.drifting:
+            self._shift.update(x - base)
+        if self._ph.drift_detected and self.n_learned >= self.warmup and not self.drifting:
             self.drifting = True
+            self._drift_since = ts_ms
+            self._shift = EWMean(self._shift.fading_factor)
+            self._shift.update(x - base)
         elif self.drifting and abs(self._level.get()) < self.drift_release:
             self.drifting = False
+        elif self.drifting and self.accept_ms and ts_ms - self._drift_since >= self.accept_ms:
+            self._accept_new_level()
+
+    def _accept_new_level(self) -> None:
+        """A drift that lasted ``accept_ms`` is the series' new normal (a sensor replaced, a
+        machine re-tuned after maintenance): the profile moves by the residual seen while
+        drifting, the drift test starts over, and the series is judged around its new level
+        instead of being alerted on for weeks while the slow profile catches up."""
+        shift = float(self._shift.get())
+        self._profile = [p + shift for p in self._profile]
+        self._level = EWMean(self._level.fading_factor)
+        self._ph = self._new_ph()
+        self.drifting = False

@@ -81,10 +81,12 @@ class DetectionConfig:
     likelihood: str = "generic"
     likelihood_threshold: float = 4.0
     likelihood_short: int = 10
-    likelihood_warmup: int = 388  # NAB: learning period 288 + 100 estimation samples
+    likelihood_warmup: int = 100  # scores it learns before judging (chosen by bench nab-cv)
     likelihood_history: int = 8_640
     offline_factor: float = 10.0  # DEVICE_OFFLINE after this many usual intervals; 0 = off
     offline_min_ms: int = 60_000  # ... and at least this long (wall clock)
+    quiet_intervals: int = 12  # an alert's quiet period is at least this many usual intervals
+    drift_accept_ms: int = 3 * 86_400_000  # a drift latched this long is the new normal; 0 = never
 
     def __post_init__(self) -> None:
         checks = {
@@ -124,6 +126,8 @@ class DetectionConfig:
             "likelihood_history": self.likelihood_history >= 2,
             "offline_factor": 0 <= self.offline_factor < math.inf,
             "offline_min_ms": self.offline_min_ms >= 0,
+            "quiet_intervals": 0 <= self.quiet_intervals <= 10_000,
+            "drift_accept_ms": self.drift_accept_ms >= 0,
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
@@ -157,6 +161,7 @@ _FROM_SETTINGS: dict[str, tuple[str, Any]] = {
     "window_model": ("detector_window_model", None),
     "offline_factor": ("device_offline_factor", None),
     "offline_min_ms": ("device_offline_min_seconds", _seconds_to_ms),
+    "quiet_intervals": ("alert_quiet_intervals", None),
 }
 _POLICY_SETTINGS = ("alert_quiet_period_seconds", "alert_repeat_interval_seconds")
 

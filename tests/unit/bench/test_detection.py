@@ -145,6 +145,7 @@ def test_detection_fields_carry_every_detection_setting() -> None:
         predict_horizon_seconds=1234,
         anomaly_sample_every=9,
         alert_quiet_period_seconds=120,
+        alert_quiet_intervals=3,
         alert_repeat_interval_seconds=600,
         device_offline_factor=4,
         device_offline_min_seconds=30,

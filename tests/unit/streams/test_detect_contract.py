@@ -262,3 +262,18 @@ def test_invalid_parameters_are_refused_with_the_name(kwargs: dict[str, float]) 
     name = next(iter(kwargs))
     with pytest.raises(ValueError, match=name):
         SeasonalZScore(**kwargs)  # type: ignore[arg-type]
+
+
+def test_a_seasonal_state_from_before_the_new_normal_rule_still_loads() -> None:
+    """Checkpoints written before ``accept_ms`` existed hold none of its keys: they load,
+    with the rule off (a state holding only some of them is refused, as any broken one)."""
+    det = SeasonalZScore(warmup=10, accept_ms=3_600_000)
+    for i in range(40):
+        det.process_one(20.0 + 0.1 * (i % 3), i * 60_000)
+    old = {
+        k: v for k, v in det.to_state().items() if k not in ("accept_ms", "drift_since", "shift")
+    }
+    restored = SeasonalZScore.from_state(old)
+    assert restored.accept_ms == 0
+    assert restored.n_learned == 40
+    assert restored.z(25.0, 40 * 60_000) == det.z(25.0, 40 * 60_000)
