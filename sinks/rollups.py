@@ -1,0 +1,170 @@
+"""Hourly and daily rollups of the minute windows: ``aggregates_1h`` and ``aggregates_1d``.
+
+Operators read long ranges (a month of a fleet) from these instead of the minute
+``aggregates``. A rollup row holds states that combine exactly: the number of minute
+windows, ``count``, ``sum``, ``sum_sq`` (sum of squares), ``min``, ``max``, the first and
+last value with their times, plus ``mean`` and ``std`` (population) derived from them.
+
+Why not an insert-triggered materialized view: ``aggregates`` is a ReplacingMergeTree. A
+window corrected by late readings is inserted again (with a larger ``count``), and a replay
+after a crash inserts the same rows again; both collapse in ``aggregates`` but an insert
+trigger sees every insert and would add each window twice. So the rollups are
+ReplacingMergeTree tables too (version ``count``), and the sink *recomputes* the rollup rows
+of every (series, hour) and (series, day) that an ``aggregates`` insert touched, from
+``aggregates FINAL`` (hours) and ``aggregates_1h FINAL`` (days), right after that insert.
+A recomputed row replaces the earlier one; replays recompute the same row again. The result
+is exact whatever order corrections and replays arrive in (see docs/storage.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from core.settings import Settings
+
+__all__ = [
+    "DAY_MS",
+    "HOUR_MS",
+    "ROLLUPS",
+    "RollupKey",
+    "refresh_rollups",
+    "rollup_create_statements",
+]
+
+HOUR_MS = 3_600_000
+DAY_MS = 86_400_000
+
+# (tenant_id, device_id, capability, source window_size, window_start ms of the minute window)
+RollupKey = tuple[str, str, str, str, int]
+
+_TS = "DateTime64(3, 'UTC')"
+_LC = "LowCardinality(String)"
+_TIME = "CODEC(DoubleDelta, ZSTD(1))"
+_FLOAT = "CODEC(Gorilla(8), ZSTD(1))"
+
+ROLLUPS: dict[str, tuple[str, int]] = {
+    # table: (window_size label, length in ms)
+    "aggregates_1h": ("1h", HOUR_MS),
+    "aggregates_1d": ("1d", DAY_MS),
+}
+
+_COLUMNS = (
+    ("window_start", f"{_TS} {_TIME}"),
+    ("window_end", f"{_TS} {_TIME}"),
+    ("window_size", _LC),
+    ("source_window_size", _LC),
+    ("tenant_id", _LC),
+    ("device_id", "String CODEC(ZSTD(1))"),
+    ("device_type", _LC),
+    ("capability", _LC),
+    ("unit", _LC),
+    ("windows", "UInt32 CODEC(T64, ZSTD(1))"),
+    ("count", "UInt64 CODEC(T64, ZSTD(1))"),
+    ("sum", f"Float64 {_FLOAT}"),
+    ("sum_sq", f"Float64 {_FLOAT}"),
+    ("mean", f"Float64 {_FLOAT}"),
+    ("std", f"Float64 {_FLOAT}"),
+    ("min", f"Float64 {_FLOAT}"),
+    ("max", f"Float64 {_FLOAT}"),
+    ("first", f"Float64 {_FLOAT}"),
+    ("last", f"Float64 {_FLOAT}"),
+    ("first_ts", f"{_TS} {_TIME}"),
+    ("last_ts", f"{_TS} {_TIME}"),
+)
+_NAMES = ", ".join(name for name, _ in _COLUMNS)
+_KEY = "tenant_id, device_id, capability, source_window_size, window_start"
+
+
+def rollup_create_statements(settings: Settings) -> list[str]:
+    """``CREATE TABLE IF NOT EXISTS`` of both rollups (retention ``rollups_ttl_days``).
+
+    >>> sql = rollup_create_statements(Settings())[0]
+    >>> sql.splitlines()[0], "ReplacingMergeTree(count)" in sql
+    ('CREATE TABLE IF NOT EXISTS aggregates_1h (', True)
+    """
+    cols = ",\n  ".join(f"`{name}` {ctype}" for name, ctype in _COLUMNS)
+    return [
+        f"CREATE TABLE IF NOT EXISTS {table} (\n  {cols},\n"
+        f"  `stored_at` {_TS} DEFAULT now64(3) {_TIME}\n)\n"
+        "ENGINE = ReplacingMergeTree(count)\n"
+        "PARTITION BY toYYYYMM(window_start)\n"
+        f"ORDER BY ({_KEY})\n"
+        f"TTL toDateTime(stored_at) + INTERVAL {settings.rollups_ttl_days} DAY"
+        for table in ROLLUPS
+    ]
+
+
+# The hour (day) rows of the named series and periods, from the minute windows (hours).
+# A series' device_type and unit are taken from its latest window.
+_FROM_MINUTES = """
+INSERT INTO {table} ({names})
+SELECT fromUnixTimestamp64Milli(p, 'UTC'), fromUnixTimestamp64Milli(p + {{period:Int64}}, 'UTC'),
+       {{label:String}}, window_size, tenant_id, device_id,
+       argMax(device_type, window_start), capability, argMax(unit, window_start),
+       count(), sum(count) AS n, sum(mean * count) AS s,
+       sum(count * (std * std + mean * mean)) AS ss, s / n,
+       sqrt(greatest(ss / n - (s / n) * (s / n), 0)),
+       min(min), max(max), argMin(first, first_ts), argMax(last, last_ts),
+       min(first_ts), max(last_ts)
+FROM aggregates FINAL
+WHERE window_start >= fromUnixTimestamp64Milli({{lo:Int64}}, 'UTC')
+  AND window_start < fromUnixTimestamp64Milli({{hi:Int64}}, 'UTC')
+  AND {where}
+GROUP BY tenant_id, device_id, capability, window_size,
+         intDiv(toUnixTimestamp64Milli(window_start), {{period:Int64}}) * {{period:Int64}} AS p
+"""
+_FROM_HOURS = """
+INSERT INTO {table} ({names})
+SELECT fromUnixTimestamp64Milli(p, 'UTC'), fromUnixTimestamp64Milli(p + {{period:Int64}}, 'UTC'),
+       {{label:String}}, source_window_size, tenant_id, device_id,
+       argMax(device_type, window_start), capability, argMax(unit, window_start),
+       sum(windows), sum(count) AS n, sum(sum) AS s, sum(sum_sq) AS ss, s / n,
+       sqrt(greatest(ss / n - (s / n) * (s / n), 0)),
+       min(min), max(max), argMin(first, first_ts), argMax(last, last_ts),
+       min(first_ts), max(last_ts)
+FROM aggregates_1h FINAL
+WHERE window_start >= fromUnixTimestamp64Milli({{lo:Int64}}, 'UTC')
+  AND window_start < fromUnixTimestamp64Milli({{hi:Int64}}, 'UTC')
+  AND {where}
+GROUP BY tenant_id, device_id, capability, source_window_size,
+         intDiv(toUnixTimestamp64Milli(window_start), {{period:Int64}}) * {{period:Int64}} AS p
+"""
+_IN_KEYS = (
+    "(tenant_id, device_id, capability, {size}, "
+    "intDiv(toUnixTimestamp64Milli(window_start), {{period:Int64}}) * {{period:Int64}}) "
+    "IN {{keys:Array(Tuple(String, String, String, String, Int64))}}"
+)
+
+
+def _statement(table: str, keyed: bool) -> str:
+    hourly = table == "aggregates_1h"
+    size = "window_size" if hourly else "source_window_size"
+    where = _IN_KEYS.format(size=size) if keyed else "1"
+    template = _FROM_MINUTES if hourly else _FROM_HOURS
+    return template.format(table=table, names=_NAMES, where=where)
+
+
+def refresh_rollups(
+    client: Any, windows: Iterable[RollupKey] | None = None, lo_ms: int = 0, hi_ms: int = 0
+) -> None:
+    """Recompute the rollup rows of the hours and days that ``windows`` fall in.
+
+    ``windows`` are (tenant, device, capability, window_size, window_start ms) of minute
+    windows just written to ``aggregates``. ``None`` recomputes every period whose start
+    lies in ``[lo_ms, hi_ms)`` (a backfill: ``lo_ms``/``hi_ms`` must then be whole days,
+    and the range should span at most ``max_partitions_per_insert_block`` months).
+    """
+    wins = None if windows is None else list(windows)
+    if wins is not None and not wins:
+        return
+    for table, (label, period) in ROLLUPS.items():
+        params: dict[str, Any] = {"period": period, "label": label}
+        if wins is None:
+            params.update(lo=lo_ms, hi=hi_ms)
+        else:
+            keys = sorted({(t, d, c, s, w - w % period) for t, d, c, s, w in wins})
+            params.update(
+                keys=keys, lo=min(k[4] for k in keys), hi=max(k[4] for k in keys) + period
+            )
+        client.command(_statement(table, wins is not None), parameters=params)
