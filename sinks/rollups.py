@@ -18,6 +18,7 @@ is exact whatever order corrections and replays arrive in (see docs/storage.md).
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable
 from typing import Any
 
@@ -28,6 +29,7 @@ __all__ = [
     "HOUR_MS",
     "ROLLUPS",
     "RollupKey",
+    "backfill_rollups",
     "refresh_rollups",
     "rollup_create_statements",
 ]
@@ -168,3 +170,37 @@ def refresh_rollups(
                 keys=keys, lo=min(k[4] for k in keys), hi=max(k[4] for k in keys) + period
             )
         client.command(_statement(table, wins is not None), parameters=params)
+
+
+def backfill_rollups(client: Any, months_per_insert: int = 12) -> int:
+    """Fill the rollups from every window already in ``aggregates`` (a store that existed
+    before the rollups did); returns the number of months recomputed. Idempotent.
+
+    Runs ``months_per_insert`` months per statement (each insert stays within the server's
+    ``max_partitions_per_insert_block``).
+    """
+    n, lo, hi = client.query(
+        "SELECT count(), toUnixTimestamp64Milli(min(window_start)), "
+        "toUnixTimestamp64Milli(max(window_start)) FROM aggregates"
+    ).result_rows[0]
+    if not n:
+        return 0
+    first = _month_start(int(lo))
+    months = 0
+    while first <= hi:
+        last = _month_start(first, months_per_insert)
+        refresh_rollups(client, None, first, last)
+        months += months_per_insert
+        first = last
+    return months
+
+
+def _month_start(ms: int, add: int = 0) -> int:
+    """Epoch ms of the first day (UTC) of ``ms``'s month, ``add`` months later.
+
+    >>> _month_start(1_767_225_600_000 + 5 * DAY_MS, 1)  # 2026-01-06 -> 2026-02-01
+    1769904000000
+    """
+    d = dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC)
+    n = d.year * 12 + d.month - 1 + add
+    return int(dt.datetime(n // 12, n % 12 + 1, 1, tzinfo=dt.UTC).timestamp() * 1000)

@@ -23,6 +23,7 @@ from sinks.base import SinkBatch
 from sinks.clickhouse import ClickHouseSink
 from sinks.client import get_client
 from sinks.ddl import TABLES, codec_changes
+from sinks.rollups import backfill_rollups
 
 pytestmark = pytest.mark.integration
 
@@ -206,5 +207,23 @@ def test_rollups_equal_the_minute_windows_after_corrections_and_replays(
         corrected.append(windows[key])
     sink.write(_batch(corrected))
     sink.write(_batch(batches[1]))  # replayed after a crash: older, smaller rows again
+    _assert_rollups_match(client, windows)
+    client.close()
+
+
+def test_backfill_fills_the_rollups_of_a_store_older_than_them(store: Settings) -> None:
+    client = get_client(store, database="backfill")
+    ClickHouseSink(client, store).setup()
+    rng = random.Random(5)
+    windows = {}
+    for s in SERIES:  # 40 days from Dec 31: two months after the first, written directly
+        for k in range(0, 40 * 24 * 60, 97):
+            start = T0 + k * MINUTE
+            windows[(*s, start)] = _window(s, start, [rng.gauss(5, 1) for _ in range(3)])
+    batch = _batch(list(windows.values()))
+    client.insert("aggregates", batch.columns, column_names=list(AGG_COLUMNS),
+                  column_oriented=True)  # fmt: skip
+    assert _rollup(client, "aggregates_1h") == {}
+    assert backfill_rollups(client, months_per_insert=1) == 3  # Dec, Jan, Feb
     _assert_rollups_match(client, windows)
     client.close()
