@@ -30,6 +30,7 @@ __all__ = [
     "ROLLUPS",
     "RollupKey",
     "backfill_rollups",
+    "period_runs",
     "refresh_rollups",
     "rollup_create_statements",
 ]
@@ -132,17 +133,20 @@ WHERE window_start >= fromUnixTimestamp64Milli({{lo:Int64}}, 'UTC')
 GROUP BY tenant_id, device_id, capability, source_window_size,
          intDiv(toUnixTimestamp64Milli(window_start), {{period:Int64}}) * {{period:Int64}} AS p
 """
-_IN_KEYS = (
-    "(tenant_id, device_id, capability, {size}, "
-    "intDiv(toUnixTimestamp64Milli(window_start), {{period:Int64}}) * {{period:Int64}}) "
-    "IN {{keys:Array(Tuple(String, String, String, String, Int64))}}"
+# The series named, over the whole range of periods the batch touched: a prefix of the
+# sorting key and a range of the next column, so the primary index prunes the read (a
+# filter on (series, period) tuples would read the whole partition). A period recomputed
+# that the batch did not touch comes out as it was.
+_IN_SERIES = (
+    "(tenant_id, device_id, capability, {size}) "
+    "IN {{series:Array(Tuple(String, String, String, String))}}"
 )
 
 
 def _statement(table: str, keyed: bool) -> str:
     hourly = table == "aggregates_1h"
     size = "window_size" if hourly else "source_window_size"
-    where = _IN_KEYS.format(size=size) if keyed else "1"
+    where = _IN_SERIES.format(size=size) if keyed else "1"
     template = _FROM_MINUTES if hourly else _FROM_HOURS
     return template.format(table=table, names=_NAMES, where=where)
 
@@ -161,15 +165,42 @@ def refresh_rollups(
     if wins is not None and not wins:
         return
     for table, (label, period) in ROLLUPS.items():
-        params: dict[str, Any] = {"period": period, "label": label}
-        if wins is None:
-            params.update(lo=lo_ms, hi=hi_ms)
-        else:
-            keys = sorted({(t, d, c, s, w - w % period) for t, d, c, s, w in wins})
-            params.update(
-                keys=keys, lo=min(k[4] for k in keys), hi=max(k[4] for k in keys) + period
-            )
-        client.command(_statement(table, wins is not None), parameters=params)
+        runs = [(lo_ms, hi_ms, None)] if wins is None else period_runs(wins, period)
+        for lo, hi, series in runs:
+            params: dict[str, Any] = {"period": period, "label": label, "lo": lo, "hi": hi}
+            if series is not None:
+                params["series"] = series
+            client.command(_statement(table, series is not None), parameters=params)
+
+
+def period_runs(
+    windows: Iterable[RollupKey], period: int
+) -> list[tuple[int, int, list[tuple[str, str, str, str]] | None]]:
+    """The periods of ``windows`` as runs of consecutive periods: ``(lo, hi, series)``.
+
+    One statement per run reads only that run's range of its series (live windows and a
+    correction a week old are two small reads, not a week of every series).
+
+    >>> period_runs([("t", "a", "C", "1m", 60_000), ("t", "b", "C", "1m", 3_700_000),
+    ...              ("t", "a", "C", "1m", 90_000_000)], HOUR_MS)  # doctest: +NORMALIZE_WHITESPACE
+    [(0, 7200000, [('t', 'a', 'C', '1m'), ('t', 'b', 'C', '1m')]),
+     (90000000, 93600000, [('t', 'a', 'C', '1m')])]
+    """
+    by_period: dict[int, set[tuple[str, str, str, str]]] = {}
+    for t, d, c, s, start in windows:
+        by_period.setdefault(start - start % period, set()).add((t, d, c, s))
+    runs: list[tuple[int, int, list[tuple[str, str, str, str]] | None]] = []
+    lo = hi = -1
+    series: set[tuple[str, str, str, str]] = set()
+    for p in sorted(by_period):
+        if p != hi:  # a gap: close the run so far
+            if series:
+                runs.append((lo, hi, sorted(series)))
+            lo, series = p, set()
+        hi = p + period
+        series |= by_period[p]
+    runs.append((lo, hi, sorted(series)))
+    return runs
 
 
 def backfill_rollups(client: Any, months_per_insert: int = 12) -> int:
