@@ -84,6 +84,16 @@ class Settings(BaseSettings):
     aggregates_ttl_days: int = Field(
         default=365, ge=1, description="ClickHouse TTL of aggregates, anomalies and alerts."
     )
+    rollups_refresh: bool = Field(
+        default=True,
+        description="Recompute the hourly/daily rollups after every `aggregates` insert "
+        "(off: fill them with `sinks.rollups.backfill_rollups`; see docs/storage.md).",
+    )
+    rollups_ttl_days: int = Field(
+        default=1825,
+        ge=1,
+        description="ClickHouse TTL of the hourly and daily rollups (`aggregates_1h`, `_1d`).",
+    )
     # --- schemas -----------------------------------------------------------------------
     schema_registry_url: str | None = Field(
         default=None,

@@ -26,7 +26,8 @@ import numpy as np
 
 from core.settings import Settings
 from sinks.base import BatchingSink, SinkBatch, StoredWindows, WindowRef
-from sinks.ddl import TABLES, create_statements
+from sinks.ddl import TABLES, codec_changes, create_statements
+from sinks.rollups import refresh_rollups, rollup_create_statements
 
 __all__ = ["ClickHouseSink", "partition_months", "split_by_partition"]
 
@@ -116,9 +117,22 @@ class ClickHouseSink(BatchingSink, StoredWindows):
         self.settings = settings
 
     def setup(self) -> None:
-        """Create the tables if missing (the same DDL for chdb and a server)."""
-        for statement in create_statements(self.settings):
+        """Create the tables and rollups if missing (the same DDL for chdb and a server),
+        and give tables created by an older version the codecs of this one (metadata only;
+        a column's type is never changed)."""
+        for statement in create_statements(self.settings) + rollup_create_statements(self.settings):
             self.client.command(statement)
+        rows = self.client.query(
+            "SELECT table, name, compression_codec FROM system.columns "
+            "WHERE database = currentDatabase() AND table IN {tables:Array(String)}",
+            parameters={"tables": list(TABLES)},
+        ).result_rows
+        current: dict[str, dict[str, str]] = {}
+        for table, column, codec in rows:
+            current.setdefault(table, {})[column] = codec
+        for name, table in TABLES.items():
+            for statement in codec_changes(table, current.get(name, {})):
+                self.client.command(statement)
 
     def recompute_windows(self, window_ms: int, refs: Sequence[WindowRef]) -> list[dict[str, Any]]:
         if not refs:
@@ -149,3 +163,18 @@ class ClickHouseSink(BatchingSink, StoredWindows):
                 column_names=list(block.column_names),
                 column_oriented=True,
             )
+            if block.table == AGGREGATES and self.settings.rollups_refresh:
+                # After the insert: the rollups are recomputed from what is now stored. A
+                # failure here fails the write, whose retry inserts (idempotent) and
+                # recomputes again.
+                refresh_rollups(self.client, _window_keys(block))
+
+
+AGGREGATES = "aggregates"
+
+
+def _window_keys(block: SinkBatch) -> set[tuple[str, str, str, str, int]]:
+    """(tenant, device, capability, window_size, window_start ms) of ``aggregates`` rows."""
+    cols = [block.column(c) for c in ("tenant_id", "device_id", "capability", "window_size")]
+    starts = [_epoch_ms(v) for v in block.column("window_start")]
+    return set(zip(*cols, starts, strict=True))

@@ -10,11 +10,12 @@ arrival.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from core.settings import Settings
 
-__all__ = ["TABLES", "TableDef", "create_statements"]
+__all__ = ["TABLES", "TableDef", "codec_changes", "create_statements"]
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,10 @@ class TableDef:
     order_by: str
     ttl_column: str
     ttl_setting: str  # name of the Settings field holding the retention in days
+    # Column -> codec list (``CODEC(...)`` contents), chosen by ``envirostream bench storage``;
+    # a column not named keeps the server's default (LZ4). Written as ClickHouse reports it
+    # in ``system.columns.compression_codec``, so :func:`codec_changes` compares exactly.
+    codecs: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def column_names(self) -> list[str]:
@@ -38,19 +43,58 @@ class TableDef:
         return self.ttl_column
 
     def create_sql(self, ttl_days: int) -> str:
-        cols = ",\n  ".join(f"`{name}` {ctype}" for name, ctype in self.columns)
+        cols = ",\n  ".join(
+            f"`{name}` {ctype}{self.codec_clause(name)}" for name, ctype in self.columns
+        )
         return (
             f"CREATE TABLE IF NOT EXISTS {self.name} (\n  {cols},\n"
-            f"  `stored_at` DateTime64(3, 'UTC') DEFAULT now64(3)\n)\n"
+            f"  `stored_at` DateTime64(3, 'UTC') DEFAULT now64(3)"
+            f"{self.codec_clause('stored_at')}\n)\n"
             f"ENGINE = {self.engine}\n"
             f"PARTITION BY toYYYYMM({self.partition_column})\n"
             f"ORDER BY ({self.order_by})\n"
             f"TTL toDateTime(stored_at) + INTERVAL {ttl_days} DAY"
         )
 
+    def codec_clause(self, column: str) -> str:
+        """`` CODEC(...)`` of ``column``, or nothing for the default codec."""
+        codec = self.codecs.get(column)
+        return f" CODEC({codec})" if codec else ""
+
+    def alter_codec_sql(self, column: str) -> str:
+        """The metadata-only change that gives an existing table's ``column`` its codec."""
+        codec = self.codecs.get(column) or "Default"
+        return f"ALTER TABLE {self.name} MODIFY COLUMN `{column}` CODEC({codec})"
+
 
 _TS = "DateTime64(3, 'UTC')"
 _LC = "LowCardinality(String)"
+
+# Codecs chosen by `envirostream bench storage` (docs/storage.md has the measured bytes).
+_TIME = "DoubleDelta, ZSTD(1)"  # event times: regular steps per series
+_STORED = "Delta(8), ZSTD(1)"  # stored_at (batch times, irregular steps); window times
+_FLOAT = "FPC(12)"  # noisy measurements
+_Z1 = "ZSTD(1)"
+_READINGS_CODECS = {
+    "ts": _TIME,
+    "device_id": "ZSTD(3)",
+    "sensor_id": "ZSTD(3)",
+    "value": _FLOAT,
+    "sequence": _TIME,
+    "reading_id": "ZSTD(3)",
+    "stored_at": _STORED,
+    **{c: _Z1 for c in ("tenant_id", "device_type", "capability", "unit", "quality")},
+    **{c: _Z1 for c in ("scenario", "phase")},
+}
+_AGGREGATES_CODECS = {
+    # one row a minute per series: plain deltas beat DoubleDelta here (measured)
+    **{c: _STORED for c in ("window_start", "window_end", "first_ts", "last_ts", "stored_at")},
+    "device_id": "ZSTD(3)",
+    "count": "T64, ZSTD(1)",
+    **{c: _FLOAT for c in ("mean", "min", "max", "std", "first", "last")},
+    **{c: "ZSTD(3)" for c in ("window_size", "tenant_id", "capability")},
+    "device_type": _Z1,
+}  # unit: LowCardinality's default measured smallest
 
 TABLES: dict[str, TableDef] = {
     "readings": TableDef(
@@ -74,6 +118,7 @@ TABLES: dict[str, TableDef] = {
         "tenant_id, device_id, capability, ts, reading_id",
         "ts",
         "readings_ttl_days",
+        _READINGS_CODECS,
     ),
     "aggregates": TableDef(
         "aggregates",
@@ -100,6 +145,7 @@ TABLES: dict[str, TableDef] = {
         "tenant_id, device_id, capability, window_size, window_start",
         "window_start",
         "aggregates_ttl_days",
+        _AGGREGATES_CODECS,
     ),
     "anomalies": TableDef(
         "anomalies",
@@ -152,3 +198,23 @@ TABLES: dict[str, TableDef] = {
 def create_statements(settings: Settings) -> list[str]:
     """``CREATE TABLE IF NOT EXISTS`` for every table, with the configured retention."""
     return [t.create_sql(int(getattr(settings, t.ttl_setting))) for t in TABLES.values()]
+
+
+def codec_changes(table: TableDef, current: Mapping[str, str]) -> list[str]:
+    """``ALTER``s giving an existing ``table`` the codecs of this DDL (none when it has them).
+
+    ``current`` maps column -> ``system.columns.compression_codec`` of the table as it is
+    (``""`` for the default). Changing a codec is metadata only: new parts are written with
+    it, existing parts as they merge; types never change here.
+
+    >>> t = TableDef("t", (("ts", _TS),), "MergeTree", "ts", "ts", "x", {"ts": "ZSTD(1)"})
+    >>> codec_changes(t, {"ts": "", "stored_at": ""})
+    ['ALTER TABLE t MODIFY COLUMN `ts` CODEC(ZSTD(1))']
+    >>> codec_changes(t, {"ts": "CODEC(ZSTD(1))", "stored_at": ""})
+    []
+    """
+    return [
+        table.alter_codec_sql(column)
+        for column, codec in table.codecs.items()
+        if column in current and current[column] != f"CODEC({codec})"
+    ]

@@ -11,7 +11,7 @@ from core.settings import Settings
 
 __all__ = ["BENCHMARKS", "add_parser", "require_extra", "run"]
 
-BENCHMARKS = ("throughput", "simulator", "nab", "nab-cv", "detection", "chaos")
+BENCHMARKS = ("throughput", "simulator", "nab", "nab-cv", "detection", "chaos", "storage")
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
@@ -22,12 +22,24 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         "--devices",
         type=int,
         default=None,
-        help="simulator (10000) / detection (120) / chaos (40): fleet size",
+        help="simulator (10000) / detection (120) / chaos (40) / storage (50): fleet size",
     )
     p.add_argument(
-        "--hours", type=float, default=36.0, help="detection: event hours (failures after 24)"
+        "--hours",
+        type=float,
+        default=None,
+        help="detection: event hours (36; failures after 24) / storage: hours at 1 Hz (1)",
     )
-    p.add_argument("--seed", type=int, default=7, help="detection, chaos: fleet seed")
+    p.add_argument("--seed", type=int, default=7, help="detection, chaos, storage: fleet seed")
+    p.add_argument(
+        "--rollup-devices",
+        type=int,
+        default=50,
+        help="storage: devices whose month of minute windows the rollup queries read",
+    )
+    p.add_argument(
+        "--rollup-days", type=int, default=30, help="storage: days of minute windows (a month)"
+    )
     p.add_argument(
         "--minutes", type=float, default=10.0, help="chaos: wall minutes of the faulty run"
     )
@@ -94,7 +106,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             settings,
             offline=args.offline,
             devices=args.devices or 120,
-            hours=args.hours,
+            hours=36.0 if args.hours is None else args.hours,
             seed=args.seed,
             window_model=args.window_model,
         )
@@ -114,6 +126,26 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         from bench.nab_cv import run_nab_cv_bench
 
         run_nab_cv_bench(settings, nab_dir=args.nab_dir)
+    elif args.name == "storage":
+        from bench.storage import run_storage_bench
+
+        for option, value in (
+            ("--devices", args.devices or 50),
+            ("--hours", 1.0 if args.hours is None else args.hours),
+            ("--rollup-devices", args.rollup_devices),
+            ("--rollup-days", args.rollup_days),
+        ):
+            if value <= 0:
+                msg = f"{option} must be positive, got {value}"
+                raise EnviroStreamError(msg)
+        run_storage_bench(
+            settings,
+            devices=args.devices or 50,
+            hours=1.0 if args.hours is None else args.hours,
+            seed=args.seed,
+            rollup_devices=args.rollup_devices,
+            rollup_days=args.rollup_days,
+        )
     elif args.name == "nab":
         from bench.nab import run_nab_bench
 
