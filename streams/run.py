@@ -46,7 +46,11 @@ def run_worker(settings: Settings) -> None:
     """Run until SIGTERM/SIGINT. Everything that can be checked is checked before Faust starts."""
     agents = load_agents(settings.agent_modules)
     wait_for_broker(settings.bootstrap_servers, timeout=60)
-    TopicAdmin(settings.bootstrap_servers).create_missing(topic_specs(settings))
+    admin = TopicAdmin(settings.bootstrap_servers)
+    admin.create_missing(topic_specs(settings))
+    for drift in admin.drift(topic_specs(settings)):
+        if drift.setting == "partitions":
+            log.warning("topic %s", drift)  # existing topics keep their partitions
     sink = open_sink(settings)
     registry = CollectorRegistry()
     metrics = PipelineMetrics(registry, tables=TABLES, dead_letter_reasons=REASONS)
