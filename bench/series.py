@@ -1,0 +1,154 @@
+"""``envirostream bench series``: memory per (device, capability) series, and lookup cost.
+
+What the worker keeps per series is built the way the worker builds it: a seeded fleet's
+readings (Avro, as on the topic) go through ``ReadingsProcessor`` with the detection stage
+of the settings (windows per device, the seasonal detector and every signal's state per
+series, device-level state, alert book). ``tracemalloc`` counts the bytes Python and numpy
+hold after the readings (results dropped, garbage collected) against before; divided by the
+series, that is bytes per series, whatever the mix of per-device and per-series state.
+
+The lookup cost is the worker's two dict lookups per reading (device, then sensor) on a
+dict of ``series`` keys: its bytes per entry, and nanoseconds per lookup at that size
+beside a 1,000-key dict (a flat ratio means the cost does not grow with the fleet).
+
+The last line is JSON.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import random
+import time
+import tracemalloc
+from dataclasses import dataclass
+
+from core.settings import Settings
+from producers.encoding import TickEncoder
+from producers.models import KINDS
+from producers.simulator import SimulationConfig
+from schemas import AvroCodec
+from streams.detection import detection_stage_from_settings
+from streams.readings import ReadingsProcessor
+from streams.records import InputRecord
+
+__all__ = ["SeriesMemory", "dict_lookup", "measure_series_state", "run_series_bench"]
+
+TOPIC = "telemetry.readings"
+START_MS = 1_767_225_600_000
+GIB = 1024**3
+
+
+@dataclass(frozen=True)
+class SeriesMemory:
+    devices: int
+    series: int  # (device, capability)
+    sensors: int  # (device, sensor): the detector's unit; a pack has several cells
+    readings: int
+    bytes: int
+
+    @property
+    def bytes_per_series(self) -> float:
+        return self.bytes / self.series
+
+    def gib_for(self, series: int) -> float:
+        return self.bytes_per_series * series / GIB
+
+
+def measure_series_state(settings: Settings, devices: int, ticks: int) -> SeriesMemory:
+    """Feed ``ticks`` seconds of a seeded ``devices`` fleet through the worker's processing;
+    the bytes its state holds afterwards (one partition, as one worker sees it)."""
+    fleet = SimulationConfig(devices=devices, kinds=KINDS, seed=1, failure_rate=0.0).fleet()
+    codec = AvroCodec()
+    encoder = TickEncoder(fleet, codec)
+    first = codec.decode_batch("UniversalSensorReading", encoder.encode(fleet.tick(START_MS), 0)[1])
+    rows = [r for r in first if isinstance(r, dict)]
+    series = {(r["device_id"], r["capability"]) for r in rows}
+    sensors = {(r["device_id"], r["sensor_id"]) for r in rows}
+    del first, rows
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    processor = ReadingsProcessor(
+        codec,
+        window_ms=settings.window_ms,
+        lateness_ms=settings.lateness_ms,
+        window_label=settings.window_label,
+        detection=detection_stage_from_settings(settings),
+    )
+    readings = 0
+    for i in range(ticks):
+        # The input is freed after each batch: what stays traced is the processor's state
+        # (and the fleet's, created before and updated in place).
+        keys, values = encoder.encode(fleet.tick(START_MS + i * 1000), i)
+        batch = [
+            InputRecord(TOPIC, 0, readings + n, k, v)
+            for n, (k, v) in enumerate(zip(keys, values, strict=True))
+        ]
+        readings += len(batch)
+        processor.process(batch)
+        del batch, keys, values
+    gc.collect()
+    held = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    del processor
+    return SeriesMemory(devices, len(series), len(sensors), readings, held)
+
+
+def dict_lookup(series: int, lookups: int = 200_000, seed: int = 1) -> tuple[float, float]:
+    """(bytes per entry of a ``series``-key dict of (device, capability) keys, ns per lookup).
+
+    >>> per_entry, ns = dict_lookup(1000, lookups=1000)
+    >>> 30 < per_entry < 200 and ns > 0
+    True
+    """
+    keys = [(f"dev-{i // 17:07d}", f"CAP_{i % 17:02d}") for i in range(series)]
+    table = {k: i for i, k in enumerate(keys)}
+    per_entry = table.__sizeof__() / series
+    probe = random.Random(seed).choices(keys, k=lookups)
+    t0 = time.perf_counter()
+    for k in probe:
+        table[k]
+    return per_entry, (time.perf_counter() - t0) / lookups * 1e9
+
+
+def run_series_bench(settings: Settings, devices: int = 2000, ticks: int = 30) -> dict:
+    print(
+        f"bench series: {devices:,} devices, {ticks} ticks through the worker's processing "
+        "(tracemalloc)",
+        flush=True,
+    )
+    t0 = time.perf_counter()
+    mem = measure_series_state(settings, devices, ticks)
+    took = time.perf_counter() - t0
+    print(
+        f"  {mem.series:,} (device, capability) series ({mem.sensors:,} sensors), "
+        f"{mem.readings:,} readings in {took:.0f}s: "
+        f"{mem.bytes / 2**20:,.1f} MiB held = {mem.bytes_per_series:,.0f} bytes per series; "
+        f"1,000,000 series ≈ {mem.gib_for(1_000_000):.2f} GiB",
+        flush=True,
+    )
+    small_b, small_ns = dict_lookup(1000)
+    big_b, big_ns = dict_lookup(1_000_000)
+    print(
+        f"  dict of (device, capability): 1,000 keys {small_ns:.0f} ns/lookup "
+        f"({small_b:.0f} B/entry); 1,000,000 keys {big_ns:.0f} ns/lookup ({big_b:.0f} B/entry)",
+        flush=True,
+    )
+    figures = {
+        "bench": "series",
+        "devices": devices,
+        "ticks": ticks,
+        "series": mem.series,
+        "sensors": mem.sensors,
+        "bytes_per_sensor": round(mem.bytes / mem.sensors),
+        "readings": mem.readings,
+        "state_bytes": mem.bytes,
+        "bytes_per_series": round(mem.bytes_per_series),
+        "gib_per_million_series": round(mem.gib_for(1_000_000), 3),
+        "lookup_ns_1k": round(small_ns, 1),
+        "lookup_ns_1m": round(big_ns, 1),
+        "dict_bytes_per_entry_1m": round(big_b, 1),
+    }
+    print(json.dumps(figures))
+    return figures
