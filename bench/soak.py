@@ -12,11 +12,11 @@ and the workers' resident memory. At the end it reports:
   interpolated within buckets as Prometheus' ``histogram_quantile`` does) and from the store
   (``stored_at - ts`` of every reading), both without the first ``warmup`` seconds;
 * lag over time: the group's committed lag (what ``envirostream_consumer_lag_records``
-  shows; offsets are committed only behind durable windows, so it holds about a window
-  plus the lateness of input on purpose) and the unconsumed backlog (acknowledged minus
-  consumed); the lag is bounded when the committed lag's largest value in the second half
-  is no more than the first half's plus 2 s of input (the window hold-back reached a
-  plateau instead of growing);
+  shows; offsets are committed only behind durable windows, so it rises by a window plus
+  the lateness of input and drops as windows close: a sawtooth) and the unconsumed backlog
+  (acknowledged minus consumed). The lag is bounded when the backlog reached a plateau
+  (:func:`lag_bounded`) and the committed lag never exceeded the hold-back of windows:
+  (window + allowed lateness + 15 s) of input;
 * the workers' resident memory per (device, capability) series: RSS growth from before
   the first reading to the end, over the fleet's series (an upper bound: it includes
   buffers, caches and the allocator's slack).
@@ -49,7 +49,7 @@ from streams.health import ConsumerLagProbe
 from topics import READINGS, TopicAdmin, topic_specs
 from topics.producer import RecordProducer
 
-__all__ = ["histogram_quantile", "run_soak_bench"]
+__all__ = ["histogram_quantile", "lag_bounded", "run_soak_bench"]
 
 HISTOGRAM = "envirostream_event_to_sink_latency_seconds_bucket"
 SAMPLE_EVERY_S = 10.0
@@ -131,13 +131,21 @@ def _series_of(devices: int) -> int:
     return len({(r[0], r[1]) for r in zip(tick.device_ids, tick.capabilities, strict=True)})
 
 
-def _bounded(samples: list[Sample], rate: float) -> bool:
-    half = len(samples) // 2
+def lag_bounded(lags: list[int], rate: float) -> bool:
+    """True when the largest lag of the second half of the samples is no more than the
+    first half's plus 2 s of input (``rate`` readings/s): it reached a plateau.
+
+    >>> lag_bounded([100, 900, 1000, 950, 1010, 990], rate=100)
+    True
+    >>> lag_bounded([100, 900, 1000, 1400, 1800, 2200], rate=100)
+    False
+    >>> lag_bounded([5], rate=100)
+    False
+    """
+    half = len(lags) // 2
     if half == 0:
         return False
-    first = max(s.lag for s in samples[:half])
-    second = max(s.lag for s in samples[half:])
-    return second <= first + 2 * rate
+    return max(lags[half:]) <= max(lags[:half]) + 2 * rate
 
 
 def run_soak_bench(
@@ -247,7 +255,11 @@ def run_soak_bench(
     p50 = histogram_quantile(0.5, counts, LATENCY_BUCKETS)
     p99 = histogram_quantile(0.99, counts, LATENCY_BUCKETS)
     rate_in = delivered / run_s
-    bounded = _bounded(state.samples, rate_in)
+    hold_back = (settings.window_seconds + settings.allowed_lateness_seconds + 15) * rate_in
+    bounded = (
+        lag_bounded([s.backlog for s in state.samples], rate_in)
+        and max((s.lag for s in state.samples), default=0) <= hold_back
+    )
     sustained = bool(p99 < P99_TARGET_S and bounded and stored_final >= delivered)
     rss_per_series = (rss1 - rss0) * 1024 / series
     print(
