@@ -246,6 +246,9 @@ def _one_run(base: Settings, workers: int, readings: int, timeout: float) -> Run
 def run_scale_bench(
     base: Settings, readings: int = 300_000, workers: tuple[int, ...] = (1, 2, 4)
 ) -> dict[str, object]:
+    if readings < 1:
+        msg = f"bench scale: --readings must be >= 1, got {readings}"
+        raise EnviroStreamError(msg)
     if base.topic_partitions < max(workers):
         msg = (
             f"bench scale: {max(workers)} workers need at least as many partitions; "

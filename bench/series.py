@@ -23,6 +23,7 @@ import time
 import tracemalloc
 from dataclasses import dataclass
 
+from core.errors import EnviroStreamError
 from core.settings import Settings
 from producers.encoding import TickEncoder
 from producers.models import KINDS
@@ -132,6 +133,9 @@ def lookup_ns(sizes: tuple[int, ...], lookups: int = 200_000, repeats: int = 5) 
 
 
 def run_series_bench(settings: Settings, devices: int = 2000, ticks: int = 30) -> dict:
+    if devices < 1 or ticks < 1:
+        msg = f"bench series: --devices and --seconds must be >= 1, got {devices} and {ticks}"
+        raise EnviroStreamError(msg)
     print(
         f"bench series: {devices:,} devices, {ticks} ticks through the worker's processing "
         "(tracemalloc)",

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-from typing import Any
+from typing import Any, TypeVar
 
 from core.errors import EnviroStreamError
 from core.settings import Settings
 
 __all__ = ["BENCHMARKS", "add_parser", "require_extra", "run"]
+
+T = TypeVar("T")
 
 BENCHMARKS = ("throughput", "simulator", "nab", "detection", "chaos", "scale", "soak", "series")
 
@@ -96,6 +98,15 @@ not installed; install the bench extra: pip install -e '.[bench]'
         raise EnviroStreamError(msg)
 
 
+def _given(value: T | None, default: T) -> T:
+    """The option's value, or the benchmark's own default when it was not given.
+
+    >>> _given(None, 3.0), _given(0, 3.0)
+    (3.0, 0)
+    """
+    return default if value is None else value
+
+
 def _worker_counts(text: str) -> tuple[int, ...]:
     """``--workers``: positive worker counts, comma-separated.
 
@@ -121,7 +132,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.name == "simulator":
         from bench.simulator import run_simulator_bench
 
-        run_simulator_bench(settings, devices=args.devices or 10_000, seconds=args.seconds or 10)
+        run_simulator_bench(
+            settings, devices=args.devices or 10_000, seconds=_given(args.seconds, 10)
+        )
     elif args.name == "detection":
         # The IsolationForest baseline it compares against comes from scikit-learn.
         require_extra("sklearn", "scikit-learn", "`envirostream bench detection`")
@@ -140,7 +153,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
         run_chaos_bench(
             settings,
-            minutes=args.minutes or 10.0,
+            minutes=_given(args.minutes, 10.0),
             devices=args.devices or 40,
             seed=args.seed,
             store_outage=args.store_outage,
@@ -159,22 +172,27 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             msg = f"soak: --workers is one number of workers, got {args.workers!r}"
             raise EnviroStreamError(msg)
         run_soak_bench(
-            settings, devices=args.devices or 800, minutes=args.minutes or 3.0, workers=counts[0]
+            settings,
+            devices=_given(args.devices, 800),
+            minutes=_given(args.minutes, 3.0),
+            workers=counts[0],
         )
     elif args.name == "series":
         from bench.series import run_series_bench
 
-        run_series_bench(settings, devices=args.devices or 2000, ticks=args.seconds or 30)
+        run_series_bench(
+            settings, devices=_given(args.devices, 2000), ticks=_given(args.seconds, 30)
+        )
     elif args.name == "scale":
         from bench.scale import run_scale_bench
 
         run_scale_bench(
             settings,
-            readings=args.readings or 300_000,
+            readings=_given(args.readings, 300_000),
             workers=_worker_counts(args.workers or "1,2,4"),
         )
     else:
         from bench.throughput import run_throughput_bench
 
-        run_throughput_bench(settings, readings=args.readings or 200_000)
+        run_throughput_bench(settings, readings=_given(args.readings, 200_000))
     return 0
