@@ -55,7 +55,11 @@ class Settings(BaseSettings):
     kafka_version: str = Field(default="4.1.1", description="Apache Kafka fetched from Maven.")
     kafka_heap: str = Field(default="768m", description="-Xmx of the local broker.")
     topic_partitions: int = Field(
-        default=4, ge=1, le=1024, description="Partitions of the data topics (= max workers)."
+        default=12,
+        ge=1,
+        le=1024,
+        description="Partitions of the data topics created (= max workers that share the "
+        "load); size for growth: docs/scaling.md. Existing topics are never grown.",
     )
     topic_replication: int = Field(
         default=1, ge=1, le=16, description="Replication factor of created topics."

@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 
 import faust
+from confluent_kafka import KafkaException
 from prometheus_client import CollectorRegistry, start_http_server
 
-from core.errors import ConfigurationError
+from core.errors import ConfigurationError, EnviroStreamError
 from core.metrics import PipelineMetrics
 from core.secrets import redact_url
 from core.settings import Settings
@@ -42,11 +43,26 @@ def serve_metrics(port: int, registry: CollectorRegistry, setting: str) -> None:
         ) from exc
 
 
+def _warn_partition_drift(admin: TopicAdmin, settings: Settings) -> None:
+    """Log topics with another partition count than the settings (never changed here:
+    docs/scaling.md); a failed look-up only costs the warning."""
+    try:
+        drifts = admin.drift(topic_specs(settings))
+    except (KafkaException, EnviroStreamError) as exc:
+        log.info("partition counts not checked: %s", exc)
+        return
+    for drift in drifts:
+        if drift.setting == "partitions":
+            log.warning("topic %s", drift)
+
+
 def run_worker(settings: Settings) -> None:
     """Run until SIGTERM/SIGINT. Everything that can be checked is checked before Faust starts."""
     agents = load_agents(settings.agent_modules)
     wait_for_broker(settings.bootstrap_servers, timeout=60)
-    TopicAdmin(settings.bootstrap_servers).create_missing(topic_specs(settings))
+    admin = TopicAdmin(settings.bootstrap_servers)
+    admin.create_missing(topic_specs(settings))
+    _warn_partition_drift(admin, settings)
     sink = open_sink(settings)
     registry = CollectorRegistry()
     metrics = PipelineMetrics(registry, tables=TABLES, dead_letter_reasons=REASONS)

@@ -39,7 +39,23 @@ class TopicDrift:
     actual: str
 
     def __str__(self) -> str:
-        return f"{self.topic}: {self.setting} is {self.actual}, expected {self.expected}"
+        """The difference, and for too few partitions why they are not added here.
+
+        >>> print(TopicDrift("telemetry.readings", "partitions", "12", "4"))
+        telemetry.readings: partitions is 4, expected 12 (not grown automatically: more \
+partitions move existing devices to other partitions, breaking per-device order and state \
+ownership; at most 4 workers share the load; see docs/scaling.md)
+        >>> print(TopicDrift("telemetry.dlq", "partitions", "1", "3"))
+        telemetry.dlq: partitions is 3, expected 1
+        """
+        text = f"{self.topic}: {self.setting} is {self.actual}, expected {self.expected}"
+        if self.setting == "partitions" and int(self.actual) < int(self.expected):
+            text += (
+                " (not grown automatically: more partitions move existing devices to other "
+                "partitions, breaking per-device order and state ownership; at most "
+                f"{self.actual} workers share the load; see docs/scaling.md)"
+            )
+        return text
 
 
 class TopicAdmin:

@@ -4,25 +4,49 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-from typing import Any
+from typing import Any, TypeVar
 
 from core.errors import EnviroStreamError
 from core.settings import Settings
 
 __all__ = ["BENCHMARKS", "add_parser", "require_extra", "run"]
 
-BENCHMARKS = ("throughput", "simulator", "nab", "nab-cv", "detection", "chaos", "storage")
+T = TypeVar("T")
+
+BENCHMARKS = (
+    "throughput",
+    "simulator",
+    "nab",
+    "nab-cv",
+    "detection",
+    "chaos",
+    "storage",
+    "scale",
+    "soak",
+    "series",
+)
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     p: argparse.ArgumentParser = sub.add_parser("bench", help="run a benchmark; last line is JSON")
     p.add_argument("name", choices=list(BENCHMARKS))
-    p.add_argument("--readings", type=int, default=200_000, help="throughput: readings")
+    p.add_argument(
+        "--readings",
+        type=int,
+        default=None,
+        help="throughput (200000) / scale (300000): readings",
+    )
+    p.add_argument(
+        "--workers",
+        default=None,
+        help="scale: worker counts to run, comma-separated (default 1,2,4); soak: workers (1)",
+    )
     p.add_argument(
         "--devices",
         type=int,
         default=None,
-        help="simulator (10000) / detection (120) / chaos (40) / storage (50): fleet size",
+        help="simulator (10000) / detection (120) / chaos (40) / storage (50) / soak (800) / "
+        "series (2000): fleet size",
     )
     p.add_argument(
         "--hours",
@@ -41,7 +65,10 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         "--rollup-days", type=int, default=30, help="storage: days of minute windows (a month)"
     )
     p.add_argument(
-        "--minutes", type=float, default=10.0, help="chaos: wall minutes of the faulty run"
+        "--minutes",
+        type=float,
+        default=None,
+        help="chaos (10) / soak (3): wall minutes of the run",
     )
     p.add_argument(
         "--store-outage",
@@ -52,7 +79,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--years", type=int, default=30, help="chaos: span of the monthly series replayed mid-run"
     )
-    p.add_argument("--seconds", type=int, default=10, help="simulator: event seconds")
+    p.add_argument(
+        "--seconds", type=int, default=None, help="simulator (10) / series (30): event seconds"
+    )
     p.add_argument(
         "--window-model",
         choices=["mahalanobis", "hst"],
@@ -92,11 +121,43 @@ not installed; install the bench extra: pip install -e '.[bench]'
         raise EnviroStreamError(msg)
 
 
+def _given(value: T | None, default: T) -> T:
+    """The option's value, or the benchmark's own default when it was not given.
+
+    >>> _given(None, 3.0), _given(0, 3.0)
+    (3.0, 0)
+    """
+    return default if value is None else value
+
+
+def _worker_counts(text: str) -> tuple[int, ...]:
+    """``--workers``: positive worker counts, comma-separated.
+
+    >>> _worker_counts("1,2,4")
+    (1, 2, 4)
+    >>> _worker_counts("1,two")
+    Traceback (most recent call last):
+    ...
+    core.errors.EnviroStreamError: --workers must be positive integers separated by commas \
+(e.g. 1,2,4), got '1,two'
+    """
+    try:
+        counts = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        counts = ()
+    if not counts or min(counts) < 1:
+        msg = f"--workers must be positive integers separated by commas (e.g. 1,2,4), got {text!r}"
+        raise EnviroStreamError(msg)
+    return counts
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.name == "simulator":
         from bench.simulator import run_simulator_bench
 
-        run_simulator_bench(settings, devices=args.devices or 10_000, seconds=args.seconds)
+        run_simulator_bench(
+            settings, devices=args.devices or 10_000, seconds=_given(args.seconds, 10)
+        )
     elif args.name == "detection":
         # The IsolationForest baseline it compares against comes from scikit-learn.
         require_extra("sklearn", "scikit-learn", "`envirostream bench detection`")
@@ -115,7 +176,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
         run_chaos_bench(
             settings,
-            minutes=args.minutes,
+            minutes=_given(args.minutes, 10.0),
             devices=args.devices or 40,
             seed=args.seed,
             store_outage=args.store_outage,
@@ -150,8 +211,35 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         from bench.nab import run_nab_bench
 
         run_nab_bench(settings, offline=args.offline, nab_dir=args.nab_dir)
+    elif args.name == "soak":
+        from bench.soak import run_soak_bench
+
+        counts = _worker_counts(args.workers or "1")
+        if len(counts) != 1:
+            msg = f"soak: --workers is one number of workers, got {args.workers!r}"
+            raise EnviroStreamError(msg)
+        run_soak_bench(
+            settings,
+            devices=_given(args.devices, 800),
+            minutes=_given(args.minutes, 3.0),
+            workers=counts[0],
+        )
+    elif args.name == "series":
+        from bench.series import run_series_bench
+
+        run_series_bench(
+            settings, devices=_given(args.devices, 2000), ticks=_given(args.seconds, 30)
+        )
+    elif args.name == "scale":
+        from bench.scale import run_scale_bench
+
+        run_scale_bench(
+            settings,
+            readings=_given(args.readings, 300_000),
+            workers=_worker_counts(args.workers or "1,2,4"),
+        )
     else:
         from bench.throughput import run_throughput_bench
 
-        run_throughput_bench(settings, readings=args.readings)
+        run_throughput_bench(settings, readings=_given(args.readings, 200_000))
     return 0

@@ -46,6 +46,23 @@ def test_bench_detection_names_the_extra_when_scikit_learn_is_missing(
     assert "scikit-learn" in err and "pip install -e '.[bench]'" in err
 
 
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [
+        (["bench", "soak", "--devices", "0"], "--devices"),
+        (["bench", "soak", "--workers", "1,2"], "--workers"),
+        (["bench", "scale", "--workers", "1,x"], "--workers"),
+        (["bench", "scale", "--readings", "0"], "--readings"),
+        (["bench", "series", "--seconds", "0"], "--seconds"),
+    ],
+)
+def test_scale_benches_refuse_bad_options_by_name_before_starting_anything(
+    argv: list[str], named: str, capsys: pytest.CaptureFixture
+) -> None:
+    assert main(argv) == 1
+    assert named in capsys.readouterr().err
+
+
 def test_private_settings_leave_a_running_pipeline_alone() -> None:
     from core.settings import load_settings
 

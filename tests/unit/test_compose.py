@@ -151,6 +151,27 @@ def check_settings_env(root: Path) -> list[str]:
     return problems
 
 
+def check_partitions(root: Path) -> list[str]:
+    """The broker's default partition count is the one the services create topics with."""
+    services = _services(root)
+    broker = _environment(services["kafka"]).get("KAFKA_NUM_PARTITIONS")
+    problems = []
+    for name, service in services.items():
+        env = _envirostream_env(service)
+        if not env:
+            continue
+        try:
+            partitions = load_settings(env).topic_partitions
+        except ConfigurationError:
+            continue  # reported by check_settings_env
+        if broker != str(partitions):
+            problems.append(
+                f"{name}: creates topics with {partitions} partitions (ENVIROSTREAM_TOPIC_"
+                f"PARTITIONS) but the broker's KAFKA_NUM_PARTITIONS is {broker}"
+            )
+    return problems
+
+
 def check_commands(root: Path) -> list[str]:
     problems = []
     parser = build_parser()
@@ -359,6 +380,7 @@ CHECKS: list[Callable[[Path], list[str]]] = [
     check_build_paths,
     check_bind_mounts,
     check_settings_env,
+    check_partitions,
     check_commands,
     check_scrape_ports,
     check_service_addresses,
@@ -433,6 +455,12 @@ def test_fails_on_invalid_setting_value(broken: Path) -> None:
     _edit(broken, COMPOSE, 'ENVIROSTREAM_METRICS_PORT: "9464"', 'ENVIROSTREAM_METRICS_PORT: "x"')
     problems = check_settings_env(broken)
     assert any("ENVIROSTREAM_METRICS_PORT" in p and "invalid" in p for p in problems)
+
+
+def test_fails_on_broker_partitions_unlike_the_topics(broken: Path) -> None:
+    _edit(broken, COMPOSE, "KAFKA_NUM_PARTITIONS: 12", "KAFKA_NUM_PARTITIONS: 4")
+    problems = check_partitions(broken)
+    assert any("12 partitions" in p and "KAFKA_NUM_PARTITIONS is 4" in p for p in problems)
 
 
 def test_fails_on_unknown_subcommand(broken: Path) -> None:
