@@ -11,13 +11,14 @@ from core.settings import Settings
 
 __all__ = ["BENCHMARKS", "add_parser", "require_extra", "run"]
 
-BENCHMARKS = ("throughput", "simulator", "nab", "detection", "chaos")
+BENCHMARKS = ("throughput", "decode", "simulator", "nab", "detection", "chaos")
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     p: argparse.ArgumentParser = sub.add_parser("bench", help="run a benchmark; last line is JSON")
     p.add_argument("name", choices=list(BENCHMARKS))
-    p.add_argument("--readings", type=int, default=200_000, help="throughput: readings")
+    p.add_argument("--readings", type=int, default=200_000, help="throughput, decode: readings")
+    p.add_argument("--rounds", type=int, default=3, help="decode: rounds (the best is kept)")
     p.add_argument(
         "--devices",
         type=int,
@@ -110,6 +111,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             years=args.years,
             nab_dir=args.nab_dir,
         )
+    elif args.name == "decode":
+        from bench.decode import run_decode_bench
+
+        run_decode_bench(settings, readings=args.readings, rounds=args.rounds)
     elif args.name == "nab":
         from bench.nab import run_nab_bench
 
