@@ -200,14 +200,11 @@ class ReadingsProcessor:
                     detection.observe_late(src, item)
             rows.append(item)
         for src, items in by_source.items():
-            self._series_meta.update(
-                zip(
-                    [(r["device_id"], r["capability"]) for r in items],
-                    [(r["tenant_id"], r["device_type"], r["unit"]) for r in items],
-                    strict=True,
-                )
-            )
-            result.rows.append(RowBlock(src, first_offsets[src], reading_columns(items)))
+            c = reading_columns(items)
+            # (device, capability) -> (tenant, device type, unit), the last reading's
+            series = zip(c[2], c[5], strict=True)
+            self._series_meta.update(zip(series, zip(c[1], c[3], c[7], strict=True), strict=True))
+            result.rows.append(RowBlock(src, first_offsets[src], c))
         for src in {r.source for r in batch}:
             if (due := self.windows.get(src)) is not None:
                 closed = due.close_due()
