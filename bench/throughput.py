@@ -2,7 +2,9 @@
 
 In one run, on a private broker and store (own data dir and ports, so a running pipeline
 is untouched): fill ``telemetry.readings`` with N simulated readings, then measure
-(a) the raw ceiling — a plain consumer that only fetches and decodes them — and
+(a) the raw ceiling — a plain consumer that only fetches and decodes them: aiokafka
+``getmany`` + the codec's specialised decoder (the fastest pair, ``bench decode``), and
+beside it the old ceiling, confluent-kafka + fastavro per record — and
 (b) the worker draining them through validation, windowing and the ClickHouse sink.
 Prints readings/s for both, their ratio and peak memory; the last line is JSON.
 """
@@ -13,49 +15,15 @@ import json
 import resource
 import time
 import urllib.request
-import uuid
 from pathlib import Path
 
-from confluent_kafka import Consumer, TopicPartition
-
+from bench.raw_read import fill_readings, read_rate
 from core.settings import Settings
 from infra.harness import WorkerProcess, private_services, private_settings
-from producers.fleet import Fleet
-from producers.models import KINDS
-from producers.simulator import SimulationConfig, run_simulation
-from schemas import AvroCodec
 from sinks.client import get_client
-from topics import READINGS, TopicAdmin, topic_specs
-from topics.producer import RecordProducer
+from topics import TopicAdmin, topic_specs
 
 __all__ = ["run_throughput_bench"]
-
-
-def _raw_ceiling(settings: Settings, total: int) -> tuple[float, int]:
-    codec = AvroCodec()
-    consumer = Consumer(
-        {
-            "bootstrap.servers": settings.bootstrap_servers,
-            "group.id": f"bench-raw-{uuid.uuid4()}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-            "fetch.max.bytes": 64 * 1024 * 1024,
-        }
-    )
-    parts = consumer.list_topics(READINGS, timeout=10).topics[READINGS].partitions
-    consumer.assign([TopicPartition(READINGS, p, 0) for p in parts])
-    seen = decoded = 0
-    t0 = time.perf_counter()
-    while seen < total:
-        msgs = consumer.consume(num_messages=10_000, timeout=1.0)
-        if not msgs:
-            continue
-        seen += len(msgs)
-        out = codec.decode_batch("UniversalSensorReading", [m.value() or b"" for m in msgs])
-        decoded += sum(1 for o in out if isinstance(o, dict))
-    elapsed = time.perf_counter() - t0
-    consumer.close()
-    return elapsed, decoded
 
 
 def _metric(port: int, name: str) -> float:
@@ -109,27 +77,15 @@ def run_throughput_bench(base: Settings, readings: int = 200_000) -> dict[str, f
     print(f"bench throughput: {readings:,} readings, private services under {tmp}", flush=True)
     with private_services(settings):
         TopicAdmin(settings.bootstrap_servers).create_missing(topic_specs(settings))
-        devices, kinds = 1000, KINDS
-        per_tick = Fleet(devices, kinds, seed=1).readings_per_tick
-        config = SimulationConfig(
-            devices=devices,
-            kinds=kinds,
-            speedup=0,
-            start_ms=1_767_225_600_000,
-            duration_s=max(1, readings // per_tick),
-            seed=1,
-        )
-        t0 = time.perf_counter()
-        report = run_simulation(
-            config, RecordProducer(settings.bootstrap_servers), AvroCodec(), READINGS
-        )
-        fill_s = time.perf_counter() - t0
-        total = report.delivered
+        total, fill_s = fill_readings(settings, readings)
         print(f"  filled {total:,} readings in {fill_s:.1f}s ({total / fill_s:,.0f}/s)", flush=True)
-        raw_s, decoded = _raw_ceiling(settings, total)
-        raw_rate = decoded / raw_s
+        # The old ceiling (confluent-kafka, fastavro per record), then the new one: the
+        # fastest pair measured by `bench decode` (aiokafka getmany, the specialised decoder).
+        old_rate = read_rate(settings, total, "confluent", "fastavro")
+        print(f"  (a0) raw, confluent + fastavro (old): {old_rate:>10,.0f} readings/s", flush=True)
+        raw_rate = read_rate(settings, total, "aiokafka", "codec")
         raw_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        print(f"  (a) raw fetch+decode:   {raw_rate:>10,.0f} readings/s", flush=True)
+        print(f"  (a) raw, aiokafka + codec:            {raw_rate:>10,.0f} readings/s", flush=True)
         work_s, stored, peak = _worker_drain(settings, total, tmp / "worker.log")
         work_rate = stored / work_s
         print(f"  (b) worker → ClickHouse: {work_rate:>9,.0f} readings/s", flush=True)
@@ -141,6 +97,7 @@ def run_throughput_bench(base: Settings, readings: int = 200_000) -> dict[str, f
         figures = {
             "readings": total,
             "fill_per_s": round(total / fill_s),
+            "raw_fastavro_per_s": round(old_rate),
             "raw_per_s": round(raw_rate),
             "worker_per_s": round(work_rate),
             "ratio": round(ratio, 3),

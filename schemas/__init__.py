@@ -13,8 +13,8 @@ from schemas.codec import (
     fingerprint,
     history_schemas,
     load_schema,
-    measure_codec,
 )
+from schemas.measure import measure_codec
 
 __all__ = [
     "SCHEMA_NAMES",

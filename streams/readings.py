@@ -18,13 +18,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from core.records import Source
 from schemas import AvroCodec, DecodeError
 from streams.detection import DetectionOutput, DetectionStage
 from streams.records import DeadLetter, InputRecord
-from streams.validate import EventTimeBounds, check_reading
+from streams.validate import EventTimeBounds, all_valid, check_reading
 from streams.windows import ClosedWindow, PartitionWindows
 
 __all__ = [
@@ -36,6 +36,7 @@ __all__ = [
     "ReadingsProcessor",
     "RowBlock",
     "Source",
+    "reading_columns",
 ]
 
 READING = "UniversalSensorReading"
@@ -56,6 +57,36 @@ READING_COLUMNS = (
     "scenario",
     "phase",
 )
+
+
+def reading_columns(items: Sequence[dict[str, Any]]) -> list[list[Any]]:
+    """The ``readings`` rows of decoded readings, column by column (:data:`READING_COLUMNS`).
+
+    >>> r = {"timestamp": 5, "tenant_id": "t", "device_id": "d", "device_type": "MACHINE",
+    ...      "sensor_id": "d/f", "capability": "FLOW", "value": 1.5, "unit": "l/s",
+    ...      "quality": "GOOD", "sequence": 3, "reading_id": "r", "label": None}
+    >>> reading_columns([r, {**r, "label": {"scenario": "leak", "phase": "FAILURE"}}])[-2:]
+    [['', 'leak'], ['', 'FAILURE']]
+    """
+    labels = [r["label"] or _NO_LABEL for r in items]
+    return [
+        [r["timestamp"] for r in items],
+        [r["tenant_id"] for r in items],
+        [r["device_id"] for r in items],
+        [r["device_type"] for r in items],
+        [r["sensor_id"] for r in items],
+        [r["capability"] for r in items],
+        [r["value"] for r in items],
+        [r["unit"] for r in items],
+        [r["quality"] for r in items],
+        [r["sequence"] for r in items],
+        [r["reading_id"] for r in items],
+        [lb.get("scenario", "") for lb in labels],
+        [lb.get("phase", "") for lb in labels],
+    ]
+
+
+_NO_LABEL: dict[str, str] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,53 +162,49 @@ class ReadingsProcessor:
         for partition in self.windows.values():
             partition.set_clock(now_s)
         decoded = self.codec.decode_batch(READING, [r.value or b"" for r in batch])
-        cols: dict[Source, list[list[Any]]] = {}
+        for rec in batch:  # records of a partition come in offset order: the last one wins
+            self.next_offset[rec.source] = rec.offset + 1
+        if all_valid(decoded, bounds, now_ms):  # the usual batch: no check one by one
+            pairs = list(zip(batch, decoded, strict=True))
+            valid = cast(list[tuple[InputRecord, dict[str, Any]]], pairs)
+        else:
+            valid = self._checked(batch, decoded, now_ms, result)
+        detection = self.detection
+        windows: PartitionWindows | None = None
+        window_src: Source | None = None
+        by_source: dict[Source, list[dict[str, Any]]] = {}
         first_offsets: dict[Source, int] = {}
-        for rec, item in zip(batch, decoded, strict=True):
+        rows: list[dict[str, Any]] = []
+        for rec, item in valid:
             src = rec.source
-            self.next_offset[src] = rec.offset + 1
-            if isinstance(item, DecodeError):
-                result.dead_letters.append(DeadLetter(rec, item.reason, str(item), "decode"))
-                continue
-            problem = check_reading(item, bounds, now_ms)
-            if problem is not None:
-                result.dead_letters.append(DeadLetter(rec, problem[0], problem[1], "validate"))
-                continue
-            windows = self.windows.get(src)
-            if windows is None:
-                windows = self.windows[src] = PartitionWindows(self.window_ms, self.lateness_ms)
-                windows.set_clock(now_s)
-            device, cap, ts = item["device_id"], item["capability"], item["timestamp"]
-            if windows.add(device, cap, item["value"], ts, rec.offset):
+            if src != window_src:  # a batch holds few partitions, each in one run
+                window_src = src
+                windows = self.windows.get(src)
+                if windows is None:
+                    windows = self.windows[src] = PartitionWindows(self.window_ms, self.lateness_ms)
+                    windows.set_clock(now_s)
+                rows = by_source.get(src)  # type: ignore[assignment]
+                if rows is None:
+                    rows = by_source[src] = []
+                    first_offsets[src] = rec.offset
+            assert windows is not None
+            if windows.add(
+                item["device_id"], item["capability"], item["value"], item["timestamp"], rec.offset
+            ):
                 result.accepted += 1
-                if self.detection is not None:
-                    self.detection.observe(src, item)
+                if detection is not None:
+                    detection.observe(src, item)
             else:
                 self._late(result, windows, rec, item)
-                if self.detection is not None:
-                    self.detection.observe_late(src, item)
-            meta = (item["tenant_id"], item["device_type"], item["unit"])
-            if self._series_meta.get((device, cap)) != meta:
-                self._series_meta[(device, cap)] = meta
-            label = item.get("label") or {}
-            c = cols.get(src)
-            if c is None:
-                c = cols[src] = [[] for _ in READING_COLUMNS]
-                first_offsets[src] = rec.offset
-            c[0].append(ts)
-            c[1].append(item["tenant_id"])
-            c[2].append(device)
-            c[3].append(item["device_type"])
-            c[4].append(item["sensor_id"])
-            c[5].append(cap)
-            c[6].append(item["value"])
-            c[7].append(item["unit"])
-            c[8].append(item["quality"])
-            c[9].append(item["sequence"])
-            c[10].append(item["reading_id"])
-            c[11].append(label.get("scenario", ""))
-            c[12].append(label.get("phase", ""))
-        result.rows = [RowBlock(src, first_offsets[src], c) for src, c in cols.items()]
+                if detection is not None:
+                    detection.observe_late(src, item)
+            rows.append(item)
+        for src, items in by_source.items():
+            c = reading_columns(items)
+            # (device, capability) -> (tenant, device type, unit), the last reading's
+            series = zip(c[2], c[5], strict=True)
+            self._series_meta.update(zip(series, zip(c[1], c[3], c[7], strict=True), strict=True))
+            result.rows.append(RowBlock(src, first_offsets[src], c))
         for src in {r.source for r in batch}:
             if (due := self.windows.get(src)) is not None:
                 closed = due.close_due()
@@ -187,6 +214,26 @@ class ReadingsProcessor:
             self.detection.tick({r.source for r in batch})
             result.detection = self.detection.take()
         return result
+
+    def _checked(
+        self,
+        batch: Sequence[InputRecord],
+        decoded: Sequence[dict[str, Any] | DecodeError],
+        now_ms: int,
+        result: BatchResult,
+    ) -> list[tuple[InputRecord, dict[str, Any]]]:
+        """The readings that pass, one by one; the others are dead letters of ``result``."""
+        valid = []
+        for rec, item in zip(batch, decoded, strict=True):
+            if isinstance(item, DecodeError):
+                result.dead_letters.append(DeadLetter(rec, item.reason, str(item), "decode"))
+                continue
+            problem = check_reading(item, self.bounds, now_ms)
+            if problem is not None:
+                result.dead_letters.append(DeadLetter(rec, problem[0], problem[1], "validate"))
+                continue
+            valid.append((rec, item))
+        return valid
 
     def _late(
         self, result: BatchResult, windows: PartitionWindows, rec: InputRecord, item: dict

@@ -9,10 +9,20 @@ dead-letter reason of the worker (decode, validation, windows, feedback), so the
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["MAX_ABS_VALUE", "MAX_ID_LENGTH", "REASONS", "EventTimeBounds", "check_reading"]
+import numpy as np
+
+__all__ = [
+    "MAX_ABS_VALUE",
+    "MAX_ID_LENGTH",
+    "REASONS",
+    "EventTimeBounds",
+    "all_valid",
+    "check_reading",
+]
 
 MAX_ID_LENGTH = 256  # characters of reading_id, device_id, sensor_id, tenant_id
 # Beyond this magnitude a window's running variance (squares of differences) can overflow
@@ -114,3 +124,44 @@ def check_reading(
             return "missing_field", f"timestamp is {ts!r}; expected milliseconds since the epoch"
         return bounds.check(ts, now_ms)
     return None
+
+
+def all_valid(
+    records: Sequence[Any], bounds: EventTimeBounds | None = None, now_ms: int = 0
+) -> bool:
+    """True when :func:`check_reading` passes every one of ``records`` (decoded readings),
+    checked field by field over the batch at once; False means: some may not, check each.
+
+    >>> good = {"reading_id": "r", "device_id": "d", "capability": "VOC", "value": 1.0,
+    ...         "sensor_id": "s", "tenant_id": "t", "timestamp": 5}
+    >>> all_valid([good, good]), all_valid([good, {**good, "value": float("nan")}])
+    (True, False)
+    >>> all_valid([good], EventTimeBounds(floor_ms=10, max_future_ms=0), now_ms=20)
+    False
+    """
+    if not records or not all(type(r) is dict for r in records):
+        return False
+    try:
+        if not all([r["reading_id"] for r in records]) or not all(
+            [r["device_id"] for r in records]
+        ):
+            return False
+        for name in ("reading_id", "device_id", "sensor_id", "tenant_id"):
+            if max(map(len, [r[name] for r in records])) > MAX_ID_LENGTH:
+                return False
+        values = [r["value"] for r in records]
+        if not all(type(v) is float for v in values):
+            return False
+        # NaN fails every comparison, so this also refuses NaN (and the infinities)
+        if not bool(np.all(np.abs(np.asarray(values, dtype=np.float64)) <= MAX_ABS_VALUE)):
+            return False
+        if "UNKNOWN" in [r["capability"] for r in records]:
+            return False
+        if bounds is not None:
+            times = [r["timestamp"] for r in records]
+            if not all(type(t) is int for t in times):
+                return False
+            return min(times) >= bounds.floor_ms and max(times) <= now_ms + bounds.max_future_ms
+    except (KeyError, TypeError):  # a field missing or not text: the one-by-one check says
+        return False
+    return True

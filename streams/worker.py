@@ -49,6 +49,17 @@ READINGS_TABLE = "readings"
 EVENT_TIME = {READINGS_TABLE: "ts", **{s.table: s.event_time for s in STORED_TOPICS}}
 
 
+def keys_by_source(batch: Sequence[InputRecord]) -> dict[Source, list[bytes | None]]:
+    """The record keys (device ids) of each input partition of ``batch``, in one pass."""
+    keys: dict[Source, list[bytes | None]] = {}
+    for r in batch:
+        found = keys.get(r.source)
+        if found is None:
+            found = keys[r.source] = []
+        found.append(r.key)
+    return keys
+
+
 class PipelineWorker:
     """State and I/O of one worker process; the consumer loop and timers call into it."""
 
@@ -126,9 +137,9 @@ class PipelineWorker:
             result = self.processor.process(batch, self._clock())
             self.corrections.add(result.late_windows)
             now = time.monotonic()
-            for src in {r.source for r in batch}:
+            for src, src_keys in keys_by_source(batch).items():
                 self.last_input[src] = now
-                self.last_seen.update(src, (r.key for r in batch if r.source == src), now)
+                self.last_seen.update(src, src_keys, now)
             self.metrics.readings_consumed.inc(result.consumed)
             self.metrics.late_readings.inc(result.late)
             for block in result.rows:

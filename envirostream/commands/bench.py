@@ -15,6 +15,7 @@ T = TypeVar("T")
 
 BENCHMARKS = (
     "throughput",
+    "decode",
     "simulator",
     "nab",
     "nab-cv",
@@ -34,13 +35,14 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         "--readings",
         type=int,
         default=None,
-        help="throughput (200000) / scale (300000): readings",
+        help="throughput (200000) / scale (300000) / decode (200000): readings",
     )
     p.add_argument(
         "--workers",
         default=None,
         help="scale: worker counts to run, comma-separated (default 1,2,4); soak: workers (1)",
     )
+    p.add_argument("--rounds", type=int, default=3, help="decode: rounds (the best is kept)")
     p.add_argument(
         "--devices",
         type=int,
@@ -207,6 +209,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             rollup_devices=args.rollup_devices,
             rollup_days=args.rollup_days,
         )
+    elif args.name == "decode":
+        from bench.decode import run_decode_bench
+
+        run_decode_bench(settings, readings=_given(args.readings, 200_000), rounds=args.rounds)
     elif args.name == "nab":
         from bench.nab import run_nab_bench
 
