@@ -43,6 +43,12 @@ class Settings(BaseSettings):
         description="The NAB dataset read by `envirostream bench nab` (or `--nab-dir`); "
         "unset = `../shared/datasets/nab` relative to the repository root.",
     )
+    skab_dir: Path | None = Field(
+        default=None,
+        description="The SKAB dataset (valve1/*.csv, anomaly-free/) read by `envirostream "
+        "bench skab` (or `--skab-dir`); unset = `../shared/datasets/skab` relative to the "
+        "repository root.",
+    )
     # --- Kafka -------------------------------------------------------------------------
     kafka_bootstrap: str | None = Field(
         default=None,

@@ -11,7 +11,7 @@ from core.settings import Settings
 
 __all__ = ["BENCHMARKS", "add_parser", "require_extra", "run"]
 
-BENCHMARKS = ("throughput", "simulator", "nab", "detection", "chaos")
+BENCHMARKS = ("throughput", "simulator", "nab", "detection", "chaos", "skab")
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
@@ -50,7 +50,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--offline",
         action="store_true",
-        help="nab, detection: feed the detection stage in-process instead of running the "
+        help="nab, detection, skab: feed the detection stage in-process instead of running the "
         "readings through the pipeline (private Kafka, worker, ClickHouse store)",
     )
     p.add_argument(
@@ -58,6 +58,18 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         default=None,
         help="nab, chaos: the NAB dataset "
         "(default: ENVIROSTREAM_NAB_DIR, else ../shared/datasets/nab)",
+    )
+    p.add_argument(
+        "--skab-dir",
+        default=None,
+        help="skab: the SKAB dataset (default: ENVIROSTREAM_SKAB_DIR, else ../shared/datasets/skab)",
+    )
+    p.add_argument(
+        "--skab-protocol",
+        choices=["history", "fresh"],
+        default="history",
+        help="skab: one machine replaying its history (anomaly-free, then valve1 in time order), "
+        "or a fresh device per file",
     )
     return p
 
@@ -109,6 +121,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             store_outage=args.store_outage,
             years=args.years,
             nab_dir=args.nab_dir,
+        )
+    elif args.name == "skab":
+        from bench.skab import run_skab_bench
+
+        run_skab_bench(
+            settings, offline=args.offline, skab_dir=args.skab_dir, protocol=args.skab_protocol
         )
     elif args.name == "nab":
         from bench.nab import run_nab_bench
