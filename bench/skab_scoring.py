@@ -125,9 +125,12 @@ def predicted_changepoints(predicted: Sequence[int]) -> list[int]:
     >>> predicted_changepoints([0, 1, 1, 0, 0, 1])
     [0, 1, 0, 1, 0, 1]
     """
-    return [int(predicted[0])] + [
-        int(predicted[i] != predicted[i - 1]) for i in range(1, len(predicted))
-    ] if predicted else []
+    return (
+        [int(predicted[0])]
+        + [int(predicted[i] != predicted[i - 1]) for i in range(1, len(predicted))]
+        if predicted
+        else []
+    )
 
 
 def scale_score(position: float, a_tp: float, a_fp: float) -> float:
@@ -168,14 +171,7 @@ def nab_file_score(
     for start, end in windows:
         inside = [t for t in preds if start <= t <= end]
         firsts.append(inside[0] if inside else None)
-    outside = 0
-    for t in preds:
-        if not windows:
-            outside += 1
-        elif t < windows[0][0] or t > windows[-1][1]:
-            outside += 1
-        elif any(windows[i][1] < t < windows[i + 1][0] for i in range(len(windows) - 1)):
-            outside += 1
+    outside = sum(not _in_windows(t, windows) for t in preds)
     score: dict[str, float] = {}
     for profile, (a_tp, a_fp, a_fn) in NAB_PROFILES.items():
         s = a_fp * outside
@@ -188,6 +184,14 @@ def nab_file_score(
         score[profile] = s
     detected = sum(f is not None for f in firsts)
     return NabFileScore(score, len(windows), detected, outside)
+
+
+def _in_windows(t: int, windows: Sequence[Sequence[int]]) -> bool:
+    """Whether ``t`` is not a false positive: within the span of the windows and not in a
+    gap between two of them (SKAB's left, between and right FP ranges)."""
+    if not windows or t < windows[0][0] or t > windows[-1][1]:
+        return False
+    return not any(windows[i][1] < t < windows[i + 1][0] for i in range(len(windows) - 1))
 
 
 def nab_scores(files: Iterable[NabFileScore]) -> dict[str, float]:

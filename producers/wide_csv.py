@@ -131,7 +131,9 @@ def resolve_device_type(name: str) -> str:
     """
     wanted = name.strip().upper()
     if wanted not in DEVICE_TYPES:
-        msg = f"--device-type {name!r} is not a device type; choose one of {', '.join(DEVICE_TYPES)}"
+        msg = (
+            f"--device-type {name!r} is not a device type; choose one of {', '.join(DEVICE_TYPES)}"
+        )
         raise ReplayError(msg)
     return wanted
 

@@ -62,14 +62,21 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--skab-dir",
         default=None,
-        help="skab: the SKAB dataset (default: ENVIROSTREAM_SKAB_DIR, else ../shared/datasets/skab)",
+        help="skab: the SKAB dataset "
+        "(default: ENVIROSTREAM_SKAB_DIR, else ../shared/datasets/skab)",
     )
     p.add_argument(
         "--skab-protocol",
-        choices=["history", "fresh"],
+        choices=["history", "fresh", "free-history"],
         default="history",
-        help="skab: one machine replaying its history (anomaly-free, then valve1 in time order), "
-        "or a fresh device per file",
+        help="skab: one machine replaying valve1 in time order (history), a fresh device per "
+        "file, or anomaly-free.csv first, then the history",
+    )
+    p.add_argument(
+        "--lofo",
+        action="store_true",
+        help="skab: run the joint-state parameter grid offline; report in-sample and "
+        "leave-one-file-out figures",
     )
     return p
 
@@ -126,7 +133,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         from bench.skab import run_skab_bench
 
         run_skab_bench(
-            settings, offline=args.offline, skab_dir=args.skab_dir, protocol=args.skab_protocol
+            settings,
+            offline=args.offline,
+            skab_dir=args.skab_dir,
+            protocol=args.skab_protocol,
+            lofo=args.lofo,
         )
     elif args.name == "nab":
         from bench.nab import run_nab_bench

@@ -60,11 +60,6 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         replay,
         resolve_capability,
     )
-    from schemas import AvroCodec
-    from streams.run import serve_metrics
-    from topics import READINGS
-    from topics.producer import ProducerMetrics, RecordProducer, wait_for_broker
-
     from producers.wide_csv import (
         WideCsvSource,
         parse_column_map,
@@ -72,6 +67,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         replay_wide,
         resolve_device_type,
     )
+    from schemas import AvroCodec
+    from streams.run import serve_metrics
+    from topics import READINGS
+    from topics.producer import ProducerMetrics, RecordProducer, wait_for_broker
 
     if not args.device.strip():
         msg = "--device must not be empty"

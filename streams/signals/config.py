@@ -85,6 +85,15 @@ class DetectionConfig:
     likelihood_history: int = 8_640
     offline_factor: float = 10.0  # DEVICE_OFFLINE after this many usual intervals; 0 = off
     offline_min_ms: int = 60_000  # ... and at least this long (wall clock)
+    joint: bool = True  # the joint state of a device's signals per instant (Hotelling T²)
+    joint_warmup: int = 120  # rows
+    joint_threshold: float = 2.0  # normalised T² (a healthy row is about N(0, 1))
+    joint_fading: float = 0.001
+    joint_shrink: float = 0.01
+    joint_clip: float = 4.0
+    joint_persistence: int = 5
+    joint_persistence_window: int = 10
+    joint_smooth: int = 10  # rows: the row is an exponentially weighted mean over about these
 
     def __post_init__(self) -> None:
         checks = {
@@ -124,6 +133,14 @@ class DetectionConfig:
             "likelihood_history": self.likelihood_history >= 2,
             "offline_factor": 0 <= self.offline_factor < math.inf,
             "offline_min_ms": self.offline_min_ms >= 0,
+            "joint_warmup": self.joint_warmup >= 0,
+            "joint_threshold": math.isfinite(self.joint_threshold) and self.joint_threshold > 0,
+            "joint_fading": 0 < self.joint_fading < 1,
+            "joint_shrink": 0 <= self.joint_shrink < 1,
+            "joint_clip": self.joint_clip > 0,
+            "joint_persistence": 1 <= self.joint_persistence <= self.joint_persistence_window,
+            "joint_persistence_window": 1 <= self.joint_persistence_window <= 64,
+            "joint_smooth": self.joint_smooth >= 1,
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
