@@ -279,7 +279,10 @@ def pipeline_intervals(
     from topics import READINGS, TopicAdmin, topic_specs
     from topics.producer import RecordProducer
 
-    settings = private_settings(base, "envirostream-skab-", idle_close_seconds=2)
+    from streams.signals.config import DETECTION_SETTINGS
+
+    detection = {name: getattr(base, name) for name in DETECTION_SETTINGS}
+    settings = private_settings(base, "envirostream-skab-", idle_close_seconds=2, **detection)
     log = settings.data_dir / "worker.log"
     print(f"  private services under {settings.data_dir}", flush=True)
     start_services(settings)

@@ -201,6 +201,14 @@ class Settings(BaseSettings):
         description="-log10 of the tail probability at which the anomaly likelihood alerts "
         "(4 = one in ten thousand).",
     )
+    detector_joint_threshold: float = Field(
+        default=2.0,
+        gt=0,
+        le=100,
+        description="Normalised Hotelling T² (about N(0, 1) for a healthy instant) at which a "
+        "device's signals judged together at one instant (anomaly:joint) count as high; 5 high "
+        "rows of 10 alert.",
+    )
     detector_window_model: Literal["mahalanobis", "hst"] = Field(
         default="mahalanobis",
         description="What scores a device's 5-minute window of signals together "

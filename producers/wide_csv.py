@@ -83,7 +83,7 @@ def read_columns_file(path: str | Path) -> dict[str, str]:
     if not path.is_file():
         msg = f"--columns-file {str(path)!r} does not exist or is not a file"
         raise ReplayError(msg)
-    entries = []
+    entries: list[tuple[int | None, str]] = []
     for n, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         line = raw.split("#", 1)[0].strip()
         if line:

@@ -174,6 +174,7 @@ _FROM_SETTINGS: dict[str, tuple[str, Any]] = {
     "window_model": ("detector_window_model", None),
     "offline_factor": ("device_offline_factor", None),
     "offline_min_ms": ("device_offline_min_seconds", _seconds_to_ms),
+    "joint_threshold": ("detector_joint_threshold", None),
 }
 _POLICY_SETTINGS = ("alert_quiet_period_seconds", "alert_repeat_interval_seconds")
 
