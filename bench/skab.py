@@ -276,10 +276,9 @@ def pipeline_intervals(
     from schemas import AvroCodec
     from sinks.clickhouse import ClickHouseSink
     from sinks.client import get_client
+    from streams.signals.config import DETECTION_SETTINGS
     from topics import READINGS, TopicAdmin, topic_specs
     from topics.producer import RecordProducer
-
-    from streams.signals.config import DETECTION_SETTINGS
 
     detection = {name: getattr(base, name) for name in DETECTION_SETTINGS}
     settings = private_settings(base, "envirostream-skab-", idle_close_seconds=2, **detection)

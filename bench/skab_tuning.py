@@ -18,7 +18,7 @@ from bench.skab_scoring import BinaryCounts
 __all__ = ["GRID", "best_candidate", "leave_one_file_out"]
 
 GRID: tuple[dict[str, Any], ...] = tuple(
-    {"joint_threshold": th, "joint_smooth": sm} for th in (1.0, 1.5, 2.0) for sm in (10, 30)
+    {"joint_threshold": th, "joint_smooth": sm} for th in (0.75, 1.0, 1.5, 2.0) for sm in (10, 30)
 )
 """The candidates: joint threshold x smoothing (rows)."""
 
