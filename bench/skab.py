@@ -64,7 +64,8 @@ TICK_EVERY = 200  # offline: rows between two DetectionStage.tick calls
 QUIET_SECONDS = 60.0
 """The alert quiet period of the bench: a 1 Hz machine without evidence for a minute has
 recovered (the default hour is for fleets reporting once a minute; with it, one alert would
-span several 20-minute files)."""
+span several 20-minute files). The bench also turns the joint-state signal on
+(``ENVIROSTREAM_DETECTOR_JOINT``, off by default), the machine-level signal it measures."""
 
 COLUMNS: dict[str, str] = {
     "Accelerometer1RMS": "VIBRATION",
@@ -429,7 +430,9 @@ def run_skab_bench(
     """Run SKAB valve1 through the detection (pipeline or offline) and score it as SKAB;
     with ``lofo``, choose the joint-state parameters by cross-validation (offline)."""
     root = resolve_skab_dir(skab_dir, settings)
-    settings = settings.model_copy(update={"alert_quiet_period_seconds": QUIET_SECONDS})
+    settings = settings.model_copy(
+        update={"alert_quiet_period_seconds": QUIET_SECONDS, "detector_joint": True}
+    )
     if lofo:
         return run_lofo(settings, root, protocol)
     free, files = load_corpus(root)

@@ -85,9 +85,9 @@ class DetectionConfig:
     likelihood_history: int = 8_640
     offline_factor: float = 10.0  # DEVICE_OFFLINE after this many usual intervals; 0 = off
     offline_min_ms: int = 60_000  # ... and at least this long (wall clock)
-    joint: bool = True  # the joint state of a device's signals per instant (Hotelling T²)
+    joint: bool = False  # the joint state of a device's signals per instant (Hotelling T²)
     joint_warmup: int = 120  # rows
-    joint_threshold: float = 2.0  # normalised T² (a healthy row is about N(0, 1))
+    joint_threshold: float = 1.0  # normalised T² (a healthy row is about N(0, 1))
     joint_fading: float = 0.001
     joint_shrink: float = 0.01
     joint_clip: float = 4.0
@@ -174,6 +174,7 @@ _FROM_SETTINGS: dict[str, tuple[str, Any]] = {
     "window_model": ("detector_window_model", None),
     "offline_factor": ("device_offline_factor", None),
     "offline_min_ms": ("device_offline_min_seconds", _seconds_to_ms),
+    "joint": ("detector_joint", None),
     "joint_threshold": ("detector_joint_threshold", None),
 }
 _POLICY_SETTINGS = ("alert_quiet_period_seconds", "alert_repeat_interval_seconds")

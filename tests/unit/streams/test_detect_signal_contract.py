@@ -30,6 +30,7 @@ CONFIG = DetectionConfig(
     window_min_learned=30,
     likelihood_warmup=150,
     likelihood_history=300,
+    joint=True,  # opt-in (ENVIROSTREAM_DETECTOR_JOINT)
 )
 
 Tick = dict[tuple[str, str], float]  # (sensor, capability) -> value
