@@ -43,6 +43,12 @@ class Settings(BaseSettings):
         description="The NAB dataset read by `envirostream bench nab` (or `--nab-dir`); "
         "unset = `../shared/datasets/nab` relative to the repository root.",
     )
+    skab_dir: Path | None = Field(
+        default=None,
+        description="The SKAB dataset (valve1/*.csv, anomaly-free/) read by `envirostream "
+        "bench skab` (or `--skab-dir`); unset = `../shared/datasets/skab` relative to the "
+        "repository root.",
+    )
     # --- Kafka -------------------------------------------------------------------------
     kafka_bootstrap: str | None = Field(
         default=None,
@@ -209,6 +215,21 @@ class Settings(BaseSettings):
         le=300,
         description="-log10 of the tail probability at which the anomaly likelihood alerts "
         "(4 = one in ten thousand).",
+    )
+    detector_joint: bool = Field(
+        default=False,
+        description="Judge a device's signals together at each instant (anomaly:joint, an "
+        "online Hotelling T²): for machines logging all signals per row at a high rate (SKAB's "
+        "1 Hz pump rig). Off by default: on the simulated fleet (1 reading/min) it raised "
+        "108 false alerts per 100 healthy device-days.",
+    )
+    detector_joint_threshold: float = Field(
+        default=1.0,
+        gt=0,
+        le=100,
+        description="With ENVIROSTREAM_DETECTOR_JOINT: the normalised Hotelling T² (about "
+        "N(0, 1) for a healthy instant) at which an instant counts as high; 5 high rows of 10 "
+        "alert (1.0: chosen by leave-one-file-out on SKAB valve1).",
     )
     detector_window_model: Literal["mahalanobis", "hst"] = Field(
         default="mahalanobis",

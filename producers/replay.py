@@ -102,13 +102,16 @@ def parse_speed(text: str) -> float:
 class CsvSource:
     """The replay-source contract: iterate :class:`Row` and :class:`BadRow` in file order."""
 
-    def __init__(self, path: Path, timestamp_column: str, value_column: str) -> None:
+    def __init__(
+        self, path: Path, timestamp_column: str, value_column: str, separator: str = ","
+    ) -> None:
         self.path = Path(path)
+        self.separator = separator
         if not self.path.is_file():
             msg = f"FILE {str(self.path)!r} does not exist or is not a file"
             raise ReplayError(msg)
         with self.path.open(newline="", encoding="utf-8") as fh:
-            header = next(csv.reader(fh), [])
+            header = next(csv.reader(fh, delimiter=separator), [])
         header = [h.strip() for h in header]
         for option, column in (
             ("--timestamp-column", timestamp_column),
@@ -122,7 +125,7 @@ class CsvSource:
 
     def __iter__(self) -> Iterator[Row | BadRow]:
         with self.path.open(newline="", encoding="utf-8") as fh:
-            reader = csv.reader(fh)
+            reader = csv.reader(fh, delimiter=self.separator)
             next(reader, None)
             for fields in reader:
                 line = reader.line_num
@@ -171,6 +174,7 @@ def replay(
     on_bad_row: Callable[[BadRow], None] | None = None,
     metrics: ProducerMetrics | None = None,
     time_offset_ms: int = 0,
+    device_type: str = "UNKNOWN",
 ) -> ReplayReport:
     """Send the source's rows as readings of one device/capability, paced by ``speed``.
 
@@ -217,7 +221,7 @@ def replay(
             {
                 "reading_id": f"{sensor}@{ts}",
                 "device_id": device_id,
-                "device_type": "UNKNOWN",
+                "device_type": device_type,
                 "sensor_id": sensor,
                 "capability": capability,
                 "value": item.value,

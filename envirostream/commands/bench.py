@@ -25,6 +25,7 @@ BENCHMARKS = (
     "scale",
     "soak",
     "series",
+    "skab",
 )
 
 
@@ -93,7 +94,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--offline",
         action="store_true",
-        help="nab, detection: feed the detection stage in-process instead of running the "
+        help="nab, detection, skab: feed the detection stage in-process instead of running the "
         "readings through the pipeline (private Kafka, worker, ClickHouse store)",
     )
     p.add_argument(
@@ -101,6 +102,25 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         default=None,
         help="nab, nab-cv, chaos: the NAB dataset "
         "(default: ENVIROSTREAM_NAB_DIR, else ../shared/datasets/nab)",
+    )
+    p.add_argument(
+        "--skab-dir",
+        default=None,
+        help="skab: the SKAB dataset "
+        "(default: ENVIROSTREAM_SKAB_DIR, else ../shared/datasets/skab)",
+    )
+    p.add_argument(
+        "--skab-protocol",
+        choices=["history", "fresh", "free-history"],
+        default="history",
+        help="skab: one machine replaying valve1 in time order (history), a fresh device per "
+        "file, or anomaly-free.csv first, then the history",
+    )
+    p.add_argument(
+        "--lofo",
+        action="store_true",
+        help="skab: run the joint-state parameter grid offline; report in-sample and "
+        "leave-one-file-out figures",
     )
     return p
 
@@ -213,6 +233,16 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         from bench.decode import run_decode_bench
 
         run_decode_bench(settings, readings=_given(args.readings, 200_000), rounds=args.rounds)
+    elif args.name == "skab":
+        from bench.skab import run_skab_bench
+
+        run_skab_bench(
+            settings,
+            offline=args.offline,
+            skab_dir=args.skab_dir,
+            protocol=args.skab_protocol,
+            lofo=args.lofo,
+        )
     elif args.name == "nab":
         from bench.nab import run_nab_bench
 

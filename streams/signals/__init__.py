@@ -18,6 +18,7 @@ from streams.signals.base import (
 from streams.signals.config import DETECTION_SETTINGS, DetectionConfig
 from streams.signals.flat_line import FlatLine
 from streams.signals.gaps import SequenceGaps
+from streams.signals.joint import JointSignal
 from streams.signals.likelihood import Likelihood
 from streams.signals.limits import SafetyLimits
 from streams.signals.score import ReadingScore
@@ -33,6 +34,7 @@ __all__ = [
     "DeviceWindow",
     "Finding",
     "FlatLine",
+    "JointSignal",
     "Likelihood",
     "ReadingScore",
     "ReadingView",
@@ -47,6 +49,7 @@ __all__ = [
 SIGNALS: tuple[type[Signal], ...] = (
     SequenceGaps,
     DeviceWindow,
+    JointSignal,
     SafetyLimits,
     Likelihood,
     ReadingScore,

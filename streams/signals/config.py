@@ -87,6 +87,15 @@ class DetectionConfig:
     offline_min_ms: int = 60_000  # ... and at least this long (wall clock)
     quiet_intervals: int = 12  # an alert's quiet period is at least this many usual intervals
     drift_accept_ms: int = 3 * 86_400_000  # a drift latched this long is the new normal; 0 = never
+    joint: bool = False  # the joint state of a device's signals per instant (Hotelling T²)
+    joint_warmup: int = 120  # rows
+    joint_threshold: float = 1.0  # normalised T² (a healthy row is about N(0, 1))
+    joint_fading: float = 0.001
+    joint_shrink: float = 0.01
+    joint_clip: float = 4.0
+    joint_persistence: int = 5
+    joint_persistence_window: int = 10
+    joint_smooth: int = 10  # rows: the row is an exponentially weighted mean over about these
 
     def __post_init__(self) -> None:
         checks = {
@@ -128,6 +137,14 @@ class DetectionConfig:
             "offline_min_ms": self.offline_min_ms >= 0,
             "quiet_intervals": 0 <= self.quiet_intervals <= 10_000,
             "drift_accept_ms": self.drift_accept_ms >= 0,
+            "joint_warmup": self.joint_warmup >= 0,
+            "joint_threshold": math.isfinite(self.joint_threshold) and self.joint_threshold > 0,
+            "joint_fading": 0 < self.joint_fading < 1,
+            "joint_shrink": 0 <= self.joint_shrink < 1,
+            "joint_clip": self.joint_clip > 0,
+            "joint_persistence": 1 <= self.joint_persistence <= self.joint_persistence_window,
+            "joint_persistence_window": 1 <= self.joint_persistence_window <= 64,
+            "joint_smooth": self.joint_smooth >= 1,
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
@@ -162,6 +179,8 @@ _FROM_SETTINGS: dict[str, tuple[str, Any]] = {
     "offline_factor": ("device_offline_factor", None),
     "offline_min_ms": ("device_offline_min_seconds", _seconds_to_ms),
     "quiet_intervals": ("alert_quiet_intervals", None),
+    "joint": ("detector_joint", None),
+    "joint_threshold": ("detector_joint_threshold", None),
 }
 _POLICY_SETTINGS = ("alert_quiet_period_seconds", "alert_repeat_interval_seconds")
 

@@ -149,6 +149,8 @@ def test_detection_fields_carry_every_detection_setting() -> None:
         alert_repeat_interval_seconds=600,
         device_offline_factor=4,
         device_offline_min_seconds=30,
+        detector_joint=True,
+        detector_joint_threshold=2.5,
     )
     copied = load_settings({}, **{f: getattr(custom, f) for f in DETECTION_SETTINGS})
     default = detection_stage_from_settings(load_settings({}))

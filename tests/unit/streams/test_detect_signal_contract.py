@@ -30,6 +30,7 @@ CONFIG = DetectionConfig(
     window_min_learned=30,
     likelihood_warmup=150,
     likelihood_history=300,
+    joint=True,  # opt-in (ENVIROSTREAM_DETECTOR_JOINT)
 )
 
 Tick = dict[tuple[str, str], float]  # (sensor, capability) -> value
@@ -73,9 +74,22 @@ def _window(i: int, rng: random.Random) -> Tick:
     }
 
 
+def _joint(i: int, rng: random.Random) -> Tick:
+    # three signals of one machine moving with its load, every minute; from minute 600 the
+    # flow turns against the load (a valve): no value leaves its usual range
+    load = rng.gauss(0, 1)
+    sign = -1.0 if i >= 600 else 1.0
+    return {
+        ("t", "BEARING_TEMPERATURE"): 50.0 + 5.0 * load + 0.3 * rng.gauss(0, 1),
+        ("v", "VIBRATION"): 2.0 + 0.5 * load + 0.03 * rng.gauss(0, 1),
+        ("f", "FLOW"): 100.0 + sign * 20.0 * load + 1.0 * rng.gauss(0, 1),
+    }
+
+
 SCENARIOS: dict[str, tuple[Scenario, int]] = {
     "gaps": (_score, 1_000),  # the sequence is what matters: see _sequence
     "window": (_window, DAY + 660),
+    "joint": (_joint, 700),
     "limits": (_limits, 1_000),
     "likelihood": (_likelihood, DAY + 60),
     "score": (_score, 1_000),
@@ -248,7 +262,7 @@ def test_feedback_is_claimed_by_the_signal_alone_and_raises_its_threshold(name: 
         after = run.signal.thresholds(dev)
         raised = [k for k, v in after.items() if v > max(score, before.get(k, 0.0))]
         assert raised, (attribute, score, before, after)
-    if name in {"score", "likelihood", "window"}:  # the signals that learn a threshold
+    if name in {"score", "likelihood", "window", "joint"}:  # the signals that learn a threshold
         assert scores, f"{name} raised no score attribute to give feedback on"
     else:  # rules: feedback never changes them
         assert not scores
