@@ -408,10 +408,12 @@ def pipeline_detections(
     from schemas import AvroCodec
     from sinks.clickhouse import ClickHouseSink
     from sinks.client import get_client
+    from streams.signals.config import DETECTION_SETTINGS
     from topics import READINGS, TopicAdmin, topic_specs
     from topics.producer import RecordProducer
 
-    settings = private_settings(base, "envirostream-nab-", idle_close_seconds=2)
+    detection = {name: getattr(base, name) for name in DETECTION_SETTINGS}
+    settings = private_settings(base, "envirostream-nab-", idle_close_seconds=2, **detection)
     tmp = settings.data_dir
     log = tmp / "worker.log"
     print(f"  private services under {tmp}", flush=True)
