@@ -20,6 +20,7 @@ from streams.signals.flat_line import FlatLine
 from streams.signals.gaps import SequenceGaps
 from streams.signals.likelihood import Likelihood
 from streams.signals.limits import SafetyLimits
+from streams.signals.profile_drift import ProfileDrift
 from streams.signals.score import ReadingScore
 from streams.signals.trend import Trend
 from streams.signals.window import DeviceWindow
@@ -34,6 +35,7 @@ __all__ = [
     "Finding",
     "FlatLine",
     "Likelihood",
+    "ProfileDrift",
     "ReadingScore",
     "ReadingView",
     "SafetyLimits",
@@ -52,5 +54,6 @@ SIGNALS: tuple[type[Signal], ...] = (
     ReadingScore,
     FlatLine,
     Trend,
+    ProfileDrift,
 )
 """Every signal the stage runs (when ``enabled`` by the config), in order."""

@@ -85,6 +85,9 @@ class DetectionConfig:
     likelihood_history: int = 8_640
     offline_factor: float = 10.0  # DEVICE_OFFLINE after this many usual intervals; 0 = off
     offline_min_ms: int = 60_000  # ... and at least this long (wall clock)
+    profile_drift_slack: float = 1.0  # usual spreads from the daily profile that sum nothing
+    profile_drift_clip: float = 4.0  # the most one bucket adds (before the slack)
+    profile_drift_threshold: float = 12.0  # CUSUM that raises drift:{CAPABILITY}; 0 = off
 
     def __post_init__(self) -> None:
         checks = {
@@ -124,6 +127,12 @@ class DetectionConfig:
             "likelihood_history": self.likelihood_history >= 2,
             "offline_factor": 0 <= self.offline_factor < math.inf,
             "offline_min_ms": self.offline_min_ms >= 0,
+            "profile_drift_slack": math.isfinite(self.profile_drift_slack)
+            and self.profile_drift_slack >= 0,
+            "profile_drift_clip": math.isfinite(self.profile_drift_clip)
+            and self.profile_drift_clip > self.profile_drift_slack,
+            "profile_drift_threshold": math.isfinite(self.profile_drift_threshold)
+            and self.profile_drift_threshold >= 0,
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
@@ -158,7 +167,11 @@ _FROM_SETTINGS: dict[str, tuple[str, Any]] = {
     "offline_factor": ("device_offline_factor", None),
     "offline_min_ms": ("device_offline_min_seconds", _seconds_to_ms),
 }
-_POLICY_SETTINGS = ("alert_quiet_period_seconds", "alert_repeat_interval_seconds")
+_POLICY_SETTINGS = (
+    "alert_quiet_period_seconds",
+    "alert_repeat_interval_seconds",
+    "alert_reopen_seconds",
+)
 
 DETECTION_SETTINGS: tuple[str, ...] = (
     *(setting for setting, _ in _FROM_SETTINGS.values()),
@@ -178,8 +191,10 @@ def detection_config_from_settings(settings: Settings, **overrides: Any) -> Dete
 
 
 def alert_policy_from_settings(settings: Settings) -> AlertPolicy:
-    """The alert deduplication policy of ``settings`` (quiet period, repeat interval)."""
+    """The alert deduplication policy of ``settings`` (quiet period, repeat interval,
+    reopen window)."""
     return AlertPolicy(
         quiet_period_ms=_seconds_to_ms(settings.alert_quiet_period_seconds),
         repeat_interval_ms=_seconds_to_ms(settings.alert_repeat_interval_seconds),
+        reopen_window_ms=_seconds_to_ms(settings.alert_reopen_seconds),
     )
