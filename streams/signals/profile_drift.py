@@ -16,7 +16,11 @@ departure and the slope of the last buckets, on every bucket while it lasts. A d
 away from the limit (a cooler bearing, a fuller tyre) is not evidence; a daily cycle that
 repeats yesterday's is in the profile and sums nothing. Only series whose capability has a
 safety limit (the one :func:`~streams.signals.trend.trend_limit` extrapolates to) are judged,
-and never a ``GENERIC`` device's (replayed data of an unknown kind, e.g. NAB).
+and never those of a ``GENERIC`` device (replayed data of an unknown kind, e.g. NAB) nor of
+a device with an operating state (``OPERATING_STATE``: a battery pack's cells warm with the
+charge its schedule commands, not with the time of day, so yesterday's profile is no
+reference; measured: every false drift alert of the tuning fleets was a healthy pack's
+cell temperature).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
+from streams.detect.rules import OPERATING_STATE
 from streams.detect.state import State, read_float, read_int
 from streams.signals.base import (
     NO_FINDINGS,
@@ -41,6 +46,8 @@ if TYPE_CHECKING:
     from streams.signals.config import DetectionConfig
 
 __all__ = ["ProfileDrift", "ProfileDriftState", "cusum_step"]
+
+_NOT_JUDGED = frozenset({"GENERIC", *(device_type for device_type, _ in OPERATING_STATE)})
 
 
 def cusum_step(total: float, deviation: float, *, slack: float, clip: float) -> float:
@@ -105,7 +112,7 @@ class ProfileDrift(Signal):
         return config.profile_drift_threshold > 0  # 0: off
 
     def new_series_state(self, device_type: str, capability: str) -> ProfileDriftState | None:
-        if device_type == "GENERIC":
+        if device_type in _NOT_JUDGED:
             return None
         limit = trend_limit(device_type, capability)
         if limit is None:
