@@ -64,8 +64,10 @@ TICK_EVERY = 200  # offline: rows between two DetectionStage.tick calls
 QUIET_SECONDS = 60.0
 """The alert quiet period of the bench: a 1 Hz machine without evidence for a minute has
 recovered (the default hour is for fleets reporting once a minute; with it, one alert would
-span several 20-minute files). The bench also turns the joint-state signal on
-(``ENVIROSTREAM_DETECTOR_JOINT``, off by default), the machine-level signal it measures."""
+span several 20-minute files), and an alert that fires again is a new alert (no reopening:
+SKAB scores each alert from its first to its last evidence). The bench also turns the
+joint-state signal on (``ENVIROSTREAM_DETECTOR_JOINT``, off by default), the machine-level
+signal it measures."""
 
 COLUMNS: dict[str, str] = {
     "Accelerometer1RMS": "VIBRATION",
@@ -431,7 +433,11 @@ def run_skab_bench(
     with ``lofo``, choose the joint-state parameters by cross-validation (offline)."""
     root = resolve_skab_dir(skab_dir, settings)
     settings = settings.model_copy(
-        update={"alert_quiet_period_seconds": QUIET_SECONDS, "detector_joint": True}
+        update={
+            "alert_quiet_period_seconds": QUIET_SECONDS,
+            "alert_reopen_seconds": 0.0,
+            "detector_joint": True,
+        }
     )
     if lofo:
         return run_lofo(settings, root, protocol)

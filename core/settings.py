@@ -266,6 +266,13 @@ class Settings(BaseSettings):
         gt=0,
         description="Event time after which a still-firing alert is sent again.",
     )
+    alert_reopen_seconds: float = Field(
+        default=21_600.0,
+        ge=0,
+        description="A resolved alert that fires again within this much event time after it "
+        "resolved reopens (same alert_id, next version) instead of opening a new alert; 0 = "
+        "never reopen.",
+    )
     device_offline_factor: float = Field(
         default=10.0,
         ge=0,

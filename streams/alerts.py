@@ -7,8 +7,13 @@ Pure state machine, no Kafka and no clock (times are event-time epoch millisecon
 * further observations are counted in ``duplicates`` and not re-sent, unless the severity
   escalates or ``repeat_interval_ms`` has passed since the last record was sent (an
   ACKNOWLEDGED alert is not repeated, only escalated, which makes it FIRING again);
-* no observation for ``quiet_period_ms`` → RESOLVED (``tick_alert``); the next observation
-  opens a new alert (new ``alert_id``);
+* no observation for ``quiet_period_ms`` → RESOLVED (``tick_alert``);
+* **reopen rule**: an observation at most ``reopen_window_ms`` after ``resolved_at`` reopens
+  the same alert (same ``alert_id`` and ``first_seen``, FIRING again, ``resolved_at`` cleared,
+  ``attributes["reopened"]`` counts the reopenings, next ``version``): one incident whose
+  evidence paused (a slow fault between its precursor and its failure) stays one alert. A
+  later observation opens a new alert (new ``alert_id``), and so does any observation after
+  an operator marked the alert a false positive (the operator closed that incident);
 * operator feedback: ``ack`` → ACKNOWLEDGED; ``false_positive`` → RESOLVED with
   ``attributes["feedback"] = "false_positive"``, and the caller raises the threshold of that
   device-capability with :func:`adapt_threshold`.
@@ -71,10 +76,12 @@ def alert_key(tenant_id: str, device_id: str, rule: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class AlertPolicy:
-    """How long a quiet alert waits before resolving, and how often a firing one repeats."""
+    """How long a quiet alert waits before resolving, how often a firing one repeats, and
+    how long after resolving a new observation reopens it (0: never)."""
 
     quiet_period_ms: int = 15 * 60_000
     repeat_interval_ms: int = 4 * 3_600_000
+    reopen_window_ms: int = 0
 
     def __post_init__(self) -> None:
         for name in ("quiet_period_ms", "repeat_interval_ms"):
@@ -82,6 +89,12 @@ class AlertPolicy:
             if value <= 0:
                 msg = f"AlertPolicy.{name} must be a positive number of ms, got {value!r}"
                 raise ValueError(msg)
+        if self.reopen_window_ms < 0:
+            msg = (
+                "AlertPolicy.reopen_window_ms must be 0 (never reopen) or a positive number "
+                f"of ms, got {self.reopen_window_ms!r}"
+            )
+            raise ValueError(msg)
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +209,30 @@ def advance_alert(state: AlertState | None, obs: Observation, policy: AlertPolic
         )
     ):
         return state, None
+    if state is not None and _reopens(state, obs, policy):
+        rules = state.attributes.get("rules", state.rule).split(",")
+        if obs.rule not in rules:
+            rules.append(obs.rule)
+        reopened = int(state.attributes.get("reopened", "0")) + 1
+        escalated = _escalates(state, obs)
+        return _emit(
+            state,
+            state="FIRING",
+            resolved_at=None,
+            last_seen=obs.ts_ms,
+            last_sent=obs.ts_ms,
+            duplicates=state.duplicates + 1,
+            severity=obs.severity if escalated else state.severity,
+            rule=obs.rule if escalated else state.rule,
+            capability=obs.capability if escalated else state.capability,
+            summary=obs.summary if escalated else state.summary,
+            attributes={
+                **state.attributes,
+                **obs.attributes,
+                "rules": ",".join(rules),
+                "reopened": str(reopened),
+            },
+        )
     if state is None or state.state == "RESOLVED":
         key = alert_key(obs.tenant_id, obs.device_id, obs.group or obs.rule)
         new = AlertState(
@@ -234,6 +271,17 @@ def advance_alert(state: AlertState | None, obs: Observation, policy: AlertPolic
     if state.state == "FIRING" and obs.ts_ms - state.last_sent >= policy.repeat_interval_ms:
         return _emit(seen, last_sent=obs.ts_ms)
     return seen, None
+
+
+def _reopens(state: AlertState, obs: Observation, policy: AlertPolicy) -> bool:
+    """Whether ``obs`` reopens the RESOLVED ``state`` (the reopen rule, module docstring)."""
+    return (
+        state.state == "RESOLVED"
+        and policy.reopen_window_ms > 0
+        and state.resolved_at is not None
+        and obs.ts_ms - state.resolved_at <= policy.reopen_window_ms
+        and state.attributes.get("feedback") != "false_positive"
+    )
 
 
 def tick_alert(state: AlertState, now_ms: int, policy: AlertPolicy) -> Step:

@@ -25,6 +25,10 @@ Signals, per series (one sensor of a device, ``sensor_id``) unless said otherwis
   of event time) to a Theil-Sen time-to-limit estimate (``streams.detect.predictive``); a
   crossing predicted inside ``horizon`` on ``trend_confirm`` buckets in a row is a
   ``PREDICTED_FAILURE`` observation carrying the estimated time to failure;
+* **drift towards a limit** (``streams.signals.profile_drift``): a limited series' bucket
+  means departing from its daily profile towards the limit, summed in a CUSUM
+  (``profile_drift_*``), make a ``drift:{CAPABILITY}`` observation hours before a slow fault
+  reaches the limit;
 * **sensor health**: a normally varying series repeating one value ``stuck_after`` times
   (``sensor:stuck:{CAPABILITY}``), and, per device, missing ticks (gaps in ``sequence``)
   over ``gap_share`` of the recent ones (``device:gaps``; a restarted counter or a replay
@@ -36,7 +40,8 @@ Signals, per series (one sensor of a device, ``sensor_id``) unless said otherwis
 All observations of one device share one alert key ``{tenant}/{device}/device``: one incident,
 one alert. The alert opens with the first observation and is re-sent when a more serious
 rule joins (anomaly < predicted failure < safety limit) or the severity rises; its
-``attributes["rules"]`` lists the rules seen.
+``attributes["rules"]`` lists the rules seen. A resolved alert observed again within the
+policy's reopen window reopens (same ``alert_id``, next version: ``streams.alerts``).
 
 Time is event time. Each input partition has a *detection watermark*: the largest event
 time seen on it. An alert is resolved once its partition's watermark is ``quiet_period``

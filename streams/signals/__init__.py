@@ -21,6 +21,7 @@ from streams.signals.gaps import SequenceGaps
 from streams.signals.joint import JointSignal
 from streams.signals.likelihood import Likelihood
 from streams.signals.limits import SafetyLimits
+from streams.signals.profile_drift import ProfileDrift
 from streams.signals.score import ReadingScore
 from streams.signals.trend import Trend
 from streams.signals.window import DeviceWindow
@@ -36,6 +37,7 @@ __all__ = [
     "FlatLine",
     "JointSignal",
     "Likelihood",
+    "ProfileDrift",
     "ReadingScore",
     "ReadingView",
     "SafetyLimits",
@@ -55,5 +57,6 @@ SIGNALS: tuple[type[Signal], ...] = (
     ReadingScore,
     FlatLine,
     Trend,
+    ProfileDrift,
 )
 """Every signal the stage runs (when ``enabled`` by the config), in order."""

@@ -96,6 +96,9 @@ class DetectionConfig:
     joint_persistence: int = 5
     joint_persistence_window: int = 10
     joint_smooth: int = 10  # rows: the row is an exponentially weighted mean over about these
+    profile_drift_slack: float = 1.0  # usual spreads from the daily profile that sum nothing
+    profile_drift_clip: float = 4.0  # the most one bucket adds (before the slack)
+    profile_drift_threshold: float = 12.0  # CUSUM that raises drift:{CAPABILITY}; 0 = off
 
     def __post_init__(self) -> None:
         checks = {
@@ -145,6 +148,12 @@ class DetectionConfig:
             "joint_persistence": 1 <= self.joint_persistence <= self.joint_persistence_window,
             "joint_persistence_window": 1 <= self.joint_persistence_window <= 64,
             "joint_smooth": self.joint_smooth >= 1,
+            "profile_drift_slack": math.isfinite(self.profile_drift_slack)
+            and self.profile_drift_slack >= 0,
+            "profile_drift_clip": math.isfinite(self.profile_drift_clip)
+            and self.profile_drift_clip > self.profile_drift_slack,
+            "profile_drift_threshold": math.isfinite(self.profile_drift_threshold)
+            and self.profile_drift_threshold >= 0,
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
@@ -182,7 +191,11 @@ _FROM_SETTINGS: dict[str, tuple[str, Any]] = {
     "joint": ("detector_joint", None),
     "joint_threshold": ("detector_joint_threshold", None),
 }
-_POLICY_SETTINGS = ("alert_quiet_period_seconds", "alert_repeat_interval_seconds")
+_POLICY_SETTINGS = (
+    "alert_quiet_period_seconds",
+    "alert_repeat_interval_seconds",
+    "alert_reopen_seconds",
+)
 
 DETECTION_SETTINGS: tuple[str, ...] = (
     *(setting for setting, _ in _FROM_SETTINGS.values()),
@@ -202,8 +215,10 @@ def detection_config_from_settings(settings: Settings, **overrides: Any) -> Dete
 
 
 def alert_policy_from_settings(settings: Settings) -> AlertPolicy:
-    """The alert deduplication policy of ``settings`` (quiet period, repeat interval)."""
+    """The alert deduplication policy of ``settings`` (quiet period, repeat interval,
+    reopen window)."""
     return AlertPolicy(
         quiet_period_ms=_seconds_to_ms(settings.alert_quiet_period_seconds),
         repeat_interval_ms=_seconds_to_ms(settings.alert_repeat_interval_seconds),
+        reopen_window_ms=_seconds_to_ms(settings.alert_reopen_seconds),
     )

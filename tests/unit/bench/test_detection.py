@@ -147,6 +147,7 @@ def test_detection_fields_carry_every_detection_setting() -> None:
         alert_quiet_period_seconds=120,
         alert_quiet_intervals=3,
         alert_repeat_interval_seconds=600,
+        alert_reopen_seconds=900,
         device_offline_factor=4,
         device_offline_min_seconds=30,
         detector_joint=True,

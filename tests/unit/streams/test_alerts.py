@@ -91,6 +91,65 @@ def test_resolves_after_quiet_period_then_new_incident_gets_new_id() -> None:
     assert rec2["alert_id"] != sent[0]["alert_id"]
 
 
+REOPEN = replace(POLICY, reopen_window_ms=60 * MIN)
+
+
+def _resolved(policy: AlertPolicy) -> tuple[AlertState, dict[str, Any]]:
+    """An alert opened at minute 0, seen at minute 3 and resolved at minute 18."""
+    state: AlertState | None = None
+    first: dict[str, Any] | None = None
+    for obs in (_at(0), _at(3)):
+        state, rec = advance_alert(state, obs, policy)
+        first = first or rec
+    assert state is not None and first is not None
+    state, rec = tick_alert(state, 18 * MIN, policy)
+    assert rec is not None and rec["state"] == "RESOLVED"
+    return state, first
+
+
+def test_fires_again_within_the_reopen_window_reopens_the_same_alert() -> None:
+    state, first = _resolved(REOPEN)
+    # 60 minutes after it resolved (minute 18): the edge of the window still reopens
+    state, rec = advance_alert(state, _at(78, rule="anomaly:window"), REOPEN)
+    assert rec is not None
+    assert rec["alert_id"] == first["alert_id"]
+    assert (rec["state"], rec["version"], rec["resolved_at"]) == ("FIRING", 3, None)
+    assert (rec["first_seen"], rec["last_seen"]) == (0, 78 * MIN)
+    assert rec["attributes"]["reopened"] == "1"
+    assert rec["attributes"]["rules"] == f"{OBS.rule},anomaly:window"
+    # it then deduplicates and resolves like any firing alert
+    state, rec = advance_alert(state, _at(79), REOPEN)
+    assert rec is None and state.duplicates == 3
+    state, rec = tick_alert(state, 94 * MIN, REOPEN)
+    assert rec is not None and rec["state"] == "RESOLVED" and rec["version"] == 4
+
+
+def test_fires_again_after_the_reopen_window_opens_a_new_alert() -> None:
+    state, first = _resolved(REOPEN)
+    _, rec = advance_alert(state, _at(79), REOPEN)  # 61 minutes after it resolved
+    assert rec is not None and rec["state"] == "FIRING" and rec["version"] == 1
+    assert rec["alert_id"] != first["alert_id"] and rec["first_seen"] == 79 * MIN
+    assert "reopened" not in rec["attributes"]
+
+
+def test_no_reopen_window_or_false_positive_opens_a_new_alert() -> None:
+    state, first = _resolved(POLICY)  # reopen_window_ms = 0: never reopens
+    _, rec = advance_alert(state, _at(19), POLICY)
+    assert rec is not None and rec["alert_id"] != first["alert_id"]
+    state, _ = _run([_at(0)])
+    assert state is not None
+    state, _ = apply_feedback(state, "false_positive", 1 * MIN)
+    _, rec = advance_alert(state, _at(2), REOPEN)  # the operator closed that incident
+    assert rec is not None and rec["alert_id"] != first["alert_id"] and rec["version"] == 1
+
+
+def test_replayed_observation_does_not_reopen_twice() -> None:
+    state, _ = _resolved(REOPEN)
+    state, rec = advance_alert(state, _at(30), REOPEN)
+    assert rec is not None and rec["version"] == 3
+    assert advance_alert(state, _at(30), REOPEN)[1] is None  # replay after a restart
+
+
 def test_acknowledged_is_not_repeated_but_escalation_refires() -> None:
     state, _ = _run([_at(0)])
     assert state is not None
@@ -140,6 +199,8 @@ def test_restart_from_serialised_state_neither_forgets_nor_resends() -> None:
 def test_policy_errors_name_the_field() -> None:
     with pytest.raises(ValueError, match="quiet_period_ms"):
         AlertPolicy(quiet_period_ms=0)
+    with pytest.raises(ValueError, match="reopen_window_ms"):
+        AlertPolicy(reopen_window_ms=-1)
 
 
 def test_adapt_threshold_raises_above_false_positive_score() -> None:

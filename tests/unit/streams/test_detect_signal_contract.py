@@ -60,6 +60,11 @@ def _trend(i: int, rng: random.Random) -> Tick:
     return {("t", "BEARING_TEMPERATURE"): 50.0 + rng.gauss(0, 0.2) + max(0, i - 1_640) * 0.1}
 
 
+def _profile_drift(i: int, rng: random.Random) -> Tick:
+    # a day of the daily cycle (the profile), then +0.05 degC a minute above it
+    return {("t", "BEARING_TEMPERATURE"): _level(i, rng) + max(0, i - DAY - 60) * 0.05}
+
+
 def _limits(i: int, rng: random.Random) -> Tick:
     return {("t", "BEARING_TEMPERATURE"): 96.0 if i % 300 == 299 else _level(i, rng)}
 
@@ -95,6 +100,7 @@ SCENARIOS: dict[str, tuple[Scenario, int]] = {
     "score": (_score, 1_000),
     "flat_line": (_flat_line, 1_000),
     "trend": (_trend, 1_940),
+    "profile_drift": (_profile_drift, DAY + 240),
 }
 """Signal name -> (its scenario, minutes to feed)."""
 

@@ -103,7 +103,7 @@ def _machine(rise: Callable[[int], float], wander: float = 0.0) -> Signal:
 
 
 def test_correlated_rise_below_each_threshold_raises_anomaly_window() -> None:
-    stage = _stage()
+    stage = _stage(profile_drift_threshold=0.0)  # the window alone (the drift also sees it)
     # two days to learn a machine whose demand wanders (bearing temperature +-1.5 degC and
     # vibration +-0.15 mm/s around the daily cycle, with the flow); then bearing temperature
     # rises by 2 degC and vibration by 0.2 mm/s while the flow does not: well inside each
@@ -232,7 +232,7 @@ def test_residuals_name_the_feature_that_broke_away() -> None:
 
 
 def test_false_positive_feedback_raises_the_window_threshold() -> None:
-    stage = _stage()
+    stage = _stage(profile_drift_threshold=0.0)  # the window alone (the drift also sees it)
     onset = 2 * 1_440 + 600
     alerts, _ = _feed(
         stage,
