@@ -89,7 +89,7 @@ FILE_SPELLINGS = [
     "SELECT * FROM file -- line comment\n('/etc/hostname')",
     "SELECT * FROM file # comment\n('/etc/hostname')",
     "SELECT * FROM `file`('/etc/hostname')",
-    'SELECT * FROM "FILE"(\'/etc/hostname\')',
+    "SELECT * FROM \"FILE\"('/etc/hostname')",
     "SELECT * FROM (SELECT * FROM file('/etc/hostname'))",
     "SELECT $$'$$, * FROM file('/etc/hostname') -- '",
     "SELECT '\\'', * FROM file('/etc/hostname')",
