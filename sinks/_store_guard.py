@@ -33,6 +33,7 @@ __all__ = [
     "credentials",
     "foreign_origin",
     "password_matches",
+    "redact_params",
     "refuse_origin",
     "sql_words",
 ]
@@ -148,6 +149,20 @@ def password_matches(given: tuple[str, str], expected: tuple[str, str]) -> bool:
     user_ok = hmac.compare_digest(given[0].encode(), expected[0].encode())
     password_ok = hmac.compare_digest(given[1].encode(), expected[1].encode())
     return user_ok and password_ok
+
+
+_PASSWORD_PARAM = re.compile(r"(?i)((?:^|[?&\s])password=)[^&\s]*")
+
+
+def redact_params(value: object) -> object:
+    """A log argument with any ``password=`` URL parameter masked (other values unchanged).
+
+    >>> redact_params('"GET /?query=SELECT+1&password=s3cr3t&x=1 HTTP/1.1"')
+    '"GET /?query=SELECT+1&password=***&x=1 HTTP/1.1"'
+    >>> redact_params(200)
+    200
+    """
+    return _PASSWORD_PARAM.sub(r"\1***", value) if isinstance(value, str) else value
 
 
 def foreign_origin(origin: str | None) -> bool:

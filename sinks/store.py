@@ -61,7 +61,7 @@ from urllib.parse import urlencode, urlsplit
 import chdb
 
 from core.store_password import STORE_USER, read_store_password
-from sinks._store_guard import GuardError, admit, check_sql, refuse_origin
+from sinks._store_guard import GuardError, admit, check_sql, redact_params, refuse_origin
 from sinks._store_http import (
     RequestParams,
     decompress_body,
@@ -209,7 +209,8 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "EnviroStreamStore"
 
     def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s " + format, self.address_string(), *args)
+        # The request line may carry ``password=``: it is masked before it is logged.
+        log.debug("%s " + format, self.address_string(), *map(redact_params, args))
 
     # -- HTTP verbs ---------------------------------------------------------------------
     def do_GET(self) -> None:
