@@ -182,7 +182,15 @@ def test_a_second_statement_is_refused(sql: str) -> None:
     assert code_of(sql) == 62
 
 
-@pytest.mark.parametrize("sql", ["SELECT 'open", "SELECT /* open", "SELECT $$ open"])
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT * FROM file('/etc/hostname') WHERE 'open",
+        "SELECT * FROM numbers(1) /* open file('/etc/hostname')",
+        "SELECT $$ open url('http://x/')",
+        "SELECT * FROM `url('http://x/')",
+    ],
+)
 def test_text_that_cannot_be_read_to_its_end_is_refused(sql: str) -> None:
     assert code_of(sql) == 62
 
@@ -197,3 +205,10 @@ def test_the_password_file_is_generated_private_and_kept(tmp_path: Path) -> None
     path.chmod(0o644)
     ensure_store_password(path)
     assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_large_values_insert_is_checked_without_reading_every_token() -> None:
+    rows = ",".join(f"({i}, 'dev-{i}', 1.5)" for i in range(30_000))
+    assert code_of(f"INSERT INTO t VALUES {rows}") == 0
+    assert code_of(f"INSERT INTO t VALUES {rows}, ((SELECT * FROM file('/x')))") == 446
+    assert code_of(f"INSERT INTO t VALUES {rows}; DROP TABLE t") == 62
