@@ -88,6 +88,12 @@ class Settings(BaseSettings):
         description="Database holding the tables (created if missing).",
     )
     store_port: int = Field(default=18123, ge=1, le=65535, description="Embedded store HTTP port.")
+    store_password_file: Path | None = Field(
+        default=None,
+        description="File holding the embedded store's password (user `default`); unset = "
+        "`<data dir>/store.password`, generated (random, 0600) on the store's first start. "
+        "See docs/security.md.",
+    )
     readings_ttl_days: int = Field(
         default=30, ge=1, description="ClickHouse TTL of raw readings (from storage time)."
     )
@@ -345,6 +351,12 @@ class Settings(BaseSettings):
         "fetching input until they are stored (bounded memory while the store is down).",
     )
     # --- metrics and alerting ----------------------------------------------------------
+    metrics_host: str = Field(
+        default="127.0.0.1",
+        min_length=1,
+        description="Address the /metrics of the worker, simulator and replay listen on "
+        "(loopback; `0.0.0.0` opens them to the network, as compose does in containers).",
+    )
     metrics_port: int = Field(default=9464, ge=0, le=65535, description="Worker /metrics; 0=off.")
     simulator_metrics_port: int = Field(
         default=9466, ge=0, le=65535, description="/metrics of the simulator; 0=off."
@@ -446,6 +458,11 @@ class Settings(BaseSettings):
     def store_url(self) -> SecretUrl:
         """The ClickHouse URL to connect to (prints redacted; ``get_secret_value()`` to use)."""
         return self.clickhouse_url or SecretUrl(f"http://127.0.0.1:{self.store_port}")
+
+    @property
+    def store_password_path(self) -> Path:
+        """The embedded store's password file (``ENVIROSTREAM_STORE_PASSWORD_FILE``)."""
+        return self.store_password_file or self.data_dir / "store.password"
 
     @property
     def window_ms(self) -> int:

@@ -2,8 +2,9 @@
 
 The store is a background process (pid and log under the data dir, see
 :mod:`infra.processes`) that owns ``<ENVIROSTREAM_DATA_DIR>/clickhouse`` and serves
-ClickHouse's HTTP interface on ``127.0.0.1:<ENVIROSTREAM_STORE_PORT>``. Nothing is started
-when ``ENVIROSTREAM_CLICKHOUSE_URL`` names a ClickHouse server.
+ClickHouse's HTTP interface on ``127.0.0.1:<ENVIROSTREAM_STORE_PORT>``, requiring the password
+of ``ENVIROSTREAM_STORE_PASSWORD_FILE`` (generated on first start). Nothing is started when
+``ENVIROSTREAM_CLICKHOUSE_URL`` names a ClickHouse server.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 from core.errors import ConfigurationError, ServiceUnavailableError
 from core.settings import Settings
+from core.store_password import STORE_USER, ensure_store_password
 from infra.processes import (
     ServiceProcess,
     port_open,
@@ -109,6 +111,8 @@ def start_store(settings: Settings, timeout: float = 60.0) -> int | None:
         raise ConfigurationError(setting="ENVIROSTREAM_STORE_PORT", message=msg)
     data = store_data_dir(settings)
     data.mkdir(parents=True, exist_ok=True)
+    # A fresh data dir gets its random password here: the store is never started open.
+    ensure_store_password(settings.store_password_path)
     argv = [
         sys.executable,
         "-m",
@@ -119,6 +123,10 @@ def start_store(settings: Settings, timeout: float = 60.0) -> int | None:
         "127.0.0.1",
         "--port",
         str(port),
+        "--user",
+        STORE_USER,
+        "--password-file",
+        str(settings.store_password_path.resolve()),
         "--log-level",
         "DEBUG" if settings.log_level == "DEBUG" else "INFO",
     ]

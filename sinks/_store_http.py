@@ -11,6 +11,7 @@ import email.policy
 import re
 import zlib
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import parse_qsl
 
 import lz4.frame
@@ -28,6 +29,8 @@ __all__ = [
     "result_format",
     "setting_literal",
     "split_insert",
+    "stat_float",
+    "stat_int",
     "status_for_code",
 ]
 
@@ -74,6 +77,8 @@ class RequestParams:
     session_timeout: float = DEFAULT_SESSION_TIMEOUT
     query_id: str | None = None
     decompress: bool = False
+    # ``user`` / ``password`` of the URL; never in repr, so never in a log line.
+    credentials: dict[str, str] = field(default_factory=dict, repr=False)
     settings: dict[str, str] = field(default_factory=dict)
     query_params: dict[str, str] = field(default_factory=dict)
 
@@ -123,6 +128,7 @@ def parse_params(query_string: str) -> RequestParams:
         session_timeout=timeout,
         query_id=raw.get("query_id") or None,
         decompress=raw.get("decompress") == "1",
+        credentials={k: raw[k] for k in ("user", "password") if k in raw},
         settings=settings,
         query_params=query_params,
     )
@@ -329,6 +335,20 @@ def status_for_code(code: int) -> int:
         return 404
     if code in (6, 26, 27, 36, 38, 53, 62, 69, 70, 72, 117, 130):  # unparsable or bad input
         return 400
-    if code in (164, 192, 194, 195, 497, 516):  # readonly, authentication, access
+    if code == 516:  # AUTHENTICATION_FAILED
+        return 401
+    if code in (164, 192, 194, 195, 446, 497):  # readonly, function not allowed, access
         return 403
     return 500
+
+
+def stat_int(res: Any, name: str) -> int:
+    """A chdb result's statistic ``name`` (an attribute or a method; 0 if missing)."""
+    value = getattr(res, name, 0)
+    return int(value() if callable(value) else value)
+
+
+def stat_float(res: Any, name: str) -> float:
+    """Like :func:`stat_int`, as a float (``elapsed`` seconds)."""
+    value = getattr(res, name, 0.0)
+    return float(value() if callable(value) else value)

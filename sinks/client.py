@@ -12,10 +12,11 @@ from urllib.parse import unquote, urlsplit
 
 import clickhouse_connect
 from clickhouse_connect.driver import Client
-from clickhouse_connect.driver.exceptions import OperationalError
+from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 
-from core.errors import ServiceUnavailableError
+from core.errors import ConfigurationError, ServiceUnavailableError
 from core.settings import Settings
+from core.store_password import STORE_USER, read_store_password
 
 __all__ = ["client_options", "get_client"]
 
@@ -23,17 +24,21 @@ __all__ = ["client_options", "get_client"]
 def client_options(settings: Settings) -> dict[str, Any]:
     """clickhouse-connect connection arguments for ``settings.store_url``.
 
-    ``user:password@`` in the URL become the credentials (percent-decoded); ``https`` turns
-    TLS on. Sessions stay off: a session serialises its requests, and a client may be
+    ``user:password@`` in the URL become the credentials (percent-decoded); the embedded
+    store's come from its password file (``ENVIROSTREAM_STORE_PASSWORD_FILE``); ``https``
+    turns TLS on. Sessions stay off: a session serialises its requests, and a client may be
     shared by the threads of a sink.
     """
     url = urlsplit(settings.store_url.get_secret_value())
     secure = url.scheme == "https"
+    password = unquote(url.password) if url.password else ""
+    if settings.uses_local_store:
+        password = read_store_password(settings.store_password_path) or ""
     return {
         "host": url.hostname or "127.0.0.1",
         "port": url.port or (8443 if secure else 8123),
-        "username": unquote(url.username) if url.username else "default",
-        "password": unquote(url.password) if url.password else "",
+        "username": unquote(url.username) if url.username else STORE_USER,
+        "password": password,
         "secure": secure,
         "connect_timeout": 5,
         "send_receive_timeout": 300,
@@ -67,6 +72,10 @@ def get_client(settings: Settings, *, database: str | None = None, **kwargs: Any
         raise ServiceUnavailableError(
             service="ClickHouse", address=str(settings.store_url), hint=hint
         ) from exc
+    except DatabaseError as exc:
+        if "AUTHENTICATION_FAILED" not in str(exc):
+            raise
+        raise _refused(settings) from None  # the exception quotes the request's URL
     try:
         client.command(f"CREATE DATABASE IF NOT EXISTS `{db.replace('`', '``')}`")
     except OperationalError as exc:
@@ -79,3 +88,15 @@ def get_client(settings: Settings, *, database: str | None = None, **kwargs: Any
         raise
     client.database = db
     return client
+
+
+def _refused(settings: Settings) -> ConfigurationError:
+    """The error for a store that refused the credentials (naming where they come from)."""
+    if settings.uses_local_store:
+        where = (
+            f"the password in {settings.store_password_path} is not the running store's "
+            "(restart it with `envirostream infra down && envirostream infra up`)"
+        )
+        return ConfigurationError("ENVIROSTREAM_STORE_PASSWORD_FILE", where)
+    where = f"the user/password of {settings.store_url} are refused by the server"
+    return ConfigurationError("ENVIROSTREAM_CLICKHOUSE_URL", where)

@@ -5,7 +5,11 @@ chdb allows one process per data directory; this process is that one, so the wor
 ``envirostream query`` and any ClickHouse client share the data while the pipeline runs.
 Switching to a real ClickHouse server is only a change of ``ENVIROSTREAM_CLICKHOUSE_URL``.
 
-Run: ``python -m sinks.store --data-dir DIR [--host 127.0.0.1] [--port 18123]``.
+Run: ``python -m sinks.store --data-dir DIR [--host 127.0.0.1] [--port 18123]
+[--password-file FILE]``. With a password file every query must give user ``default`` and
+that password (basic auth, ``X-ClickHouse-User``/``-Key`` or ``user=``/``password=``); a GET
+runs only SELECT-type statements; table functions that reach outside the store and foreign
+``Origin`` headers are refused (``sinks._store_guard``, docs/security.md).
 
 Served:
 
@@ -25,9 +29,9 @@ Served:
   the code.
 
 Not served: response compression (answers are sent uncompressed, which every client accepts),
-progress headers, external tables (multipart bodies), TLS, users and passwords (loopback only),
-``/play`` and ``/replicas_status``. Results are buffered before they are sent, so a query's
-result must fit in memory.
+progress headers, external tables (multipart bodies), TLS, more than one user, ``/play`` and
+``/replicas_status``. Results are buffered before they are sent, so a query's result must fit
+in memory.
 
 An acknowledged insert (HTTP 200) has written its MergeTree part to the data directory, so a
 killed store loses none (the operating system holds the written files; power loss would
@@ -56,6 +60,8 @@ from urllib.parse import urlencode, urlsplit
 
 import chdb
 
+from core.store_password import STORE_USER, read_store_password
+from sinks._store_guard import GuardError, admit, check_sql, redact_params, refuse_origin
 from sinks._store_http import (
     RequestParams,
     decompress_body,
@@ -65,10 +71,12 @@ from sinks._store_http import (
     insert_from_file,
     parse_params,
     result_format,
-    setting_literal,
     split_insert,
+    stat_float,
+    stat_int,
     status_for_code,
 )
+from sinks._store_sessions import Session, apply_settings
 
 __all__ = ["StoreServer", "main"]
 
@@ -76,18 +84,6 @@ log = logging.getLogger("envirostream.store")
 
 SERVER_NAME = "envirostream-store"
 _TEXT_FORMATS = ("TabSeparated", "TSV", "CSV", "Pretty", "Values", "Vertical", "Markdown")
-
-
-class _Session:
-    """A chdb connection kept for one ``session_id`` (state such as USE/SET lives in it)."""
-
-    def __init__(self, conn: Any, timeout: float) -> None:
-        self.conn = conn
-        self.lock = threading.Lock()
-        self.timeout = timeout
-        self.used = time.monotonic()
-        # URL settings applied to this connection by earlier requests (to undo them later).
-        self.url_settings: dict[str, str] = {}
 
 
 class StoreServer(ThreadingHTTPServer):
@@ -100,10 +96,13 @@ class StoreServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], data_dir: Path) -> None:
+    def __init__(
+        self, address: tuple[str, int], data_dir: Path, credentials: tuple[str, str] | None = None
+    ) -> None:
         self.data_dir = data_dir.resolve()
+        self.credentials = credentials  # (user, password) every request must give; None: open
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.sessions: dict[str, _Session] = {}
+        self.sessions: dict[str, Session] = {}
         self.sessions_lock = threading.Lock()
         self._busy = 0
         self._busy_cond = threading.Condition()
@@ -163,7 +162,7 @@ class StoreServer(ThreadingHTTPServer):
 
     # -- chdb connections -----------------------------------------------------------------
     @contextmanager
-    def connection(self, params: RequestParams) -> Iterator[tuple[Any, _Session | None]]:
+    def connection(self, params: RequestParams) -> Iterator[tuple[Any, Session | None]]:
         """A connection for one request: the session's own, or a fresh one (no leaks)."""
         if not params.session_id:
             conn = chdb.connect(str(self.data_dir))
@@ -176,7 +175,7 @@ class StoreServer(ThreadingHTTPServer):
             self._expire_sessions()
             session = self.sessions.get(params.session_id)
             if session is None:
-                session = _Session(chdb.connect(str(self.data_dir)), params.session_timeout)
+                session = Session(chdb.connect(str(self.data_dir)), params.session_timeout)
                 self.sessions[params.session_id] = session
         with session.lock:
             session.timeout = params.session_timeout
@@ -210,7 +209,8 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "EnviroStreamStore"
 
     def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s " + format, self.address_string(), *args)
+        # The request line may carry ``password=``: it is masked before it is logged.
+        log.debug("%s " + format, self.address_string(), *map(redact_params, args))
 
     # -- HTTP verbs ---------------------------------------------------------------------
     def do_GET(self) -> None:
@@ -260,6 +260,12 @@ class _Handler(BaseHTTPRequestHandler):
     def _handle(self, body: bytes) -> None:
         url = urlsplit(self.path)
         path = url.path.rstrip("/")
+        try:
+            refuse_origin(self.headers.get("Origin"))
+        except GuardError as exc:
+            self.close_connection = True
+            self._error(str(exc), str(uuid.uuid4()))
+            return
         if path == "/ping" or (path == "" and not url.query and not body):
             self._reply(200, b"Ok.\n", {"Content-Type": "text/plain; charset=UTF-8"})
             return
@@ -281,6 +287,7 @@ class _Handler(BaseHTTPRequestHandler):
                     body = b""
                 params = parse_params(query_string)
                 query_id = params.query_id or query_id
+                admit(self.headers, params.credentials, self.server.credentials)
                 encoding = self.headers.get("Content-Encoding")
                 if encoding is None and params.decompress:
                     encoding = "lz4"
@@ -311,10 +318,18 @@ class _Handler(BaseHTTPRequestHandler):
             msg = "Code: 62. DB::Exception: Empty query. (SYNTAX_ERROR)"
             raise ValueError(msg)
         insert = split_insert(payload)
+        # GET is read-only, as in ClickHouse; readonly=1 (or 2) asks for it on a POST too.
+        read_only = self.command in ("GET", "HEAD") or params.settings.get("readonly", "0") != "0"
+        if insert is None:
+            check_sql(payload.decode("utf-8"), read_only=read_only, params=params.query_params)
+        else:
+            check_sql(insert[0], read_only=read_only, params=params.query_params)
+            if insert[1].lower() == "values":  # Values data may hold expressions
+                check_sql(bytes(insert[2]).decode("utf-8"), read_only=False)
         with self.server.connection(params) as (conn, session):
             if params.database:
                 conn.query(f"USE `{params.database.replace('`', '``')}`")
-            _apply_settings(conn, session, params.settings)
+            apply_settings(conn, session, params.settings)
             if insert is not None:
                 return self._insert(conn, params, *insert)
             query = payload.decode("utf-8")
@@ -322,12 +337,12 @@ class _Handler(BaseHTTPRequestHandler):
             res = conn.query(query, params.default_format, params=params.query_params or None)
             data = res.bytes() if hasattr(res, "bytes") else bytes(res)
             summary = {
-                "read_rows": str(_stat(res, "rows_read")),
-                "read_bytes": str(_stat(res, "bytes_read")),
+                "read_rows": str(stat_int(res, "rows_read")),
+                "read_bytes": str(stat_int(res, "bytes_read")),
                 "written_rows": "0",
                 "written_bytes": "0",
-                "result_rows": str(_stat(res, "rows_read")),
-                "elapsed_ns": str(int(_stat_float(res, "elapsed") * 1e9)),
+                "result_rows": str(stat_int(res, "rows_read")),
+                "elapsed_ns": str(int(stat_float(res, "elapsed") * 1e9)),
             }
             return data, fmt, summary
 
@@ -344,8 +359,8 @@ class _Handler(BaseHTTPRequestHandler):
         summary = {
             "read_rows": "0",
             "read_bytes": "0",
-            "written_rows": str(_stat(res, "rows_written") or _stat(res, "rows_read")),
-            "written_bytes": str(_stat(res, "bytes_written") or _stat(res, "bytes_read")),
+            "written_rows": str(stat_int(res, "rows_written") or stat_int(res, "rows_read")),
+            "written_bytes": str(stat_int(res, "bytes_written") or stat_int(res, "bytes_read")),
             "elapsed_ns": str(int((time.monotonic() - started) * 1e9)),
         }
         return b"", params.default_format, summary
@@ -377,42 +392,25 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
 
-def _apply_settings(conn: Any, session: _Session | None, settings: dict[str, str]) -> None:
-    """Make ``settings`` hold for this request only.
+def serve(
+    data_dir: Path,
+    host: str,
+    port: int,
+    drain_seconds: float = 30.0,
+    credentials: tuple[str, str] | None = None,
+) -> int:
+    """Serve until SIGTERM/SIGINT; then finish running requests and close chdb cleanly.
 
-    A fresh connection is discarded after the request. A session's connection keeps its
-    state, so settings a previous request passed in its URL and this one does not are reset
-    to their defaults, and unchanged ones are not set again (clickhouse-connect sends the
-    same few with every request).
+    ``credentials`` (user, password) are required of every query; without them the store
+    listens on loopback only.
     """
-    if session is None:
-        for key, value in settings.items():
-            conn.query(f"SET {key} = {setting_literal(value)}")
-        return
-    for key in [k for k in session.url_settings if k not in settings]:
-        conn.query(f"SET {key} = DEFAULT")
-        del session.url_settings[key]
-    for key, value in settings.items():
-        if session.url_settings.get(key) != value:
-            session.url_settings.pop(key, None)
-            conn.query(f"SET {key} = {setting_literal(value)}")
-            session.url_settings[key] = value
-
-
-def _stat(res: Any, name: str) -> int:
-    value = getattr(res, name, 0)
-    return int(value() if callable(value) else value)
-
-
-def _stat_float(res: Any, name: str) -> float:
-    value = getattr(res, name, 0.0)
-    return float(value() if callable(value) else value)
-
-
-def serve(data_dir: Path, host: str, port: int, drain_seconds: float = 30.0) -> int:
-    """Serve until SIGTERM/SIGINT; then finish running requests and close chdb cleanly."""
+    if credentials is None and host not in ("127.0.0.1", "localhost", "::1"):
+        log.error("refusing to listen on %s without a password: pass --password-file", host)
+        return 2
+    if credentials is None:
+        log.warning("no --password-file: any local program may query and change the store")
     try:
-        server = StoreServer((host, port), data_dir)
+        server = StoreServer((host, port), data_dir, credentials)
     except OSError as exc:
         log.error(
             "cannot listen on %s:%s (%s): choose another port (ENVIROSTREAM_STORE_PORT)",
@@ -449,13 +447,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1", help="listen address (loopback)")
     parser.add_argument("--port", type=int, default=18123, help="HTTP port")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING"])
+    parser.add_argument("--user", default=STORE_USER, help="the user queries must name")
+    parser.add_argument(
+        "--password-file", type=Path, help="file whose first line is the password queries need"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=args.log_level,
         format="%(asctime)s store %(levelname)s %(message)s",
         stream=sys.stderr,
     )
-    return serve(args.data_dir, args.host, args.port)
+    credentials = None
+    if args.password_file is not None:
+        password = read_store_password(args.password_file)
+        if password is None:
+            log.error("--password-file %s is missing or empty", args.password_file)
+            return 2
+        credentials = (args.user, password)
+    return serve(args.data_dir, args.host, args.port, credentials=credentials)
 
 
 if __name__ == "__main__":

@@ -31,15 +31,22 @@ __all__ = ["run_worker", "serve_metrics"]
 log = logging.getLogger(__name__)
 
 
-def serve_metrics(port: int, registry: CollectorRegistry, setting: str) -> None:
-    """Serve /metrics on ``port`` (0 = off); a taken port stops the process at start."""
+def serve_metrics(
+    port: int, registry: CollectorRegistry, setting: str, host: str = "127.0.0.1"
+) -> None:
+    """Serve /metrics on ``host:port`` (0 = off); a taken port stops the process at start.
+
+    ``host`` is ``ENVIROSTREAM_METRICS_HOST``: loopback unless opened on purpose.
+    """
     if port == 0:
         return
     try:
-        start_http_server(port, addr="0.0.0.0", registry=registry)
+        start_http_server(port, addr=host, registry=registry)
     except OSError as exc:
         raise ConfigurationError(
-            setting, f"cannot serve /metrics on port {port}: {exc.strerror}; choose a free port"
+            setting,
+            f"cannot serve /metrics on {host}:{port}: {exc.strerror}; choose a free port "
+            "(or another ENVIROSTREAM_METRICS_HOST)",
         ) from exc
 
 
@@ -66,7 +73,9 @@ def run_worker(settings: Settings) -> None:
     sink = open_sink(settings)
     registry = CollectorRegistry()
     metrics = PipelineMetrics(registry, tables=TABLES, dead_letter_reasons=REASONS)
-    serve_metrics(settings.metrics_port, registry, "ENVIROSTREAM_METRICS_PORT")
+    serve_metrics(
+        settings.metrics_port, registry, "ENVIROSTREAM_METRICS_PORT", settings.metrics_host
+    )
     codec = AvroCodec(registry_url=settings.schema_registry_url)
     # Outputs are retried for as long as the broker is away (no timeout: a record that
     # failed would stop the commits for good), and librdkafka's log goes through Python

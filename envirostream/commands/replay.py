@@ -110,7 +110,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     wait_for_broker(settings.bootstrap_servers, timeout=args.broker_timeout)
     registry = CollectorRegistry()
     metrics = ProducerMetrics(registry, "replay")
-    serve_metrics(settings.replay_metrics_port, registry, "ENVIROSTREAM_REPLAY_METRICS_PORT")
+    serve_metrics(
+        settings.replay_metrics_port,
+        registry,
+        "ENVIROSTREAM_REPLAY_METRICS_PORT",
+        settings.metrics_host,
+    )
 
     def bad(row: BadRow) -> None:
         print(f"{args.file}:{row.line}: skipped: {row.reason}", file=sys.stderr)

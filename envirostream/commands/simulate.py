@@ -34,7 +34,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     wait_for_broker(settings.bootstrap_servers, timeout=args.broker_timeout)
     registry = CollectorRegistry()
     metrics = ProducerMetrics(registry, "simulator")
-    serve_metrics(settings.simulator_metrics_port, registry, "ENVIROSTREAM_SIMULATOR_METRICS_PORT")
+    serve_metrics(
+        settings.simulator_metrics_port,
+        registry,
+        "ENVIROSTREAM_SIMULATOR_METRICS_PORT",
+        settings.metrics_host,
+    )
     producer = RecordProducer(settings.bootstrap_servers)
     stop = threading.Event()
     try:

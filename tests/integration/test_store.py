@@ -31,6 +31,7 @@ from clickhouse_connect.driver.exceptions import DatabaseError
 
 from core.errors import ConfigurationError, ServiceUnavailableError
 from core.settings import Settings, load_settings
+from core.store_password import read_store_password
 from infra.processes import free_port
 from infra.store import start_store, stop_store, store_status
 from sinks.client import get_client
@@ -72,7 +73,14 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
 
 def plain_client(settings: Settings, **kwargs: Any) -> Client:
     """clickhouse-connect as a third-party tool would use it (default settings)."""
-    return clickhouse_connect.get_client(host="127.0.0.1", port=settings.store_port, **kwargs)
+    return clickhouse_connect.get_client(
+        host="127.0.0.1", port=settings.store_port, password=password(settings), **kwargs
+    )
+
+
+def password(settings: Settings) -> str:
+    """The store's generated password (a third-party tool is given it like any ClickHouse's)."""
+    return read_store_password(settings.store_password_path) or ""
 
 
 # -- (1) large inserts under every compression come back exactly ---------------------------
@@ -276,7 +284,7 @@ def test_sql_errors_carry_the_clickhouse_code(store: Settings) -> None:
     assert client.query("SELECT count() FROM typed").result_rows == [(0,)]
 
     url = f"http://127.0.0.1:{store.store_port}/?" + urllib.parse.urlencode(
-        {"query": "SELECT * FROM no_such_table"}
+        {"query": "SELECT * FROM no_such_table", "password": password(store)}
     )
     with pytest.raises(urllib.error.HTTPError) as raw:
         urllib.request.urlopen(url, timeout=10)
@@ -371,7 +379,7 @@ def test_sessions_do_not_leak_use_or_settings(store: Settings) -> None:
 
 # -- the HTTP interface as curl and dashboards use it --------------------------------------
 def _get(settings: Settings, sql: str, **params: str) -> tuple[int, dict[str, str], bytes]:
-    query = urllib.parse.urlencode({"query": sql, **params})
+    query = urllib.parse.urlencode({"query": sql, "password": password(settings), **params})
     url = f"http://127.0.0.1:{settings.store_port}/?{query}"
     with urllib.request.urlopen(url, timeout=10) as resp:
         return resp.status, dict(resp.headers), resp.read()
@@ -400,7 +408,7 @@ def test_http_formats_params_and_ping(store: Settings) -> None:
     request = urllib.request.Request(
         f"http://127.0.0.1:{store.store_port}/?default_format=TSV",
         data=zlib.compress(b"SELECT 40 + 2"),
-        headers={"Content-Encoding": "deflate"},
+        headers={"Content-Encoding": "deflate", "X-ClickHouse-Key": password(store)},
     )
     with urllib.request.urlopen(request, timeout=10) as resp:
         assert resp.read() == b"42\n"

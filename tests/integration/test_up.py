@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from core.store_password import read_store_password
 from infra.processes import ServiceProcess, read_pid
 from producers.fleet import Fleet
 from producers.models import KINDS
@@ -52,6 +53,14 @@ def test_up_runs_the_pipeline_and_leaves_the_data_queryable(tmp_path: Path) -> N
     try:
         assert query.returncode == 0, query.stderr
         assert int(query.stdout.strip()) == series * (seconds // 5)
+        # The store was locked with a generated password that no output or log shows.
+        password = read_store_password(settings.store_password_path)
+        assert password
+        logs = sorted((settings.data_dir / "logs").glob("*.log"))
+        assert any(p.name == "store.log" for p in logs), logs
+        texts = [up.stdout, up.stderr, query.stdout, query.stderr]
+        texts += [p.read_text(errors="replace") for p in logs]
+        assert not [t for t in texts if password in t]
     finally:
         subprocess.run(
             [sys.executable, "-m", "envirostream", "infra", "down"],

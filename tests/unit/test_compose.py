@@ -8,6 +8,7 @@ repository and on a broken copy of it (so each check is shown able to fail).
 from __future__ import annotations
 
 import fnmatch
+import re
 import shlex
 import shutil
 from collections.abc import Callable
@@ -274,6 +275,62 @@ def check_service_addresses(root: Path) -> list[str]:
     return problems
 
 
+_LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
+_SECRET_REF = re.compile(r"^\$\{[A-Z_][A-Z0-9_]*:\?[^}]+\}$")
+_SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|(^|_)KEY$")
+
+
+def check_published_ports(root: Path) -> list[str]:
+    """Every published port is bound to loopback on the host, never to all interfaces."""
+    problems = []
+    for name, service in _services(root).items():
+        for entry in service.get("ports", []):
+            host_ip = entry.get("host_ip") if isinstance(entry, dict) else None
+            if not isinstance(entry, dict):
+                parts = str(entry).rsplit(":", 2)
+                host_ip = parts[0] if len(parts) == 3 else None
+            if host_ip not in _LOOPBACK:
+                problems.append(f"{name}: port {entry!r} is published on all interfaces")
+    return problems
+
+
+def _url_password(value: str) -> str | None:
+    _scheme, sep, rest = value.partition("://")
+    userinfo, at, _ = rest.split("/", 1)[0].rpartition("@") if sep else ("", "", "")
+    return userinfo.partition(":")[2] if at and ":" in userinfo else None
+
+
+def check_no_hardcoded_secrets(root: Path) -> list[str]:
+    """Passwords come from the (uncommitted) env file: ``${VAR:?...}``, never a literal."""
+    problems = []
+    for name, service in _services(root).items():
+        for var, value in _environment(service).items():
+            secret = value if _SECRET_NAME.search(var) else _url_password(value)
+            if secret is not None and not _SECRET_REF.match(secret):
+                problems.append(f"{name}: {var} holds a literal secret, use ${{VAR:?...}}")
+    for source in (root / "infra" / "grafana" / "provisioning").rglob("*.yml"):
+        for datasource in (_yaml(source) or {}).get("datasources", []):
+            for key, value in (datasource.get("secureJsonData") or {}).items():
+                if not str(value).startswith("$"):
+                    problems.append(f"{source.name}: {key} of {datasource['name']} is a literal")
+    return problems
+
+
+def check_metrics_hosts(root: Path) -> list[str]:
+    """Services Prometheus scrapes over the compose network serve /metrics beyond loopback."""
+    problems = []
+    for name, service in _services(root).items():
+        args = _command(service)
+        if args and args[0] in METRICS_SETTING:
+            host = load_settings(_envirostream_env(service)).metrics_host
+            if host in _LOOPBACK:
+                problems.append(
+                    f"{name}: /metrics listens on {host} ({ENV_PREFIX}METRICS_HOST): "
+                    "Prometheus in another container cannot scrape it"
+                )
+    return problems
+
+
 def _ignored(path: str, patterns: list[str]) -> bool:
     parts = PurePosixPath(path).parts
     prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
@@ -384,6 +441,9 @@ CHECKS: list[Callable[[Path], list[str]]] = [
     check_commands,
     check_scrape_ports,
     check_service_addresses,
+    check_published_ports,
+    check_no_hardcoded_secrets,
+    check_metrics_hosts,
     check_dockerfile,
     check_prometheus_rules,
     check_alertmanager,
@@ -531,3 +591,36 @@ def test_fails_on_unknown_alertmanager_receiver(broken: Path) -> None:
         broken, "infra/alertmanager/alertmanager.yml", "receiver: oncall-webhook", "receiver: pager"
     )
     assert any("unknown 'pager'" in p for p in check_alertmanager(broken))
+
+
+def test_fails_on_kafka_published_on_all_interfaces(broken: Path) -> None:
+    _edit(broken, COMPOSE, '"127.0.0.1:29092:29092"', '"29092:29092"')
+    assert any("kafka: port '29092:29092'" in p for p in check_published_ports(broken))
+    _edit(broken, COMPOSE, '"29092:29092"', '"0.0.0.0:29092:29092"')
+    assert check_published_ports(broken) != []
+
+
+def test_fails_on_a_hardcoded_clickhouse_password(broken: Path) -> None:
+    ref = "${CLICKHOUSE_PASSWORD:?set CLICKHOUSE_PASSWORD in .env}"
+    _edit(broken, COMPOSE, f"CLICKHOUSE_PASSWORD: {ref}", "CLICKHOUSE_PASSWORD: envirostream")
+    assert any("clickhouse: CLICKHOUSE_PASSWORD" in p for p in check_no_hardcoded_secrets(broken))
+
+
+def test_fails_on_a_password_in_the_clickhouse_url(broken: Path) -> None:
+    ref = "${CLICKHOUSE_PASSWORD:?set CLICKHOUSE_PASSWORD in .env}"
+    _edit(broken, COMPOSE, f"envirostream:{ref}@clickhouse", "envirostream:pw@clickhouse")
+    problems = check_no_hardcoded_secrets(broken)
+    assert any("ENVIROSTREAM_CLICKHOUSE_URL holds a literal secret" in p for p in problems)
+
+
+def test_fails_on_a_literal_grafana_datasource_password(broken: Path) -> None:
+    datasource = "infra/grafana/provisioning/datasources/envirostream.yml"
+    _edit(broken, datasource, "password: $CLICKHOUSE_PASSWORD", "password: envirostream")
+    assert any("password of ClickHouse" in p for p in check_no_hardcoded_secrets(broken))
+
+
+def test_fails_on_metrics_on_loopback_inside_a_container(broken: Path) -> None:
+    host = "ENVIROSTREAM_METRICS_HOST"
+    _edit(broken, COMPOSE, f"{host}: 0.0.0.0", f"{host}: 127.0.0.1")
+    problems = check_metrics_hosts(broken)
+    assert any("worker: /metrics listens on 127.0.0.1" in p for p in problems)

@@ -151,7 +151,8 @@ def test_errors_keep_clickhouse_text_and_code() -> None:
 
 
 @pytest.mark.parametrize(
-    ("code", "status"), [(60, 404), (81, 404), (62, 400), (27, 400), (516, 403), (241, 500)]
+    ("code", "status"),
+    [(60, 404), (81, 404), (62, 400), (27, 400), (516, 401), (446, 403), (164, 403), (241, 500)],
 )
 def test_http_status_follows_clickhouse(code: int, status: int) -> None:
     assert status_for_code(code) == status
