@@ -203,21 +203,23 @@ class MqttGateway:
 
     def run(self, until: Callable[[], bool] = lambda: False) -> None:
         """Move messages until :meth:`stop` or ``until()``; then disconnect."""
+        unsent: list[Received] = []  # a batch Kafka had not acknowledged when stopped
         try:
             while not self._stop.is_set() and not until():
                 batch = self._take()
-                if batch and self._deliver(batch):
+                if not batch:
+                    self.producer.flush(0)
+                elif self._deliver(batch):
                     self._ack(batch)
                 else:
-                    self.producer.flush(0)
+                    unsent = batch
         finally:
-            lost = 0
             while True:
                 try:
-                    lost += self._queue.get_nowait().qos == 0
+                    unsent.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
-            self.metrics.qos0_lost.inc(lost)
+            self.metrics.qos0_lost.inc(sum(item.qos == 0 for item in unsent))
             self.client.disconnect()
             self.client.loop_stop()
 
