@@ -32,6 +32,12 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         help="mqtt: MQTT client id (its persistent session holds unacknowledged messages)",
     )
     p.add_argument(
+        "--topic",
+        default=None,
+        metavar="PATTERN",
+        help="mqtt: topic filter (default ENVIROSTREAM_MQTT_TOPIC, devices/+/telemetry)",
+    )
+    p.add_argument(
         "--seconds", type=float, default=None, help="mqtt: stop after this long (default: run)"
     )
     p.add_argument("--broker-timeout", type=float, default=30.0, help="seconds to wait for Kafka")
@@ -55,6 +61,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from streams.run import serve_metrics
     from topics.producer import RecordProducer, wait_for_broker
 
+    topic_filter = settings.mqtt_topic if args.topic is None else args.topic
+    if not topic_filter.strip() or "#" in topic_filter.split("/")[:-1]:
+        msg = f"--topic {topic_filter!r}: expected an MQTT topic filter such as devices/+/telemetry"
+        raise EnviroStreamError(msg)
     if settings.mqtt_url is None:
         start_mosquitto(settings)
     wait_for_broker(settings.bootstrap_servers, timeout=args.broker_timeout)
@@ -66,7 +76,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         RecordProducer(settings.bootstrap_servers, linger_ms=5),
         AvroCodec(registry_url=settings.schema_registry_url),
         metrics,
-        topic_filter=settings.mqtt_topic,
+        topic_filter=topic_filter,
         qos=settings.mqtt_qos,
         client_id=args.client_id,
         max_pending=settings.mqtt_max_pending_messages,
@@ -74,7 +84,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     signal.signal(signal.SIGTERM, lambda *_: gateway.stop())
     gateway.start()
     print(
-        f"gateway: {gateway.address} {settings.mqtt_topic} (QoS {settings.mqtt_qos}) "
+        f"gateway: {gateway.address} {topic_filter} (QoS {settings.mqtt_qos}) "
         f"-> {settings.bootstrap_servers}",
         flush=True,
     )
