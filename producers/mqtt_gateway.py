@@ -52,6 +52,7 @@ class Received:
     qos: int
     topic: str
     payload: bytes
+    session: int = 0  # which connection delivered it (its mid means nothing on another)
     received: float = field(default_factory=time.monotonic)
 
 
@@ -154,6 +155,9 @@ class MqttGateway:
         self._stop = threading.Event()
         self._connected = threading.Event()
         self._refused: str | None = None
+        self._session = 0  # connections so far; a reconnect makes older mids stale
+        self._session_lock = threading.Lock()
+        self.stale = 0  # messages of an earlier connection: not acked, the broker resends
         self.messages = self.readings = self.rejected = self.acked = 0
         self.client, self.address = mqtt_client(url, client_id, persistent=qos > 0)
         self.client.on_connect = self._on_connect
@@ -165,12 +169,14 @@ class MqttGateway:
             self._refused = str(reason)
             self._connected.set()
             return
+        with self._session_lock:
+            self._session += 1
         client.subscribe(self.topic_filter, qos=self.qos)
         self._connected.set()
         log.info("gateway connected to %s, subscribed to %s", self.address, self.topic_filter)
 
     def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
-        item = Received(msg.mid, msg.qos, msg.topic, bytes(msg.payload))
+        item = Received(msg.mid, msg.qos, msg.topic, bytes(msg.payload), self._session)
         self.metrics.messages_in.labels(str(msg.qos)).inc()
         while not self._stop.is_set():  # blocks the network thread: back-pressure
             try:
@@ -287,10 +293,14 @@ class MqttGateway:
 
     def _ack(self, batch: list[Received]) -> None:
         now = time.monotonic()
-        for item in batch:
-            if item.qos > 0:
-                self.client.ack(item.mid, item.qos)
-            self.metrics.ack_seconds.observe(now - item.received)
+        with self._session_lock:  # a reconnect between the check and the ack would reuse mids
+            for item in batch:
+                if item.qos > 0 and item.session != self._session:
+                    self.stale += 1  # redelivered on the new connection; its readings again
+                    continue
+                if item.qos > 0:
+                    self.client.ack(item.mid, item.qos)
+                self.metrics.ack_seconds.observe(now - item.received)
         self.messages += len(batch)
         self.acked += len(batch)
         self.metrics.pending.set(self._queue.qsize())

@@ -134,3 +134,13 @@ def test_a_full_queue_blocks_the_network_thread_until_stopped() -> None:
     assert not handler.is_alive()
     assert gw.metrics.qos0_lost._value.get() == 1
     assert gw._queue.qsize() == 1
+
+
+def test_messages_of_an_earlier_connection_are_not_acked_by_their_stale_mid() -> None:
+    gw, _ = gateway([])
+    gw._session = 2  # reconnected: the broker resends what connection 1 left unacknowledged
+    gw._queue.put(Received(5, 1, TOPIC, GOOD, session=1))
+    gw._queue.put(Received(5, 1, TOPIC, GOOD, session=2))  # the resend, same mid
+    gw.run(until=lambda: gw.messages > 0)
+    assert gw.client.acked == [5]  # type: ignore[attr-defined]  # once, for the resend
+    assert gw.stale == 1 and gw.readings == 2  # both produced: same reading id, deduplicated
