@@ -5,7 +5,8 @@ readings must be in ``telemetry.readings`` keyed by the device, the bad message 
 with its reason and MQTT topic. A device publishing under another device's id is refused by
 the broker's ACL. Then Kafka is frozen (SIGSTOP) while the gateway holds a message, the
 gateway is killed, Kafka resumes and a new gateway starts: the broker redelivers the
-unacknowledged message to the new gateway, which puts its reading in Kafka.
+unacknowledged message to the new gateway, which puts its reading in Kafka. A gateway with a
+wrong password gets an error naming the setting.
 """
 
 from __future__ import annotations
@@ -23,14 +24,18 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 from confluent_kafka import Consumer, TopicPartition
+from prometheus_client import CollectorRegistry
 
+from core.errors import ConfigurationError
 from core.settings import Settings, settings_environ
 from infra.kafka import kafka_status
 from infra.mosquitto import add_device, start_mosquitto, stop_mosquitto
 from infra.processes import free_port
+from producers.mqtt_gateway import GatewayMetrics, MqttGateway
 from schemas import AvroCodec
 from tests.integration.conftest import REPO
 from topics import DLQ, READINGS, TopicAdmin, topic_specs
+from topics.producer import RecordProducer
 
 T0 = 1_704_067_200_000
 DEVICE, OTHER = "pack-1", "pack-2"
@@ -198,3 +203,21 @@ def test_message_held_by_a_killed_gateway_is_redelivered(
     assert values and set(values) == {400.25}
     redelivered = (tmp_path / "gateway-2.log").read_text()
     assert "1 messages acknowledged, 1 readings to Kafka, 0 messages to the DLQ" in redelivered
+
+
+def test_a_wrong_gateway_password_is_a_clear_error(
+    broker: tuple[Settings, dict[str, str]],
+) -> None:
+    settings, _ = broker
+    gateway = MqttGateway(
+        f"mqtt://envirostream-gateway:wrong@127.0.0.1:{settings.mqtt_port}",
+        RecordProducer(settings.bootstrap_servers),
+        AvroCodec(),
+        GatewayMetrics(CollectorRegistry()),
+        client_id="gw-wrong-password",
+    )
+    with pytest.raises(ConfigurationError) as caught:
+        gateway.start(timeout=15)
+    text = str(caught.value)
+    assert text.startswith("ENVIROSTREAM_MQTT_URL: the MQTT broker at 127.0.0.1:")
+    assert "refused the gateway" in text and "wrong" not in text
