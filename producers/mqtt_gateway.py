@@ -260,7 +260,7 @@ class MqttGateway:
             key = readings[0]["device_id"].encode()
             keys.extend([key] * len(encoded))
             values.extend(encoded)
-        waited = 0.0
+        started, next_warning = time.monotonic(), 5.0
         while True:
             failed = self.producer.failed
             self.producer.send_batch(READINGS, keys, values)
@@ -272,9 +272,10 @@ class MqttGateway:
                     headers=[_dlq_headers(item, exc) for item, exc in letters],
                 )
             while self.producer.flush(1.0) > 0:
-                waited += 1.0
-                if waited in (5.0, 60.0) or waited % 600 == 0:
+                waited = time.monotonic() - started
+                if waited >= next_warning:  # after 5 s, 20 s, 80 s, 320 s, then every 10 min
                     log.warning("Kafka has not acknowledged for %.0fs; not reading MQTT", waited)
+                    next_warning = min(next_warning * 4, waited + 600)
                 if self._stop.is_set():
                     return False
             if self.producer.failed == failed:
