@@ -23,6 +23,7 @@ test: bootstrap lint typecheck
 bootstrap: $(STAMP)
 	$(BIN)/python -m infra.kafka fetch
 	sh infra/prometheus/install.sh
+	sh infra/install_mosquitto.sh
 
 ## The exact versions of requirements.lock (tested), then the package itself without deps.
 $(STAMP): pyproject.toml requirements.lock

@@ -21,7 +21,7 @@ from core.errors import ConfigurationError
 from core.secrets import SecretUrl, redact_url
 
 ENV_PREFIX = "ENVIROSTREAM_"
-SECRET_FIELDS = frozenset({"clickhouse_url", "alertmanager_url"})
+SECRET_FIELDS = frozenset({"clickhouse_url", "alertmanager_url", "mqtt_url"})
 
 
 class Settings(BaseSettings):
@@ -109,6 +109,37 @@ class Settings(BaseSettings):
         default=1825,
         ge=1,
         description="ClickHouse TTL of the hourly and daily rollups (`aggregates_1h`, `_1d`).",
+    )
+    # --- MQTT gateway (docs/gateway.md) ------------------------------------------------
+    mqtt_url: SecretUrl | None = Field(
+        default=None,
+        description="mqtt(s)://user:password@host:port of the broker the gateway reads; "
+        "unset = the local Mosquitto (`infra up`) with its generated gateway password.",
+    )
+    mqtt_port: int = Field(
+        default=18830, ge=1, le=65535, description="Port of the local Mosquitto (loopback)."
+    )
+    mqtt_topic: str = Field(
+        default="devices/+/telemetry",
+        min_length=1,
+        description="Topic filter the gateway subscribes to (the device id is the level "
+        "before `telemetry`).",
+    )
+    mqtt_qos: int = Field(
+        default=1,
+        ge=0,
+        le=1,
+        description="1: a message is acknowledged only once Kafka has its readings (no "
+        "loss); 0: at most once, the loss is counted.",
+    )
+    mqtt_max_pending_messages: int = Field(
+        default=1000,
+        ge=1,
+        description="Messages received and not yet in Kafka above which the gateway stops "
+        "reading from the broker (bounded memory while Kafka is away).",
+    )
+    gateway_metrics_port: int = Field(
+        default=9468, ge=0, le=65535, description="/metrics of `envirostream gateway`; 0=off."
     )
     # --- schemas -----------------------------------------------------------------------
     schema_registry_url: str | None = Field(
@@ -433,6 +464,18 @@ class Settings(BaseSettings):
             msg = f"expected an http:// or https:// URL, got {redact_url(value)!r}"
             raise ValueError(msg)
         return value.rstrip("/")
+
+    @field_validator("mqtt_url", mode="before")
+    @classmethod
+    def _check_mqtt_url(cls, value: object) -> object:
+        if isinstance(value, SecretUrl):
+            value = value.get_secret_value()
+        if not isinstance(value, str) or value.strip() == "":
+            return None if isinstance(value, str) else value
+        if not value.startswith(("mqtt://", "mqtts://")):
+            msg = f"expected an mqtt:// or mqtts:// URL, got {redact_url(value)!r}"
+            raise ValueError(msg)
+        return value
 
     @model_validator(mode="after")
     def _check_ports(self) -> Settings:
