@@ -14,9 +14,10 @@ import datetime as dt
 import math
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 from producers.encoding import READING_SCHEMA
 from schemas import AvroCodec, load_schema
@@ -27,6 +28,7 @@ __all__ = [
     "CsvSource",
     "ReplayError",
     "ReplayReport",
+    "ReplayRun",
     "Row",
     "parse_speed",
     "parse_timestamp",
@@ -159,6 +161,84 @@ class ReplayReport:
     last_error: str | None = None
 
 
+class _Timed(Protocol):
+    @property
+    def ts_ms(self) -> int: ...
+
+
+R = TypeVar("R", bound=_Timed)
+
+
+class ReplayRun:
+    """What every replay shares: bad rows counted and reported, rows paced in event time
+    (``speed`` x the recorded pace; 0 = as fast as possible), readings encoded and sent in
+    batches keyed by the device, and the final flush into the report."""
+
+    def __init__(
+        self,
+        producer: RecordProducer,
+        codec: AvroCodec,
+        topic: str,
+        device_id: str,
+        speed: float,
+        stop: threading.Event | None,
+        on_bad_row: Callable[[BadRow], None] | None,
+        metrics: ProducerMetrics | None,
+    ) -> None:
+        self.producer, self.codec, self.topic = producer, codec, topic
+        self.key = device_id.encode()
+        self.speed = speed
+        self.stop = stop or threading.Event()
+        self.on_bad_row = on_bad_row
+        self.metrics = metrics
+        self.report = ReplayReport()
+        self.pending: list[dict] = []
+
+    def send(self) -> None:
+        """Encode and send the pending readings."""
+        if self.pending:
+            values = self.codec.encode_batch(READING_SCHEMA, self.pending)
+            self.producer.send_batch(self.topic, [self.key] * len(values), values)
+            self.report.sent += len(values)
+            self.pending.clear()
+        if self.metrics is not None:
+            self.metrics.observe(self.report.sent, self.report.skipped, self.producer)
+
+    def rows(self, source: Iterable[R | BadRow]) -> Iterator[R]:
+        """The good rows of ``source``, each when its pace says (bad rows are counted)."""
+        first_ts: int | None = None
+        wall0 = time.monotonic()
+        for item in source:
+            if self.stop.is_set():
+                return
+            if isinstance(item, BadRow):
+                self.report.skipped += 1
+                if len(self.report.bad_rows) < MAX_BAD_ROWS_KEPT:
+                    self.report.bad_rows.append(item)
+                if self.on_bad_row is not None:
+                    self.on_bad_row(item)
+                continue
+            if self.speed > 0:
+                first_ts = item.ts_ms if first_ts is None else first_ts
+                delay = wall0 + (item.ts_ms - first_ts) / 1000.0 / self.speed - time.monotonic()
+                if delay > 0:
+                    self.send()
+                    if self.stop.wait(delay):
+                        return
+            yield item
+
+    def finish(self) -> ReplayReport:
+        """Send what is pending, wait for the broker's acknowledgements; the report."""
+        self.send()
+        report = self.report
+        report.undelivered = self.producer.flush(timeout=120.0)
+        report.delivered = self.producer.delivered
+        report.last_error = self.producer.last_error
+        if self.metrics is not None:
+            self.metrics.observe(report.sent, report.skipped, self.producer)
+        return report
+
+
 def replay(
     source: CsvSource,
     device_id: str,
@@ -181,43 +261,11 @@ def replay(
     ``time_offset_ms`` is added to every row's event time (and so to its reading id); the
     NAB benchmark uses it to lay several recorded files end to end on one time axis.
     """
-    stop = stop or threading.Event()
-    report = ReplayReport()
+    run = ReplayRun(producer, codec, topic, device_id, speed, stop, on_bad_row, metrics)
     sensor = f"{device_id}/{capability.lower()}"
-    key = device_id.encode()
-    pending: list[dict] = []
-    seq = 0
-    first_ts: int | None = None
-    wall0 = time.monotonic()
-
-    def send() -> None:
-        if pending:
-            values = codec.encode_batch(READING_SCHEMA, pending)
-            producer.send_batch(topic, [key] * len(values), values)
-            report.sent += len(values)
-            pending.clear()
-        if metrics is not None:
-            metrics.observe(report.sent, report.skipped, producer)
-
-    for item in source:
-        if stop.is_set():
-            break
-        if isinstance(item, BadRow):
-            report.skipped += 1
-            if len(report.bad_rows) < MAX_BAD_ROWS_KEPT:
-                report.bad_rows.append(item)
-            if on_bad_row is not None:
-                on_bad_row(item)
-            continue
-        if speed > 0:
-            first_ts = item.ts_ms if first_ts is None else first_ts
-            delay = wall0 + (item.ts_ms - first_ts) / 1000.0 / speed - time.monotonic()
-            if delay > 0:
-                send()
-                if stop.wait(delay):
-                    break
+    for seq, item in enumerate(run.rows(source)):
         ts = item.ts_ms + time_offset_ms
-        pending.append(
+        run.pending.append(
             {
                 "reading_id": f"{sensor}@{ts}",
                 "device_id": device_id,
@@ -233,13 +281,6 @@ def replay(
                 "label": None,
             }
         )
-        seq += 1
-        if len(pending) >= batch:
-            send()
-    send()
-    report.undelivered = producer.flush(timeout=120.0)
-    report.delivered = producer.delivered
-    report.last_error = producer.last_error
-    if metrics is not None:
-        metrics.observe(report.sent, report.skipped, producer)
-    return report
+        if len(run.pending) >= batch:
+            run.send()
+    return run.finish()

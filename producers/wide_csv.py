@@ -22,17 +22,15 @@ from __future__ import annotations
 import csv
 import math
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from producers.encoding import READING_SCHEMA
 from producers.replay import (
-    MAX_BAD_ROWS_KEPT,
     BadRow,
     ReplayError,
     ReplayReport,
+    ReplayRun,
     parse_timestamp,
     resolve_capability,
 )
@@ -228,45 +226,12 @@ def replay_wide(
     ``sequence`` counts rows from ``first_sequence`` (one number per instant, as a device's
     tick). ``report.sent`` counts readings; ``report.skipped`` counts bad rows and cells.
     """
-    stop = stop or threading.Event()
-    report = ReplayReport()
-    key = device_id.encode()
-    pending: list[dict] = []
-    seq = first_sequence
-    first_ts: int | None = None
-    wall0 = time.monotonic()
-    name = source.path.name
-
-    def send() -> None:
-        if pending:
-            values = codec.encode_batch(READING_SCHEMA, pending)
-            producer.send_batch(topic, [key] * len(values), values)
-            report.sent += len(values)
-            pending.clear()
-        if metrics is not None:
-            metrics.observe(report.sent, report.skipped, producer)
-
-    for item in source:
-        if stop.is_set():
-            break
-        if isinstance(item, BadRow):
-            report.skipped += 1
-            if len(report.bad_rows) < MAX_BAD_ROWS_KEPT:
-                report.bad_rows.append(item)
-            if on_bad_row is not None:
-                on_bad_row(item)
-            continue
-        if speed > 0:
-            first_ts = item.ts_ms if first_ts is None else first_ts
-            delay = wall0 + (item.ts_ms - first_ts) / 1000.0 / speed - time.monotonic()
-            if delay > 0:
-                send()
-                if stop.wait(delay):
-                    break
+    run = ReplayRun(producer, codec, topic, device_id, speed, stop, on_bad_row, metrics)
+    for seq, item in enumerate(run.rows(source), start=first_sequence):
         ts = item.ts_ms + time_offset_ms
         for cap, value in item.values:
             sensor = f"{device_id}/{cap.lower()}"
-            pending.append(
+            run.pending.append(
                 {
                     "reading_id": f"{sensor}@{ts}",
                     "device_id": device_id,
@@ -278,17 +243,10 @@ def replay_wide(
                     "timestamp": ts,
                     "sequence": seq,
                     "tenant_id": tenant_id,
-                    "attributes": {"source": name, "line": str(item.line)},
+                    "attributes": {"source": source.path.name, "line": str(item.line)},
                     "label": None,
                 }
             )
-        seq += 1
-        if len(pending) >= batch:
-            send()
-    send()
-    report.undelivered = producer.flush(timeout=120.0)
-    report.delivered = producer.delivered
-    report.last_error = producer.last_error
-    if metrics is not None:
-        metrics.observe(report.sent, report.skipped, producer)
-    return report
+        if len(run.pending) >= batch:
+            run.send()
+    return run.finish()
