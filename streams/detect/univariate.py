@@ -273,24 +273,32 @@ class SeasonalZScore(Detector[float]):
     def _learn_at(
         self, x: float, ts_ms: int, base: float, std: float, i: int, i0: int, i1: int
     ) -> None:
-        z = (x - base) / std if self.n_learned >= 2 else 0.0
+        learned = self.n_learned
+        z = (x - base) / std if learned >= 2 else 0.0
         clip = self.clip
-        zc = max(-clip, min(clip, z))
+        zc = z if z < clip else clip  # max(-clip, min(clip, z)), NaN included
+        if not zc > -clip:
+            zc = -clip
         # once warm, learning is winsorised: an outlier moves the baseline by at most ``clip``
         # std; during warm-up the variance is not yet trustworthy, so values are taken as is
-        xw = base + zc * std if self.is_warm else x
+        xw = base + zc * std if learned >= self.warmup else x
         self._fast.update(xw)
-        self._var.update(xw - base if self.n_learned >= 2 else 0.0)
+        self._var.update(xw - base if learned >= 2 else 0.0)
         counts = self._counts
-        counts[i] += 1
-        rate = max(1.0 / counts[i], self.profile_rate)
+        c = counts[i] = counts[i] + 1
+        prate = self.profile_rate
+        rate = 1.0 / c
+        if prate > rate:
+            rate = prate
         profile = self._profile
         profile[i] += rate * (xw - profile[i])
         if counts[i0] >= _MIN_BUCKET and counts[i1] >= _MIN_BUCKET:
             # the spread usual at this hour, around the profile (not around the fast mean
             # used before the profile covers the hour: its lag is not the series' spread)
             n = self._bucket_n[i] = self._bucket_n[i] + 1
-            brate = max(1.0 / n, self.profile_rate)
+            brate = 1.0 / n
+            if prate > brate:
+                brate = prate
             self._bucket_sq[i] += brate * ((xw - base) ** 2 - self._bucket_sq[i])
         self._level.update(zc)
         if self.n_learned + 1 == self.warmup:
@@ -312,7 +320,7 @@ class SeasonalZScore(Detector[float]):
     def process_one(self, x: float, ts_ms: int, *, learn: bool = True) -> Score:
         """:meth:`Detector.process_one`, with the reading's baseline and spread computed once
         for its score and its learning (the same arithmetic, the same results)."""
-        if not self._accepts(x):
+        if not (math.isfinite(x) if type(x) is float else self._accepts(x)):
             return super().process_one(x, ts_ms, learn=learn)
         frame = self._frame(ts_ms)
         score = self._score_at(x, frame[0], frame[1])
