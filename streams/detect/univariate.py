@@ -320,16 +320,21 @@ class SeasonalZScore(Detector[float]):
     def process_one(self, x: float, ts_ms: int, *, learn: bool = True) -> Score:
         """:meth:`Detector.process_one`, with the reading's baseline and spread computed once
         for its score and its learning (the same arithmetic, the same results)."""
+        score, flagged, warm = self.process(x, ts_ms, learn)
+        return Score(self.name, score, self.threshold, flagged, warm)
+
+    def process(self, x: float, ts_ms: int, learn: bool) -> tuple[float, bool, bool]:
+        """``(score, is_anomaly, warm)`` of :meth:`process_one`, without the ``Score``
+        (the per-reading path of the stage allocates none)."""
+        warm = self.n_learned >= self.warmup
         if not (math.isfinite(x) if type(x) is float else self._accepts(x)):
-            return super().process_one(x, ts_ms, learn=learn)
+            return math.nan, False, warm  # neither scored nor learned
         frame = self._frame(ts_ms)
         score = self._score_at(x, frame[0], frame[1])
-        warm = self.n_learned >= self.warmup
         if learn:
             self._learn_at(x, ts_ms, *frame)
             self.n_learned += 1
-        flagged = warm and math.isfinite(score) and score >= self.threshold
-        return Score(self.name, score, self.threshold, flagged, warm)
+        return score, warm and math.isfinite(score) and score >= self.threshold, warm
 
     def _accept_new_level(self) -> None:
         """A drift that lasted ``accept_ms`` is the series' new normal (a sensor replaced, a
