@@ -318,14 +318,12 @@ class SeasonalZScore(Detector[float]):
             self._accept_new_level()
 
     def process_one(self, x: float, ts_ms: int, *, learn: bool = True) -> Score:
-        """:meth:`Detector.process_one`, with the reading's baseline and spread computed once
-        for its score and its learning (the same arithmetic, the same results)."""
+        """:meth:`Detector.process_one`, with one baseline and spread for score and learning."""
         score, flagged, warm = self.process(x, ts_ms, learn)
         return Score(self.name, score, self.threshold, flagged, warm)
 
     def process(self, x: float, ts_ms: int, learn: bool) -> tuple[float, bool, bool]:
-        """``(score, is_anomaly, warm)`` of :meth:`process_one`, without the ``Score``
-        (the per-reading path of the stage allocates none)."""
+        """``(score, is_anomaly, warm)`` of :meth:`process_one`, no ``Score`` allocated."""
         warm = self.n_learned >= self.warmup
         if not (math.isfinite(x) if type(x) is float else self._accepts(x)):
             return math.nan, False, warm  # neither scored nor learned
