@@ -131,17 +131,20 @@ class PageHinkley:
     def update(self, x: float) -> None:
         if self.drift_detected:
             self._reset()
-        self.n += 1.0
-        self.mean += (1.0 / self.n) * (x - self.mean)
-        dev = x - self.mean
-        self.sum_increase = self.alpha * self.sum_increase + dev - self.delta
-        self.sum_decrease = self.alpha * self.sum_decrease + dev + self.delta
-        self.min_increase = min(self.min_increase, self.sum_increase)
-        self.max_decrease = max(self.max_decrease, self.sum_decrease)
-        if self.n >= self.min_instances:
+        n = self.n = self.n + 1.0
+        mean = self.mean = self.mean + (1.0 / n) * (x - self.mean)
+        dev = x - mean
+        alpha = self.alpha
+        inc = self.sum_increase = alpha * self.sum_increase + dev - self.delta
+        dec = self.sum_decrease = alpha * self.sum_decrease + dev + self.delta
+        # min() and max() written out (the same comparisons, NaN included)
+        if inc < self.min_increase:
+            self.min_increase = inc
+        if dec > self.max_decrease:
+            self.max_decrease = dec
+        if n >= self.min_instances:
             self.drift_detected = (
-                self.sum_increase - self.min_increase > self.threshold
-                or self.max_decrease - self.sum_decrease > self.threshold
+                inc - self.min_increase > self.threshold or self.max_decrease - dec > self.threshold
             )
 
     def to_state(self) -> State:

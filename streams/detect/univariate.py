@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 
-from streams.detect.base import Detector
+from streams.detect.base import Detector, Score
 from streams.detect.moments import EWMean, EWVar, PageHinkley
 from streams.detect.state import (
     State,
@@ -162,12 +162,6 @@ class SeasonalZScore(Detector[float]):
     def _accepts(self, x: float) -> bool:
         return isinstance(x, float | int) and math.isfinite(x)
 
-    def _profiled(self, ts_ms: int) -> bool:
-        pos = (ts_ms % _DAY_MS) / _HOUR_MS - 0.5
-        lo = math.floor(pos)
-        c = self._counts
-        return c[lo % _BUCKETS] >= _MIN_BUCKET and c[(lo + 1) % _BUCKETS] >= _MIN_BUCKET
-
     def _baseline(self, ts_ms: int) -> float:
         pos = (ts_ms % _DAY_MS) / _HOUR_MS - 0.5  # bucket i is centred at i + 0.5 hours
         lo = math.floor(pos)
@@ -225,34 +219,86 @@ class SeasonalZScore(Detector[float]):
         std = max(math.sqrt(max(var, 0.0)), self.min_std, self.rel_std_floor * abs(base))
         return (x - base) / std
 
+    def _frame(self, ts_ms: int) -> tuple[float, float, int, int, int]:
+        """``(baseline, std, hour, i0, i1)`` at ``ts_ms``: :meth:`_baseline` and :meth:`_std`
+        in one pass (the score and the learning of a reading share them), the hour's bucket
+        and the two buckets the baseline interpolates between."""
+        t = ts_ms % _DAY_MS
+        pos = t / _HOUR_MS - 0.5  # bucket i is centred at i + 0.5 hours
+        lo = math.floor(pos)
+        frac = pos - lo
+        i0, i1 = lo % _BUCKETS, (lo + 1) % _BUCKETS
+        counts = self._counts
+        if counts[i0] >= _MIN_BUCKET and counts[i1] >= _MIN_BUCKET:
+            profile = self._profile
+            base = profile[i0] * (1.0 - frac) + profile[i1] * frac
+        else:
+            base = float(self._fast.mean) if self.n_learned else 0.0
+        # _std, written out (the comparisons are those of max(), NaN included)
+        i = t // _HOUR_MS
+        ew = self._var
+        m = ew.of_x.mean
+        var = ew.of_sq.mean - m * m
+        if self._bucket_n[i] >= _MIN_BUCKET:
+            bucket = self._bucket_sq[i]
+            if bucket > var:
+                var = bucket
+        if var < 0.0:
+            var = 0.0
+        std = math.sqrt(var)
+        if self.min_std > std:
+            std = self.min_std
+        floor = self.rel_std_floor * abs(base)
+        if floor > std:
+            std = floor
+        return base, std, i, i0, i1
+
     def _score(self, x: float, ts_ms: int) -> float:
-        z = abs(self._z(x, ts_ms))
+        base, std, _, _, _ = self._frame(ts_ms)
+        return self._score_at(x, base, std)
+
+    def _score_at(self, x: float, base: float, std: float) -> float:
         if self.n_learned >= 2:
+            z = abs((x - base) / std)
             # far from the daily profile *and* from the recent level: a state that differs
             # from yesterday's (a battery at another charge) is not an anomaly by itself
-            base = self._baseline(ts_ms)
-            z = min(z, abs(x - float(self._fast.get())) / self._std(base, ts_ms))
+            z = min(z, abs(x - float(self._fast.mean)) / std)
+        else:
+            z = 0.0
         return max(z, self.threshold) if self.drifting else z
 
     def _learn(self, x: float, ts_ms: int) -> None:
-        z = self._z(x, ts_ms)
-        zc = max(-self.clip, min(self.clip, z))
-        base = self._baseline(ts_ms)
-        std = self._std(base, ts_ms)
+        self._learn_at(x, ts_ms, *self._frame(ts_ms))
+
+    def _learn_at(
+        self, x: float, ts_ms: int, base: float, std: float, i: int, i0: int, i1: int
+    ) -> None:
+        learned = self.n_learned
+        z = (x - base) / std if learned >= 2 else 0.0
+        clip = self.clip
+        zc = z if z < clip else clip  # max(-clip, min(clip, z)), NaN included
+        if not zc > -clip:
+            zc = -clip
         # once warm, learning is winsorised: an outlier moves the baseline by at most ``clip``
         # std; during warm-up the variance is not yet trustworthy, so values are taken as is
-        xw = base + zc * std if self.is_warm else x
+        xw = base + zc * std if learned >= self.warmup else x
         self._fast.update(xw)
-        self._var.update(xw - base if self.n_learned >= 2 else 0.0)
-        i = (ts_ms % _DAY_MS) // _HOUR_MS
-        self._counts[i] += 1
-        rate = max(1.0 / self._counts[i], self.profile_rate)
-        self._profile[i] += rate * (xw - self._profile[i])
-        if self._profiled(ts_ms):
+        self._var.update(xw - base if learned >= 2 else 0.0)
+        counts = self._counts
+        c = counts[i] = counts[i] + 1
+        prate = self.profile_rate
+        rate = 1.0 / c
+        if prate > rate:
+            rate = prate
+        profile = self._profile
+        profile[i] += rate * (xw - profile[i])
+        if counts[i0] >= _MIN_BUCKET and counts[i1] >= _MIN_BUCKET:
             # the spread usual at this hour, around the profile (not around the fast mean
             # used before the profile covers the hour: its lag is not the series' spread)
             n = self._bucket_n[i] = self._bucket_n[i] + 1
-            brate = max(1.0 / n, self.profile_rate)
+            brate = 1.0 / n
+            if prate > brate:
+                brate = prate
             self._bucket_sq[i] += brate * ((xw - base) ** 2 - self._bucket_sq[i])
         self._level.update(zc)
         if self.n_learned + 1 == self.warmup:
@@ -270,6 +316,23 @@ class SeasonalZScore(Detector[float]):
             self.drifting = False
         elif self.drifting and self.accept_ms and ts_ms - self._drift_since >= self.accept_ms:
             self._accept_new_level()
+
+    def process_one(self, x: float, ts_ms: int, *, learn: bool = True) -> Score:
+        """:meth:`Detector.process_one`, with one baseline and spread for score and learning."""
+        score, flagged, warm = self.process(x, ts_ms, learn)
+        return Score(self.name, score, self.threshold, flagged, warm)
+
+    def process(self, x: float, ts_ms: int, learn: bool) -> tuple[float, bool, bool]:
+        """``(score, is_anomaly, warm)`` of :meth:`process_one`, no ``Score`` allocated."""
+        warm = self.n_learned >= self.warmup
+        if not (math.isfinite(x) if type(x) is float else self._accepts(x)):
+            return math.nan, False, warm  # neither scored nor learned
+        frame = self._frame(ts_ms)
+        score = self._score_at(x, frame[0], frame[1])
+        if learn:
+            self._learn_at(x, ts_ms, *frame)
+            self.n_learned += 1
+        return score, warm and math.isfinite(score) and score >= self.threshold, warm
 
     def _accept_new_level(self) -> None:
         """A drift that lasted ``accept_ms`` is the series' new normal (a sensor replaced, a

@@ -72,16 +72,16 @@ class ReadingScore(Signal):
         det = ser.detector
         ts, value, cap = reading.ts, reading.value, ser.capability
         n = det.n_learned
-        s = det.process_one(value, ts, learn=learn)
+        score, anomalous, warm = det.process(value, ts, learn)
         flagged = (
-            s.is_anomaly
-            and (st.threshold is None or s.score >= st.threshold)
+            anomalous
+            and (st.threshold is None or score >= st.threshold)
             and (reading.device_type, cap) not in OPERATING_STATE
         )
         alert: AlertCandidate | None = None
         if learn:
             st.hits = hits = ((st.hits << 1) | flagged) & self._mask
-            st.max_score = max(st.max_score, s.score) if hits else 0.0
+            st.max_score = max(st.max_score, score) if hits else 0.0
             if flagged and hits.bit_count() >= self._persistence:
                 alert = AlertCandidate(
                     f"anomaly:{cap}",
@@ -89,19 +89,19 @@ class ReadingScore(Signal):
                     ts,
                     cap,
                     f"{cap} anomalous: {hits.bit_count()} of the last "
-                    f"{self.config.persistence_window} readings scored >= {s.threshold:g} "
-                    f"(last {s.score:.1f}, value {value:g})",
+                    f"{self.config.persistence_window} readings scored >= {det.threshold:g} "
+                    f"(last {score:.1f}, value {value:g})",
                     {f"score:{cap}": f"{st.max_score:.3f}"},
                 )
         every = self._every
-        if not (flagged or (every > 0 and s.warm and n % every == 0)):
+        if not (flagged or (every > 0 and warm and n % every == 0)):
             return NO_FINDINGS if alert is None else (alert,)
         point = ScorePoint(
             cap,
-            s.detector,
+            det.name,
             ts,
-            s.score,
-            st.threshold or s.threshold,
+            score,
+            st.threshold or det.threshold,
             value,
             flagged,
             reading.reading_id,

@@ -63,3 +63,30 @@ def test_spike_does_not_drag_the_baseline() -> None:
     # winsorised learning: a normal value stays normal after the burst
     assert after < det.threshold
     assert abs(after - before) < 3.0
+
+
+def test_process_one_equals_score_then_learn_bit_for_bit() -> None:
+    """The fused per-reading path (baseline and spread computed once) gives the scores and
+    the state of scoring then learning separately, and its frame is _baseline and _std."""
+    rng = random.Random(3)
+    fused = SeasonalZScore(warmup=300, accept_ms=6 * HOUR)
+    split = SeasonalZScore(warmup=300, accept_ms=6 * HOUR)
+    drifted = False
+    for i in range(3 * 1_440):
+        ts = i * MIN
+        x = 20.0 + 5.0 * math.sin(2 * math.pi * ts / DAY) + rng.gauss(0.0, 0.3)
+        x += 8.0 if i > 2 * 1_440 else 0.0  # a step: a drift latched, then accepted
+        if i % 997 == 0:
+            x = math.nan
+        learn = i % 13 != 0
+        base = fused._baseline(ts)
+        assert fused._frame(ts)[:2] == (base, fused._std(base, ts))
+        got = fused.process_one(x, ts, learn=learn)
+        score, warm = split.score_one(x, ts), split.is_warm
+        if learn:
+            split.learn_one(x, ts)
+        assert got.warm == warm
+        assert got.score == score or (math.isnan(score) and math.isnan(got.score))
+        drifted = drifted or fused.drifting
+        assert fused.to_state() == split.to_state()
+    assert drifted
