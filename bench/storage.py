@@ -56,6 +56,7 @@ _TYPES = {
     "UInt64": _INT,
     "String": _STR,
     "LowCardinality(String)": _LC,
+    "Map(LowCardinality(String), String)": _LC,
 }
 
 

@@ -26,7 +26,7 @@ import numpy as np
 
 from core.settings import Settings
 from sinks.base import BatchingSink, SinkBatch, StoredWindows, WindowRef
-from sinks.ddl import TABLES, codec_changes, create_statements
+from sinks.ddl import TABLES, codec_changes, column_additions, create_statements
 from sinks.rollups import refresh_rollups, rollup_create_statements
 
 __all__ = ["ClickHouseSink", "partition_months", "split_by_partition"]
@@ -118,8 +118,9 @@ class ClickHouseSink(BatchingSink, StoredWindows):
 
     def setup(self) -> None:
         """Create the tables and rollups if missing (the same DDL for chdb and a server),
-        and give tables created by an older version the codecs of this one (metadata only;
-        a column's type is never changed)."""
+        and give tables created by an older version the columns they lack (``ADD COLUMN IF
+        NOT EXISTS``) and the codecs of this one (metadata only; a column's type is never
+        changed)."""
         for statement in create_statements(self.settings) + rollup_create_statements(self.settings):
             self.client.command(statement)
         rows = self.client.query(
@@ -131,7 +132,8 @@ class ClickHouseSink(BatchingSink, StoredWindows):
         for table, column, codec in rows:
             current.setdefault(table, {})[column] = codec
         for name, table in TABLES.items():
-            for statement in codec_changes(table, current.get(name, {})):
+            have = current.get(name, {})
+            for statement in column_additions(table, have) + codec_changes(table, have):
                 self.client.command(statement)
 
     def recompute_windows(self, window_ms: int, refs: Sequence[WindowRef]) -> list[dict[str, Any]]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from core.settings import Settings
 
-__all__ = ["TABLES", "TableDef", "codec_changes", "create_statements"]
+__all__ = ["TABLES", "TableDef", "codec_changes", "column_additions", "create_statements"]
 
 
 @dataclass(frozen=True)
@@ -66,9 +66,18 @@ class TableDef:
         codec = self.codecs.get(column) or "Default"
         return f"ALTER TABLE {self.name} MODIFY COLUMN `{column}` CODEC({codec})"
 
+    def add_column_sql(self, column: str) -> str:
+        """The change that gives an existing table a ``column`` it was created without."""
+        ctype = dict(self.columns)[column]
+        return (
+            f"ALTER TABLE {self.name} ADD COLUMN IF NOT EXISTS "
+            f"`{column}` {ctype}{self.codec_clause(column)}"
+        )
+
 
 _TS = "DateTime64(3, 'UTC')"
 _LC = "LowCardinality(String)"
+_ATTRIBUTES = f"Map({_LC}, String)"  # a reading's free-form attributes (few distinct keys)
 
 # Codecs chosen by `envirostream bench storage` (docs/storage.md has the measured bytes).
 _TIME = "DoubleDelta, ZSTD(1)"  # event times: regular steps per series
@@ -84,7 +93,7 @@ _READINGS_CODECS = {
     "reading_id": "ZSTD(3)",
     "stored_at": _STORED,
     **{c: _Z1 for c in ("tenant_id", "device_type", "capability", "unit", "quality")},
-    **{c: _Z1 for c in ("scenario", "phase")},
+    **{c: _Z1 for c in ("scenario", "phase", "attributes")},
 }
 _AGGREGATES_CODECS = {
     # one row a minute per series: plain deltas beat DoubleDelta here (measured)
@@ -113,6 +122,7 @@ TABLES: dict[str, TableDef] = {
             ("reading_id", "String"),
             ("scenario", _LC),
             ("phase", _LC),
+            ("attributes", _ATTRIBUTES),
         ),
         "ReplacingMergeTree",
         "tenant_id, device_id, capability, ts, reading_id",
@@ -218,3 +228,22 @@ def codec_changes(table: TableDef, current: Mapping[str, str]) -> list[str]:
         for column, codec in table.codecs.items()
         if column in current and current[column] != f"CODEC({codec})"
     ]
+
+
+def column_additions(table: TableDef, current: Mapping[str, str]) -> list[str]:
+    """``ALTER``s adding to an existing ``table`` the columns of this DDL it lacks.
+
+    ``current`` maps the columns of the table as it is (as for :func:`codec_changes`);
+    empty means there is no such table, and nothing is added. A new column reads as its
+    type's default (an empty map, an empty string) in the rows stored before it.
+
+    >>> t = TableDef("t", (("ts", _TS), ("a", _ATTRIBUTES)), "MergeTree", "ts", "ts", "x",
+    ...              {"a": "ZSTD(1)"})
+    >>> print(*column_additions(t, {"ts": "", "stored_at": ""}))
+    ALTER TABLE t ADD COLUMN IF NOT EXISTS `a` Map(LowCardinality(String), String) CODEC(ZSTD(1))
+    >>> column_additions(t, {"ts": "", "a": "", "stored_at": ""}), column_additions(t, {})
+    ([], [])
+    """
+    if not current:
+        return []
+    return [table.add_column_sql(c) for c in table.column_names if c not in current]

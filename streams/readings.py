@@ -56,6 +56,7 @@ READING_COLUMNS = (
     "reading_id",
     "scenario",
     "phase",
+    "attributes",
 )
 
 
@@ -65,8 +66,9 @@ def reading_columns(items: Sequence[dict[str, Any]]) -> list[list[Any]]:
     >>> r = {"timestamp": 5, "tenant_id": "t", "device_id": "d", "device_type": "MACHINE",
     ...      "sensor_id": "d/f", "capability": "FLOW", "value": 1.5, "unit": "l/s",
     ...      "quality": "GOOD", "sequence": 3, "reading_id": "r", "label": None}
-    >>> reading_columns([r, {**r, "label": {"scenario": "leak", "phase": "FAILURE"}}])[-2:]
-    [['', 'leak'], ['', 'FAILURE']]
+    >>> r2 = {**r, "label": {"scenario": "leak", "phase": "FAILURE"}, "attributes": {"k": "v"}}
+    >>> reading_columns([r, r2])[-3:]
+    [['', 'leak'], ['', 'FAILURE'], [{}, {'k': 'v'}]]
     """
     labels = [r["label"] or _NO_LABEL for r in items]
     return [
@@ -83,10 +85,12 @@ def reading_columns(items: Sequence[dict[str, Any]]) -> list[list[Any]]:
         [r["reading_id"] for r in items],
         [lb.get("scenario", "") for lb in labels],
         [lb.get("phase", "") for lb in labels],
+        [r.get("attributes") or _NO_ATTRIBUTES for r in items],
     ]
 
 
 _NO_LABEL: dict[str, str] = {}
+_NO_ATTRIBUTES: dict[str, str] = {}
 
 
 @dataclass(frozen=True, slots=True)

@@ -62,7 +62,7 @@ def _readings(n: int, start: int) -> SinkBatch:
     rows = [
         [T0 + (start + i) * 1000, "default", "dev-1", "MACHINE", "dev-1/vibration",
          "VIBRATION", 0.5 + i / 8, "mm/s", "GOOD", start + i, f"dev-1/vibration@{start + i}",
-         "", ""]
+         "", "", {}]
         for i in range(n)
     ]  # fmt: skip
     return SinkBatch("readings", tuple(READING_COLUMNS), [list(c) for c in zip(*rows, strict=True)])

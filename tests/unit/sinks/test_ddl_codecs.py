@@ -4,7 +4,7 @@ retention is their own setting."""
 from __future__ import annotations
 
 from core.settings import load_settings
-from sinks.ddl import TABLES, codec_changes
+from sinks.ddl import TABLES, codec_changes, column_additions
 from sinks.rollups import rollup_create_statements
 
 
@@ -36,6 +36,24 @@ def test_an_old_table_without_codecs_gets_one_alter_per_codec_and_no_type_change
 def test_a_column_missing_from_an_old_table_is_left_alone() -> None:
     readings = TABLES["readings"]
     assert codec_changes(readings, {"ts": ""}) == [readings.alter_codec_sql("ts")]
+
+
+def test_an_old_readings_table_without_attributes_gets_the_column_once() -> None:
+    readings = TABLES["readings"]
+    old = {c: "" for c in [*readings.column_names, "stored_at"] if c != "attributes"}
+    assert column_additions(readings, old) == [
+        "ALTER TABLE readings ADD COLUMN IF NOT EXISTS "
+        "`attributes` Map(LowCardinality(String), String) CODEC(ZSTD(1))"
+    ]
+    # once it has the column (any codec), nothing more is added; a missing table gets nothing
+    assert column_additions(readings, {**old, "attributes": ""}) == []
+    assert column_additions(readings, {}) == []
+
+
+def test_every_table_as_it_is_created_needs_no_addition() -> None:
+    for table in TABLES.values():
+        full = {c: "" for c in [*table.column_names, "stored_at"]}
+        assert column_additions(table, full) == [], table.name
 
 
 def test_rollups_keep_their_own_retention() -> None:

@@ -47,7 +47,7 @@ def test_flush_is_due_by_rows_or_by_age() -> None:
 
 def test_wrong_column_count_is_refused_with_the_table_name() -> None:
     buf = RowBuffer("readings", TABLES["readings"].column_names)
-    with pytest.raises(ValueError, match="readings: expected 13 columns"):
+    with pytest.raises(ValueError, match="readings: expected 14 columns"):
         buf.extend([[1]], "s", 0)
 
 
