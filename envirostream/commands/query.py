@@ -19,11 +19,16 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("sql")
     p.add_argument("--format", default="PrettyCompact", choices=list(FORMATS))
+    p.add_argument(
+        "--write",
+        action="store_true",
+        help="allow DDL and DML (the query is read-only, ClickHouse readonly=1, without it)",
+    )
     return p
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from envirostream.query import run_query
 
-    sys.stdout.write(run_query(settings, args.sql, args.format))
+    sys.stdout.write(run_query(settings, args.sql, args.format, write=args.write))
     return 0
