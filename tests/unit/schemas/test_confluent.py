@@ -4,9 +4,12 @@ the registry's auth and TLS settings."""
 from __future__ import annotations
 
 import base64
+import datetime
+import ipaddress
 import json
 import logging
 import socket
+import ssl
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -246,3 +249,65 @@ def test_a_key_without_a_cert_is_refused() -> None:
     }
     with pytest.raises(ConfigurationError, match="SCHEMA_REGISTRY_KEY_FILE is set without"):
         load_settings(env)
+
+
+def _self_signed(directory: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 (its own CA) and its key, as PEM files."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test registry")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = directory / "registry.pem", directory / "registry.key"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_file, key_file
+
+
+def test_https_registry_is_trusted_through_the_ca_file(tmp_path: Path) -> None:
+    cert_file, key_file = _self_signed(tmp_path)
+    state = FakeRegistry(url="")
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_file, key_file)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    state.url = f"https://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        untrusted = {"ENVIROSTREAM_SCHEMA_REGISTRY_URL": state.url}
+        client = SchemaRegistryClient.from_settings(load_settings(untrusted))
+        with pytest.raises(ServiceUnavailableError, match="CERTIFICATE_VERIFY_FAILED"):
+            AvroCodec(registry=client).encode(NAME, READING)
+        trusted = {**untrusted, "ENVIROSTREAM_SCHEMA_REGISTRY_CA_FILE": str(cert_file)}
+        client = SchemaRegistryClient.from_settings(load_settings(trusted))
+        data = AvroCodec(registry=client).encode(NAME, READING)
+        assert AvroCodec(registry=client).decode(data, NAME) == READING
+        assert state.calls == [f"POST /subjects/{NAME}-value/versions"]
+    finally:
+        server.shutdown()
+        server.server_close()
