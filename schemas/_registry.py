@@ -14,17 +14,17 @@ Messages show the URL with its password redacted.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from confluent_kafka.schema_registry import Schema
-from confluent_kafka.schema_registry import SchemaRegistryClient as _ConfluentClient
-from confluent_kafka.schema_registry.error import SchemaRegistryError as _ConfluentError
 from pydantic import SecretStr
 
 from core.errors import ConfigurationError, EnviroStreamError, ServiceUnavailableError
 from core.secrets import redact_url
 from core.settings_registry import RegistrySettings, registry_client_config
+
+if TYPE_CHECKING:
+    from confluent_kafka.schema_registry import Schema
 
 __all__ = ["SchemaRegistryClient", "SchemaRegistryError"]
 
@@ -65,6 +65,10 @@ class SchemaRegistryClient:
                 raise ConfigurationError(_SETTING, msg)
             config["basic.auth.user.info"] = user_info
         config.setdefault("max.retries", 0)
+        # Imported here: it pulls in httpx2, authlib and cryptography (~0.2 s), which
+        # processes without a registry never need.
+        from confluent_kafka.schema_registry import SchemaRegistryClient as _ConfluentClient
+
         try:
             self._client = _ConfluentClient(config)
         except (ValueError, TypeError, OSError) as exc:  # bad auth/TLS options or files
@@ -86,6 +90,8 @@ class SchemaRegistryClient:
         key = (subject, text)
         schema_id = self._ids.get(key)
         if schema_id is None:
+            from confluent_kafka.schema_registry import Schema
+
             path = f"/subjects/{subject}/versions"
             schema_id = int(
                 self._call(
@@ -119,6 +125,8 @@ class SchemaRegistryClient:
         return schema
 
     def _call(self, method: str, path: str, call: Any, *args: Any) -> Any:
+        from confluent_kafka.schema_registry.error import SchemaRegistryError as _ConfluentError
+
         try:
             return call(*args)
         except _ConfluentError as exc:
