@@ -3,7 +3,8 @@
 Every field has a default that works on one laptop; docs/configuration.md lists them.
 An invalid value stops the process at start with a message naming the variable.
 URLs that may carry a password (``ENVIROSTREAM_CLICKHOUSE_URL``,
-``ENVIROSTREAM_ALERTMANAGER_URL``) are :class:`~core.secrets.SecretUrl`: they print redacted.
+``ENVIROSTREAM_ALERTMANAGER_URL``, ``ENVIROSTREAM_SCHEMA_REGISTRY_URL``) are
+:class:`~core.secrets.SecretUrl`: they print redacted.
 """
 
 from __future__ import annotations
@@ -20,12 +21,13 @@ from pydantic_settings import SettingsConfigDict
 from core.errors import ConfigurationError
 from core.secrets import SecretUrl, redact_url
 from core.settings_detection import DetectionSettings
+from core.settings_registry import RegistrySettings
 
 ENV_PREFIX = "ENVIROSTREAM_"
-SECRET_FIELDS = frozenset({"clickhouse_url", "alertmanager_url", "mqtt_url"})
+SECRET_FIELDS = frozenset({"clickhouse_url", "alertmanager_url", "mqtt_url", "schema_registry_url"})
 
 
-class Settings(DetectionSettings):
+class Settings(DetectionSettings, RegistrySettings):
     """Settings of every EnviroStream process (frozen once built)."""
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="ignore")
@@ -141,11 +143,6 @@ class Settings(DetectionSettings):
     )
     gateway_metrics_port: int = Field(
         default=9468, ge=0, le=65535, description="/metrics of `envirostream gateway`; 0=off."
-    )
-    # --- schemas -----------------------------------------------------------------------
-    schema_registry_url: str | None = Field(
-        default=None,
-        description="Confluent-compatible Schema Registry; set = Confluent wire format.",
     )
     # --- stream worker -----------------------------------------------------------------
     app_id: str = Field(

@@ -105,7 +105,7 @@ def run_up(settings: Settings, config: SimulationConfig, run_for: float | None =
     from infra.services import started_services
     from infra.store import stop_store
     from producers.simulator import run_simulation
-    from schemas import AvroCodec
+    from schemas import AvroCodec, SchemaRegistryClient
     from sinks.client import get_client
     from topics import READINGS, TopicAdmin, topic_specs
     from topics.producer import RecordProducer
@@ -127,7 +127,7 @@ def run_up(settings: Settings, config: SimulationConfig, run_for: float | None =
         report = run_simulation(
             config,
             producer,
-            AvroCodec(registry_url=settings.schema_registry_url),
+            AvroCodec(registry=SchemaRegistryClient.from_settings(settings)),
             READINGS,
             stop=stop,
             on_tick=lambda r: _copy(r, report),

@@ -1,5 +1,6 @@
 """Avro schemas of the pipeline's records and the codec that reads and writes them."""
 
+from schemas._registry import SchemaRegistryClient
 from schemas.codec import (
     SCHEMA_NAMES,
     AvroCodec,
@@ -23,6 +24,7 @@ __all__ = [
     "DecodeError",
     "EncodeError",
     "NotAvroError",
+    "SchemaRegistryClient",
     "SchemaRegistryError",
     "UnknownSchemaError",
     "canonical_form",

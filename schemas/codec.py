@@ -7,10 +7,10 @@ Wire formats:
   schema is looked up by fingerprint among the known ones (``schemas/*.avsc``, the older
   versions in ``schemas/history/*.avsc`` and any given to :meth:`AvroCodec.register`), then
   resolved to the current (reader) schema of the name asked for.
-- Confluent wire format (when ``registry_url`` is given): ``00`` + 4-byte schema id (big
-  endian) + body. Encoding registers the schema under ``<name>-value`` (not Confluent's
-  ``<topic>-value``); decoding fetches the writer schema by id (cached), and single-object
-  records still decode.
+- Confluent wire format (when ``registry_url`` or ``registry`` is given): ``00`` + 4-byte
+  schema id (big endian) + body. Encoding registers the schema under ``<name>-value`` (not
+  Confluent's ``<topic>-value``); decoding fetches the writer schema by id (cached), and
+  single-object records still decode.
 
 Timestamps are int epoch milliseconds (``logicalType`` dropped: same bytes and fingerprint,
 no datetime on the hot path). Enums are strings; a union is ``None`` or the value.
@@ -34,6 +34,7 @@ from fastavro.read import SchemaResolutionError
 from fastavro.schema import fingerprint as _crc64_hex
 from fastavro.schema import to_parsing_canonical_form
 from fastavro.validation import ValidationError, validate
+from pydantic import SecretStr
 
 from core.errors import EnviroStreamError
 from schemas._registry import SchemaRegistryClient, SchemaRegistryError
@@ -195,14 +196,20 @@ class AvroCodec:
     """
 
     def __init__(
-        self, *, registry_url: str | None = None, extra_schemas: Iterable[dict[str, Any]] = ()
+        self,
+        *,
+        registry_url: str | SecretStr | None = None,
+        registry: SchemaRegistryClient | None = None,
+        extra_schemas: Iterable[dict[str, Any]] = (),
     ) -> None:
         self._current: dict[str, dict[str, Any]] = {}  # name -> schema JSON (as written)
         self._parsed: dict[str, dict[str, Any]] = {}  # name -> parsed, logicalType stripped
         self._headers: dict[str, bytes] = {}  # name -> single-object header
         self._writers: dict[bytes, tuple[str, dict[str, Any]]] = {}  # fingerprint -> writer
         self._pairs: dict[tuple[bytes, str], _Pair] = {}  # (wire header, reader name) -> pair
-        self._registry = SchemaRegistryClient(registry_url) if registry_url else None
+        if registry is None and registry_url:
+            registry = SchemaRegistryClient(registry_url)  # no auth file / TLS options
+        self._registry = registry
         self._fast: dict[str, FastDecode] = {}  # name -> specialised decoder of the current
         for name in SCHEMA_NAMES:
             self._set_current(load_schema(name))

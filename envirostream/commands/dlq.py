@@ -82,7 +82,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from confluent_kafka.admin import AdminClient
 
     from core.errors import EnviroStreamError
-    from schemas import AvroCodec
+    from schemas import AvroCodec, SchemaRegistryClient
     from topics.dead_letters import (
         LetterFilter,
         parse_since,
@@ -102,7 +102,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     letters = read_dead_letters(bootstrap, since_ms=since_ms, stall_timeout=args.broker_timeout)
 
     if args.action == "list":
-        codec = AvroCodec(registry_url=settings.schema_registry_url)
+        codec = AvroCodec(registry=SchemaRegistryClient.from_settings(settings))
         summary = summarise(letters, where, device_decoder(codec))
         out = summary.to_json() + "\n" if args.format == "json" else summary.to_table(args.top)
         sys.stdout.write(out)

@@ -57,7 +57,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     from infra.mosquitto import gateway_url, start_mosquitto
     from producers.mqtt_gateway import GatewayMetrics, MqttGateway
-    from schemas import AvroCodec
+    from schemas import AvroCodec, SchemaRegistryClient
     from streams.run import serve_metrics
     from topics.producer import RecordProducer, wait_for_broker
 
@@ -74,7 +74,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     gateway = MqttGateway(
         gateway_url(settings).get_secret_value(),
         RecordProducer(settings.bootstrap_servers, linger_ms=5),
-        AvroCodec(registry_url=settings.schema_registry_url),
+        AvroCodec(registry=SchemaRegistryClient.from_settings(settings)),
         metrics,
         topic_filter=topic_filter,
         qos=settings.mqtt_qos,

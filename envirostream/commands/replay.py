@@ -67,7 +67,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         replay_wide,
         resolve_device_type,
     )
-    from schemas import AvroCodec
+    from schemas import AvroCodec, SchemaRegistryClient
     from streams.run import serve_metrics
     from topics import READINGS
     from topics.producer import ProducerMetrics, RecordProducer, wait_for_broker
@@ -121,7 +121,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"{args.file}:{row.line}: skipped: {row.reason}", file=sys.stderr)
 
     producer = RecordProducer(settings.bootstrap_servers)
-    codec = AvroCodec(registry_url=settings.schema_registry_url)
+    codec = AvroCodec(registry=SchemaRegistryClient.from_settings(settings))
     if wide:
         report = replay_wide(
             wide_source,

@@ -25,7 +25,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from prometheus_client import CollectorRegistry
 
     from producers.simulator import run_simulation
-    from schemas import AvroCodec
+    from schemas import AvroCodec, SchemaRegistryClient
     from streams.run import serve_metrics
     from topics import READINGS
     from topics.producer import ProducerMetrics, RecordProducer, wait_for_broker
@@ -46,7 +46,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         report = run_simulation(
             config,
             producer,
-            AvroCodec(registry_url=settings.schema_registry_url),
+            AvroCodec(registry=SchemaRegistryClient.from_settings(settings)),
             READINGS,
             stop=stop,
             metrics=metrics,
