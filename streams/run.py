@@ -12,7 +12,7 @@ from core.errors import ConfigurationError, EnviroStreamError
 from core.metrics import PipelineMetrics
 from core.secrets import redact_url
 from core.settings import Settings
-from schemas import AvroCodec
+from schemas import AvroCodec, SchemaRegistryClient
 from sinks.alertmanager import AlertmanagerForwarder
 from sinks.ddl import TABLES
 from sinks.registry import open_sink
@@ -76,7 +76,7 @@ def run_worker(settings: Settings) -> None:
     serve_metrics(
         settings.metrics_port, registry, "ENVIROSTREAM_METRICS_PORT", settings.metrics_host
     )
-    codec = AvroCodec(registry_url=settings.schema_registry_url)
+    codec = AvroCodec(registry=SchemaRegistryClient.from_settings(settings))
     # Outputs are retried for as long as the broker is away (no timeout: a record that
     # failed would stop the commits for good), and librdkafka's log goes through Python
     # logging, where repeated connection errors are rate-limited with aiokafka's.
