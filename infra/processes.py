@@ -64,6 +64,9 @@ def _ephemeral_range() -> tuple[int, int]:
         return 32768, 60999
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
     """A TCP port on loopback that nothing listens on right now.
 
@@ -71,17 +74,23 @@ def free_port() -> int:
     for outgoing connections can be taken by a client socket while its service restarts --
     and a client that retries ``connect`` to a dead loopback port inside that range may even
     connect to itself (TCP self-connect), so the service cannot bind it again.
+
+    A port is never handed out twice by one process: settings draw several ports before any
+    service binds them, and two equal draws made a broker and a worker fight over one port.
     """
     low, _high = _ephemeral_range()
     first, last = 20000, min(low - 1, 32000)
     rng = random.SystemRandom()
     for _ in range(200):
         port = rng.randint(first, last) if last > first else 0
+        if port in _HANDED_OUT:
+            continue
         with socket.socket() as sock:
             try:
                 sock.bind(("127.0.0.1", port))
             except OSError:
                 continue
+            _HANDED_OUT.add(port)
             return int(sock.getsockname()[1])
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
