@@ -146,7 +146,7 @@ class _Workers:
 
 
 def _drain(settings: Settings, workers: _Workers, expected: int, timeout: float) -> float:
-    """Wait until every produced reading is stored and the aggregates stop changing."""
+    """Wait until every reading is stored, the aggregates stop changing and equal the readings."""
     client = get_client(settings)
     t0 = time.monotonic()
     quiet_s = settings.idle_close_seconds + 10.0
@@ -160,7 +160,13 @@ def _drain(settings: Settings, workers: _Workers, expected: int, timeout: float)
         if now != last:
             last, since = now, time.monotonic()
         elif stored >= expected and time.monotonic() - since >= quiet_s:
-            return time.monotonic() - t0
+            # Quiet is not proof under load: a late-data correction may still be on its way.
+            # Return once every window also equals its recomputation; a window that stays
+            # wrong keeps the drain waiting until the timeout, and the check reports it.
+            recomputed = recomputed_windows(client, round(settings.window_seconds * 1000))
+            if not compare_windows(recomputed, stored_windows(client)):
+                return time.monotonic() - t0
+            since = time.monotonic()
         time.sleep(2.0)
     print(f"  drain timed out after {timeout:.0f}s at {last} (expected {expected})", flush=True)
     return time.monotonic() - t0
