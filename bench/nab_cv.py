@@ -29,16 +29,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.nab import (
+from bench.nab import NabFile, load_corpus, offline_detections, resolve_nab_dir
+from bench.nab_scoring import (
     STANDARD,
     CostProfile,
     FileScore,
-    NabFile,
     corpus_normalized,
     detection_rows,
-    load_corpus,
-    offline_detections,
-    resolve_nab_dir,
     score_file,
     window_rows,
 )

@@ -14,17 +14,19 @@ from pathlib import Path
 import pytest
 
 from bench.nab import (
-    STANDARD,
-    FileScore,
-    corpus_normalized,
-    detection_rows,
     firing_first_seen,
     layout_offsets,
     load_corpus,
     parse_nab_time,
-    probation_length,
     reading_dict,
     resolve_nab_dir,
+)
+from bench.nab_scoring import (
+    STANDARD,
+    FileScore,
+    corpus_normalized,
+    detection_rows,
+    probation_length,
     scaled_sigmoid,
     score_file,
     window_metrics,

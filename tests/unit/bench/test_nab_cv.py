@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bench.nab import FileScore
 from bench.nab_cv import Scored, choose, leave_one_out, pooled
+from bench.nab_scoring import FileScore
 
 
 def _scored(group: str, raw: float, *, short: bool = False) -> Scored:
