@@ -142,6 +142,8 @@ class PipelineWorker:
                 self.last_seen.update(src, src_keys, now)
             self.metrics.readings_consumed.inc(result.consumed)
             self.metrics.late_readings.inc(result.late)
+            self.metrics.rekeyed_duplicates.inc(result.duplicates)
+            self.outputs.send_rekeyed(result.rekeyed)  # acknowledged before any commit
             for block in result.rows:
                 columns = [block.columns[i] for i in self._reading_order]
                 self.sink.add(READINGS_TABLE, columns, block.source, block.first_offset)
