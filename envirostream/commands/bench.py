@@ -16,6 +16,7 @@ T = TypeVar("T")
 BENCHMARKS = (
     "throughput",
     "decode",
+    "routing",
     "simulator",
     "nab",
     "nab-cv",
@@ -43,7 +44,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         default=None,
         help="scale: worker counts to run, comma-separated (default 1,2,4); soak: workers (1)",
     )
-    p.add_argument("--rounds", type=int, default=3, help="decode: rounds (the best is kept)")
+    p.add_argument(
+        "--rounds", type=int, default=3, help="decode, routing: rounds (the best is kept)"
+    )
     p.add_argument(
         "--devices",
         type=int,
@@ -233,6 +236,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         from bench.decode import run_decode_bench
 
         run_decode_bench(settings, readings=_given(args.readings, 200_000), rounds=args.rounds)
+    elif args.name == "routing":
+        from bench.routing import run_routing_bench
+
+        run_routing_bench(rounds=args.rounds)
     elif args.name == "skab":
         from bench.skab import run_skab_bench
 
