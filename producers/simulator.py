@@ -17,7 +17,7 @@ from producers.encoding import TickEncoder
 from producers.fleet import KINDS, Fleet, FleetTick
 from producers.scenarios import SCENARIOS
 from schemas import AvroCodec
-from topics.producer import ProducerMetrics, RecordProducer
+from topics.producer import ProducerMetrics, ReadingSender
 
 __all__ = [
     "SimulationConfig",
@@ -144,7 +144,7 @@ def build_records(fleet_tick: FleetTick, seq: int, tenant_id: str) -> list[dict]
 
 def run_simulation(
     config: SimulationConfig,
-    producer: RecordProducer,
+    producer: ReadingSender,
     codec: AvroCodec,
     topic: str,
     *,
