@@ -59,6 +59,9 @@ class SimulationConfig:
             scenario=self.scenario,
             step_s=1.0 / self.rate_hz,
             onset_delay_s=self.onset_delay_s,
+            # Device ids are unique across tenants (docs/design.md): another tenant's fleet
+            # is named apart, e.g. acme.bat-00000.
+            id_prefix="" if self.tenant_id == "default" else f"{self.tenant_id}.",
         )
 
     def __post_init__(self) -> None:
