@@ -137,6 +137,9 @@ class PipelineWorker:
             result = self.processor.process(batch, self._clock())
             self.corrections.add(result.late_windows)
             now = time.monotonic()
+            if result.rekeyed:  # moved readings are seen where they land, under their device
+                moved = {id(m.record) for m in result.rekeyed}  # the batch's own objects
+                batch = [r for r in batch if id(r) not in moved]
             for src, src_keys in keys_by_source(batch).items():
                 self.last_input[src] = now
                 self.last_seen.update(src, src_keys, now)
