@@ -24,6 +24,7 @@ bootstrap: $(STAMP)
 	$(BIN)/python -m infra.kafka fetch
 	sh infra/prometheus/install.sh
 	sh infra/install_mosquitto.sh
+	sh infra/install_kcat.sh
 	sh infra/install_chromium.sh
 
 ## The exact versions of requirements.lock (tested), then the package itself without deps.

@@ -131,6 +131,17 @@ class PipelineMetrics:
             "Readings whose window their device had already emitted (stored raw all the same).",
             registry=registry,
         )
+        self.readings_rekeyed = Counter(
+            p + "readings_rekeyed",
+            "Readings found on another partition than their device's (null key, or another "
+            "partitioner than murmur2) and moved to it.",
+            registry=registry,
+        )
+        self.rekeyed_duplicates = Counter(
+            p + "rekeyed_duplicates",
+            "Re-keyed readings received twice (re-sent after a crash), counted once.",
+            registry=registry,
+        )
         self.windows_emitted = Counter(
             p + "windows_emitted", "Closed windows sent to telemetry.aggregates.", registry=registry
         )

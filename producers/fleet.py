@@ -123,7 +123,8 @@ class Fleet:
     """``devices`` devices over ``kinds``; deterministic for a seed, start and step.
 
     ``scenarios`` is the table failures are drawn from (default :data:`SCENARIOS`); pass a
-    changed copy to configure one, e.g. a longer gateway outage.
+    changed copy to configure one, e.g. a longer gateway outage. ``id_prefix`` goes before
+    every device id (a tenant's fleet: device ids are unique across tenants).
     """
 
     def __init__(
@@ -137,6 +138,7 @@ class Fleet:
         step_s: float = 1.0,
         onset_delay_s: float = 0.0,
         scenarios: Mapping[str, Scenario] = SCENARIOS,
+        id_prefix: str = "",
     ) -> None:
         if devices < 1:
             msg = f"devices must be >= 1, got {devices}"
@@ -166,7 +168,7 @@ class Fleet:
             model = models[per_kind[kind] % len(models)]
             per_kind[kind] += 1
             model_of.append(model)
-            self.device_ids.append(f"{model.prefix}-{i:05d}")
+            self.device_ids.append(f"{id_prefix}{model.prefix}-{i:05d}")
         # Which devices fail, how and when: drawn for every device, in order, from its own stream.
         srng = np.random.default_rng([seed, 1])
         draws = srng.random((devices, 3))

@@ -144,6 +144,7 @@ class MqttGateway:
         client_id: str = "envirostream-gateway",
         max_pending: int = 1000,
         max_batch: int = 500,
+        tenant: str | None = None,
     ) -> None:
         self.producer = producer
         self.codec = codec
@@ -151,6 +152,7 @@ class MqttGateway:
         self.topic_filter = topic_filter
         self.qos = qos
         self.max_batch = max_batch
+        self.tenant = tenant  # None: readings of any tenant (docs/gateway.md, "Tenants")
         self._queue: queue.Queue[Received] = queue.Queue(maxsize=max_pending)
         self._stop = threading.Event()
         self._connected = threading.Event()
@@ -249,7 +251,7 @@ class MqttGateway:
         letters: list[tuple[Received, PayloadError]] = []
         for item in batch:
             try:
-                readings = parse_message(item.topic, item.payload, self.codec)
+                readings = parse_message(item.topic, item.payload, self.codec, tenant=self.tenant)
                 encoded = self.codec.encode_batch(READING, readings)
             except PayloadError as exc:
                 letters.append((item, exc))

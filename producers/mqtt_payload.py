@@ -95,8 +95,25 @@ def device_from_topic(topic: str) -> str:
     return levels[-2]
 
 
-def parse_message(topic: str, payload: bytes, codec: AvroCodec | None = None) -> list[dict]:
-    """The readings of one message, ready for ``codec.encode_batch``; raises PayloadError."""
+def parse_message(
+    topic: str, payload: bytes, codec: AvroCodec | None = None, *, tenant: str | None = None
+) -> list[dict]:
+    """The readings of one message, ready for ``codec.encode_batch``; raises PayloadError.
+
+    ``tenant`` (the gateway's ``--tenant``): JSON readings without a ``tenant_id`` get it,
+    and a reading naming another tenant is refused (``tenant_mismatch``). None: any tenant,
+    ``default`` when none is named.
+    """
+    readings = _parse(topic, payload, codec, tenant or "default")
+    if tenant is not None:
+        for r in readings:
+            if r["tenant_id"] != tenant:
+                msg = f"reading of tenant {r['tenant_id']!r} sent to tenant {tenant!r}'s gateway"
+                raise PayloadError(msg, reason="tenant_mismatch")
+    return readings
+
+
+def _parse(topic: str, payload: bytes, codec: AvroCodec | None, tenant: str) -> list[dict]:
     device = device_from_topic(topic)
     if payload[:2] == _AVRO_MARKERS[0] or payload[:1] == _AVRO_MARKERS[1]:
         return [_avro_reading(device, payload, codec or _codec())]
@@ -121,7 +138,7 @@ def parse_message(topic: str, payload: bytes, codec: AvroCodec | None = None) ->
     if len(items) > MAX_BATCH:
         msg = f"{len(items)} readings in one message; at most {MAX_BATCH}"
         raise PayloadError(msg, reason="batch_too_large")
-    return [_json_reading(device, i, item) for i, item in enumerate(items)]
+    return [_json_reading(device, i, item, tenant) for i, item in enumerate(items)]
 
 
 @cache
@@ -139,7 +156,7 @@ def _avro_reading(device: str, payload: bytes, codec: AvroCodec) -> dict:
     return result
 
 
-def _json_reading(device: str, index: int, item: Any) -> dict:
+def _json_reading(device: str, index: int, item: Any, tenant: str = "default") -> dict:
     where = f"reading {index}"
     if not isinstance(item, dict):
         msg = f"{where}: expected a JSON object, got {type(item).__name__}"
@@ -172,7 +189,7 @@ def _json_reading(device: str, index: int, item: Any) -> dict:
         "timestamp": ts,
         "sequence": _sequence(item, where),
         "quality": _symbol(item, "quality", "Quality", where, "bad_field", "GOOD"),
-        "tenant_id": _text(item, "tenant_id", where) or "default",
+        "tenant_id": _text(item, "tenant_id", where) or tenant,
         "attributes": _attributes(item, where),
         "label": None,
     }

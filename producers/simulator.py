@@ -17,7 +17,7 @@ from producers.encoding import TickEncoder
 from producers.fleet import KINDS, Fleet, FleetTick
 from producers.scenarios import SCENARIOS
 from schemas import AvroCodec
-from topics.producer import ProducerMetrics, RecordProducer
+from topics.producer import ProducerMetrics, ReadingSender
 
 __all__ = [
     "SimulationConfig",
@@ -59,6 +59,9 @@ class SimulationConfig:
             scenario=self.scenario,
             step_s=1.0 / self.rate_hz,
             onset_delay_s=self.onset_delay_s,
+            # Device ids are unique across tenants (docs/design.md): another tenant's fleet
+            # is named apart, e.g. acme.bat-00000.
+            id_prefix="" if self.tenant_id == "default" else f"{self.tenant_id}.",
         )
 
     def __post_init__(self) -> None:
@@ -144,7 +147,7 @@ def build_records(fleet_tick: FleetTick, seq: int, tenant_id: str) -> list[dict]
 
 def run_simulation(
     config: SimulationConfig,
-    producer: RecordProducer,
+    producer: ReadingSender,
     codec: AvroCodec,
     topic: str,
     *,

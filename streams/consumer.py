@@ -23,6 +23,7 @@ from core.settings import Settings
 from streams.commits import CommitUnavailableError
 from streams.intake import STORED_TOPICS
 from streams.records import InputRecord
+from streams.routing import is_rekeyed
 from streams.worker import PipelineWorker
 from topics import ALERTS_FEEDBACK, READINGS
 
@@ -40,7 +41,8 @@ def split_by_topic(batches: dict[Any, list[Any]]) -> dict[str, list[InputRecord]
     by_topic: dict[str, list[InputRecord]] = {}
     for tp, messages in batches.items():
         by_topic.setdefault(tp.topic, []).extend(
-            InputRecord(m.topic, m.partition, m.offset, m.key, m.value) for m in messages
+            InputRecord(m.topic, m.partition, m.offset, m.key, m.value, is_rekeyed(m.headers))
+            for m in messages
         )
     return by_topic
 
@@ -122,6 +124,8 @@ async def consume(
                 timeout_ms=timeout_ms, max_records=settings.worker_batch_size
             )
             await w.restore_pending()
+            # Readings on another partition than their device's move there (streams.routing).
+            w.processor.router.set_partitions(len(consumer.partitions_for_topic(READINGS) or ()))
             for topic, records in split_by_topic(fetched).items():
                 if topic == READINGS:
                     await w.on_readings(records)

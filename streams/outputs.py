@@ -16,7 +16,8 @@ from core.metrics import PipelineMetrics
 from schemas import AvroCodec
 from streams.detection import DetectionOutput
 from streams.records import DeadLetter
-from topics import AGGREGATES, ALERTS, ANOMALIES, DLQ
+from streams.routing import Rekeyed
+from topics import AGGREGATES, ALERTS, ANOMALIES, DLQ, READINGS
 from topics.producer import RecordProducer
 
 __all__ = ["Outputs", "OutputsPendingError", "UndeliveredOutputError"]
@@ -56,6 +57,20 @@ class Outputs:
         )
         for d in letters:
             self.metrics.dead_lettered.labels(d.reason).inc()
+
+    def send_rekeyed(self, moved: Sequence[Rekeyed]) -> None:
+        """Readings found on another partition than their device's: the original bytes back
+        to ``telemetry.readings``, keyed by the device, on its partition."""
+        if not moved:
+            return
+        self.producer.send_batch(
+            READINGS,
+            [m.device_id.encode() for m in moved],
+            [m.record.value for m in moved],
+            headers=[m.headers() for m in moved],
+            partitions=[m.partition for m in moved],
+        )
+        self.metrics.readings_rekeyed.inc(len(moved))
 
     def send_aggregates(self, records: list[dict[str, Any]]) -> None:
         """Closed windows as ``WindowAggregate`` records keyed by device."""

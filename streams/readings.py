@@ -24,6 +24,7 @@ from core.records import Source
 from schemas import AvroCodec, DecodeError
 from streams.detection import DetectionOutput, DetectionStage
 from streams.records import DeadLetter, InputRecord
+from streams.routing import DeviceRouter, Rekeyed, RekeyedSeen, split_misrouted
 from streams.validate import EventTimeBounds, all_valid, check_reading
 from streams.windows import ClosedWindow, PartitionWindows
 
@@ -125,6 +126,8 @@ class BatchResult:
     detection: DetectionOutput = field(default_factory=DetectionOutput)
     rows: list[RowBlock] = field(default_factory=list)
     late_windows: list[LateWindow] = field(default_factory=list)
+    rekeyed: list[Rekeyed] = field(default_factory=list)  # to move to their device's partition
+    duplicates: int = 0  # re-keyed readings already counted (re-sent after a crash)
 
 
 class ReadingsProcessor:
@@ -154,6 +157,8 @@ class ReadingsProcessor:
         self.next_offset: dict[Source, int] = {}
         # Per series: (tenant_id, device_type, unit), copied into each closed window.
         self._series_meta: dict[tuple[str, str], tuple[str, str, str]] = {}
+        self.router = DeviceRouter()  # partitions set by the consumer once it knows them
+        self.rekeyed_seen = RekeyedSeen(window_ms)
 
     # -- the batch ----------------------------------------------------------------------
     def process(self, batch: Sequence[InputRecord], now_s: float = 0.0) -> BatchResult:
@@ -173,6 +178,8 @@ class ReadingsProcessor:
             valid = cast(list[tuple[InputRecord, dict[str, Any]]], pairs)
         else:
             valid = self._checked(batch, decoded, now_ms, result)
+        valid, result.rekeyed = split_misrouted(self.router, valid)
+        seen = self.rekeyed_seen
         detection = self.detection
         windows: PartitionWindows | None = None
         window_src: Source | None = None
@@ -192,10 +199,15 @@ class ReadingsProcessor:
                     rows = by_source[src] = []
                     first_offsets[src] = rec.offset
             assert windows is not None
+            if rec.rekeyed and seen.counted(src, item):
+                result.duplicates += 1  # its row is stored already
+                continue
             if windows.add(
                 item["device_id"], item["capability"], item["value"], item["timestamp"], rec.offset
             ):
                 result.accepted += 1
+                if rec.rekeyed:
+                    seen.remember(src, item)
                 if detection is not None:
                     detection.observe(src, item)
             else:
@@ -204,6 +216,8 @@ class ReadingsProcessor:
                     detection.observe_late(src, item)
             rows.append(item)
         for src, items in by_source.items():
+            if not items:
+                continue  # only re-keyed copies already stored
             c = reading_columns(items)
             # (device, capability) -> (tenant, device type, unit), the last reading's
             series = zip(c[2], c[5], strict=True)
@@ -212,6 +226,7 @@ class ReadingsProcessor:
         for src in {r.source for r in batch}:
             if (due := self.windows.get(src)) is not None:
                 closed = due.close_due()
+                seen.closed(src, closed)
                 result.aggregates.extend(self._to_records(closed))
                 result.late_windows.extend(self._recheck(src, closed))
         if self.detection is not None:
@@ -285,6 +300,7 @@ class ReadingsProcessor:
         recheck: list[LateWindow] = []
         for src, windows in self.windows.items():
             closed = windows.close_idle(now_s, idle_s)
+            self.rekeyed_seen.closed(src, closed)
             out.extend(self._to_records(closed))
             recheck.extend(self._recheck(src, closed))
         return out, recheck
@@ -294,7 +310,9 @@ class ReadingsProcessor:
         out: list[dict[str, Any]] = []
         for src in list(self.windows if sources is None else sources):
             if src in self.windows:
-                out.extend(self._to_records(self.windows[src].close_all()))
+                closed = self.windows[src].close_all()
+                self.rekeyed_seen.closed(src, closed)
+                out.extend(self._to_records(closed))
         return out
 
     def _to_records(self, closed: Iterable[ClosedWindow]) -> list[dict[str, Any]]:
@@ -349,6 +367,7 @@ class ReadingsProcessor:
         sources = list(sources)
         if self.detection is not None:
             self.detection.forget(sources)
+        self.rekeyed_seen.forget(sources)
         for src in sources:
             self.windows.pop(src, None)
             self.next_offset.pop(src, None)

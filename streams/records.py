@@ -25,6 +25,7 @@ class InputRecord:
     offset: int
     key: bytes | None
     value: bytes | None
+    rekeyed: bool = False  # moved here by a worker from another partition (streams.routing)
 
     @property
     def source(self) -> Source:

@@ -49,8 +49,14 @@ READINGS_TABLE = "readings"
 EVENT_TIME = {READINGS_TABLE: "ts", **{s.table: s.event_time for s in STORED_TOPICS}}
 
 
-def keys_by_source(batch: Sequence[InputRecord]) -> dict[Source, list[bytes | None]]:
-    """The record keys (device ids) of each input partition of ``batch``, in one pass."""
+def keys_by_source(
+    batch: Sequence[InputRecord], moved: Sequence[InputRecord] = ()
+) -> dict[Source, list[bytes | None]]:
+    """The record keys (device ids) of each input partition of ``batch``, in one pass;
+    records of ``moved`` (the batch's own objects, moved to another partition) left out."""
+    if moved:
+        skip = {id(r) for r in moved}
+        batch = [r for r in batch if id(r) not in skip]
     keys: dict[Source, list[bytes | None]] = {}
     for r in batch:
         found = keys.get(r.source)
@@ -137,11 +143,14 @@ class PipelineWorker:
             result = self.processor.process(batch, self._clock())
             self.corrections.add(result.late_windows)
             now = time.monotonic()
-            for src, src_keys in keys_by_source(batch).items():
+            # Moved readings are seen where they land, under their device.
+            for src, src_keys in keys_by_source(batch, [m.record for m in result.rekeyed]).items():
                 self.last_input[src] = now
                 self.last_seen.update(src, src_keys, now)
             self.metrics.readings_consumed.inc(result.consumed)
             self.metrics.late_readings.inc(result.late)
+            self.metrics.rekeyed_duplicates.inc(result.duplicates)
+            self.outputs.send_rekeyed(result.rekeyed)  # acknowledged before any commit
             for block in result.rows:
                 columns = [block.columns[i] for i in self._reading_order]
                 self.sink.add(READINGS_TABLE, columns, block.source, block.first_offset)

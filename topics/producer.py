@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from typing import Protocol
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from confluent_kafka.admin import AdminClient
@@ -16,7 +17,22 @@ from prometheus_client import CollectorRegistry, Counter
 
 from core.errors import ServiceUnavailableError
 
-__all__ = ["ProducerMetrics", "RecordProducer", "wait_for_broker"]
+__all__ = ["ProducerMetrics", "ReadingSender", "RecordProducer", "wait_for_broker"]
+
+
+class ReadingSender(Protocol):
+    """What a producing loop needs of its transport: :class:`RecordProducer` (Kafka) or
+    ``producers.mqtt_publisher.MqttPublisher`` (MQTT, through the gateway)."""
+
+    delivered: int
+    failed: int
+    last_error: str | None
+
+    def send_batch(
+        self, topic: str, keys: Sequence[bytes | str | None], values: Sequence[bytes | None]
+    ) -> None: ...
+
+    def flush(self, timeout: float = 60.0) -> int: ...
 
 
 def wait_for_broker(bootstrap: str, timeout: float) -> None:
@@ -148,7 +164,7 @@ class ProducerMetrics:
         ).labels(source)
         self._seen = (0, 0, 0, 0)
 
-    def observe(self, produced: int, skipped: int, producer: RecordProducer) -> None:
+    def observe(self, produced: int, skipped: int, producer: ReadingSender) -> None:
         """Bring the counters up to the given running totals."""
         now = (produced, skipped, producer.delivered, producer.failed)
         counters = (self.produced, self.skipped, self.delivered, self.failed)

@@ -4,13 +4,34 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import re
 
 from core.errors import EnviroStreamError
 from producers.models import KINDS
 from producers.scenarios import SCENARIOS
 from producers.simulator import SimulationConfig
 
-__all__ = ["add_simulation_args", "parse_kinds", "parse_start", "simulation_config"]
+__all__ = [
+    "add_simulation_args",
+    "parse_kinds",
+    "parse_start",
+    "parse_tenant",
+    "simulation_config",
+]
+
+_TENANT = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+def parse_tenant(text: str) -> str:
+    """``--tenant``: the readings' ``tenant_id`` (letters, digits, '.', '_', '-').
+
+    >>> parse_tenant("acme-grid")
+    'acme-grid'
+    """
+    if not _TENANT.match(text):
+        msg = f"tenant {text!r}: use 1-64 letters, digits, '.', '_' or '-'"
+        raise argparse.ArgumentTypeError(msg)
+    return text
 
 
 def parse_kinds(text: str) -> tuple[str, ...]:
@@ -93,6 +114,7 @@ def simulation_config(args: argparse.Namespace) -> SimulationConfig:
             failure_rate=args.failure_rate,
             scenario=args.scenario,
             onset_delay_s=args.onset_delay,
+            tenant_id=getattr(args, "tenant", "default"),
         )
     except ValueError as exc:
         raise EnviroStreamError(str(exc)) from exc

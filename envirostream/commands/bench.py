@@ -16,6 +16,8 @@ T = TypeVar("T")
 BENCHMARKS = (
     "throughput",
     "decode",
+    "routing",
+    "gateway",
     "simulator",
     "nab",
     "nab-cv",
@@ -43,7 +45,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         default=None,
         help="scale: worker counts to run, comma-separated (default 1,2,4); soak: workers (1)",
     )
-    p.add_argument("--rounds", type=int, default=3, help="decode: rounds (the best is kept)")
+    p.add_argument(
+        "--rounds", type=int, default=3, help="decode, routing: rounds (the best is kept)"
+    )
     p.add_argument(
         "--devices",
         type=int,
@@ -83,7 +87,10 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         "--years", type=int, default=30, help="chaos: span of the monthly series replayed mid-run"
     )
     p.add_argument(
-        "--seconds", type=int, default=None, help="simulator (10) / series (30): event seconds"
+        "--seconds",
+        type=int,
+        default=None,
+        help="simulator (10) / series (30): event seconds; gateway (60): ticks",
     )
     p.add_argument(
         "--window-model",
@@ -233,6 +240,16 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         from bench.decode import run_decode_bench
 
         run_decode_bench(settings, readings=_given(args.readings, 200_000), rounds=args.rounds)
+    elif args.name == "gateway":
+        from bench.gateway import run_gateway_bench
+
+        run_gateway_bench(
+            settings, devices=_given(args.devices, 100), seconds=int(_given(args.seconds, 60))
+        )
+    elif args.name == "routing":
+        from bench.routing import run_routing_bench
+
+        run_routing_bench(rounds=args.rounds)
     elif args.name == "skab":
         from bench.skab import run_skab_bench
 

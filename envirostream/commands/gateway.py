@@ -16,6 +16,7 @@ from typing import Any
 
 from core.errors import EnviroStreamError
 from core.settings import Settings
+from envirostream.commands._simulation import parse_tenant
 
 __all__ = ["add_parser", "run"]
 
@@ -39,6 +40,14 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--seconds", type=float, default=None, help="mqtt: stop after this long (default: run)"
+    )
+    p.add_argument(
+        "--tenant",
+        type=parse_tenant,
+        default=None,
+        help="mqtt: the tenant of every reading (JSON readings without tenant_id get it; one "
+        "naming another tenant goes to the DLQ: tenant_mismatch). Unset: the payload's "
+        "tenant_id, or default",
     )
     p.add_argument("--broker-timeout", type=float, default=30.0, help="seconds to wait for Kafka")
     return p
@@ -80,11 +89,14 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         qos=settings.mqtt_qos,
         client_id=args.client_id,
         max_pending=settings.mqtt_max_pending_messages,
+        tenant=args.tenant,
     )
     signal.signal(signal.SIGTERM, lambda *_: gateway.stop())
     gateway.start()
     print(
-        f"gateway: {gateway.address} {topic_filter} (QoS {settings.mqtt_qos}) "
+        f"gateway: {gateway.address} {topic_filter} (QoS {settings.mqtt_qos}"
+        + (f", tenant {args.tenant}" if args.tenant else "")
+        + ") "
         f"-> {settings.bootstrap_servers}",
         flush=True,
     )

@@ -13,6 +13,7 @@ from typing import Any
 
 from core.errors import EnviroStreamError
 from core.settings import Settings
+from envirostream.commands._simulation import parse_tenant
 
 __all__ = ["add_parser", "run"]
 
@@ -43,6 +44,12 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         "--device-type", default="UNKNOWN", help="device type of the readings (e.g. MACHINE)"
     )
     p.add_argument("--speed", default="max", help="X times the recorded pace, or max")
+    p.add_argument(
+        "--tenant",
+        type=parse_tenant,
+        default="default",
+        help="the readings' tenant_id (default: default)",
+    )
     p.add_argument("--broker-timeout", type=float, default=30.0, help="seconds to wait for Kafka")
     return p
 
@@ -131,6 +138,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             READINGS,
             device_type=device_type,
             speed=speed,
+            tenant_id=args.tenant,
             on_bad_row=bad,
             metrics=metrics,
         )
@@ -143,7 +151,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             codec,
             READINGS,
             speed=speed,
-            tenant_id="default",
+            tenant_id=args.tenant,
             on_bad_row=bad,
             metrics=metrics,
             device_type=device_type,

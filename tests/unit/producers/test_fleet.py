@@ -137,3 +137,11 @@ def test_producer_metrics_count_increments_on_their_own_registry() -> None:
     assert value("envirostream_readings_produced_total") == 100
     assert value("envirostream_readings_delivered_total") == 97
     assert value("envirostream_delivery_failures_total") == 3
+
+
+def test_another_tenants_fleet_is_named_apart() -> None:
+    from producers.simulator import SimulationConfig
+
+    plain = SimulationConfig(devices=3, kinds=("machine",)).fleet().device_ids
+    acme = SimulationConfig(devices=3, kinds=("machine",), tenant_id="acme").fleet().device_ids
+    assert acme == [f"acme.{d}" for d in plain] and not set(acme) & set(plain)

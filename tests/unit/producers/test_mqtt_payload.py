@@ -136,3 +136,19 @@ def test_json_schema_file_lists_the_avro_symbols() -> None:
     assert set(props["device_type"]["enum"]) == enum_symbols("DeviceType")
     assert set(props["quality"]["enum"]) == enum_symbols("Quality")
     assert set(schema["$defs"]["reading"]["required"]) == {"capability", "value", "timestamp"}
+
+
+def test_a_tenant_gateway_fills_its_tenant_and_refuses_another() -> None:
+    one = json.dumps({"capability": "VOLTAGE", "value": 1.0, "timestamp": 5}).encode()
+    assert parse_message(TOPIC, one)[0]["tenant_id"] == "default"
+    assert parse_message(TOPIC, one, tenant="acme")[0]["tenant_id"] == "acme"
+    named = json.dumps(
+        [
+            {"capability": "VOLTAGE", "value": 1.0, "timestamp": 5, "tenant_id": "acme"},
+            {"capability": "VOLTAGE", "value": 1.0, "timestamp": 6, "tenant_id": "globex"},
+        ]
+    ).encode()
+    assert {r["tenant_id"] for r in parse_message(TOPIC, named)} == {"acme", "globex"}
+    with pytest.raises(PayloadError, match="globex") as refused:
+        parse_message(TOPIC, named, tenant="acme")
+    assert refused.value.reason == "tenant_mismatch"
