@@ -9,29 +9,48 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from confluent_kafka.admin import AdminClient
 from prometheus_client import CollectorRegistry, Counter
 
 from core.errors import ServiceUnavailableError
+from topics.kafka_config import KafkaTarget, kafka_address, librdkafka_config, refusal_hint
 
 __all__ = ["ProducerMetrics", "RecordProducer", "wait_for_broker"]
 
 
-def wait_for_broker(bootstrap: str, timeout: float) -> None:
-    """Raise :class:`ServiceUnavailableError` unless the cluster answers within ``timeout``."""
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+def wait_for_broker(kafka: KafkaTarget, timeout: float) -> None:
+    """Raise :class:`ServiceUnavailableError` unless the cluster answers within ``timeout``.
+
+    A broker that refuses us (wrong SASL credentials, a certificate we do not trust) fails
+    at once, with a message that names authentication or TLS and the settings to check.
+    """
+    refused: list[str] = []
+
+    def on_error(err: KafkaError) -> None:
+        hint = refusal_hint(kafka, err)
+        if hint is not None:
+            refused.append(hint)
+
+    conf: dict[str, Any] = {**librdkafka_config(kafka), "error_cb": on_error}
+    admin = AdminClient(conf)
+    address = kafka_address(kafka)
     deadline = time.monotonic() + timeout
     while True:
         try:
             admin.list_topics(timeout=min(5.0, max(0.5, deadline - time.monotonic())))
             return
         except KafkaException:
+            admin.poll(0)  # serve error_cb
+            if refused:
+                hint = refused[-1]
+                raise ServiceUnavailableError(service="Kafka", address=address, hint=hint) from None
             if time.monotonic() >= deadline:
                 raise ServiceUnavailableError(
                     service="Kafka",
-                    address=bootstrap,
+                    address=address,
                     hint=f"no answer within {timeout:.0f}s; start it with `envirostream infra up` "
                     "or set ENVIROSTREAM_KAFKA_BOOTSTRAP",
                 ) from None
@@ -41,9 +60,11 @@ def wait_for_broker(bootstrap: str, timeout: float) -> None:
 class RecordProducer:
     """Produces keyed records; counts what was acknowledged and what failed."""
 
-    def __init__(self, bootstrap: str, *, linger_ms: int = 20, extra: dict | None = None) -> None:
+    def __init__(
+        self, kafka: KafkaTarget, *, linger_ms: int = 20, extra: dict | None = None
+    ) -> None:
         conf = {
-            "bootstrap.servers": bootstrap,
+            **librdkafka_config(kafka),
             "linger.ms": linger_ms,
             "batch.size": 1_000_000,
             "compression.type": "lz4",

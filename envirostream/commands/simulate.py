@@ -31,7 +31,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from topics.producer import ProducerMetrics, RecordProducer, wait_for_broker
 
     config = simulation_config(args)
-    wait_for_broker(settings.bootstrap_servers, timeout=args.broker_timeout)
+    wait_for_broker(settings, timeout=args.broker_timeout)
     registry = CollectorRegistry()
     metrics = ProducerMetrics(registry, "simulator")
     serve_metrics(
@@ -40,7 +40,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         "ENVIROSTREAM_SIMULATOR_METRICS_PORT",
         settings.metrics_host,
     )
-    producer = RecordProducer(settings.bootstrap_servers)
+    producer = RecordProducer(settings)
     stop = threading.Event()
     try:
         report = run_simulation(
