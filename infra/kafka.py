@@ -30,6 +30,7 @@ from confluent_kafka.admin import AdminClient
 
 from core.errors import ConfigurationError, EnviroStreamError, ServiceUnavailableError
 from core.settings import Settings, load_settings
+from infra.kafka_security import secure_listener_properties, upsert_scram_user
 from infra.processes import (
     ServiceProcess,
     port_open,
@@ -38,6 +39,7 @@ from infra.processes import (
     stop_service,
     wait_until,
 )
+from topics.kafka_config import KafkaTarget, kafka_address, librdkafka_config
 
 __all__ = [
     "KafkaSetupError",
@@ -197,7 +199,8 @@ def ensure_kafka_jars(settings: Settings) -> Path:
 
 
 def render_server_properties(settings: Settings) -> str:
-    """``server.properties`` of a single-node KRaft broker+controller on loopback."""
+    """``server.properties`` of a single-node KRaft broker+controller on loopback (plus a
+    secured client listener when the settings ask for one: :mod:`infra.kafka_security`)."""
     port, cport = settings.kafka_port, settings.kafka_controller_port
     values = {
         "process.roles": "broker,controller",
@@ -227,6 +230,7 @@ def render_server_properties(settings: Settings) -> str:
         "num.network.threads": "3",
         "num.io.threads": "8",
     }
+    values = secure_listener_properties(settings, values)
     lines = [
         "# Rendered by infra/kafka.py at every start; edit the settings, not this file.",
         *(f"{key}={value}" for key, value in values.items()),
@@ -322,14 +326,14 @@ def _quiet_logger() -> logging.Logger:
     return logger
 
 
-def _metadata_cluster_id(bootstrap: str, timeout: float) -> str | None:
+def _metadata_cluster_id(kafka: KafkaTarget, timeout: float) -> str | None:
     """The cluster id the broker reports to a metadata request, or None if it does not answer.
 
     An empty string means a broker answered without a cluster id.
     """
     admin = AdminClient(
         {
-            "bootstrap.servers": bootstrap,
+            **librdkafka_config(kafka),
             "socket.connection.setup.timeout.ms": max(1000, int(timeout * 1000)),
         },
         logger=_quiet_logger(),
@@ -343,19 +347,20 @@ def _metadata_cluster_id(bootstrap: str, timeout: float) -> str | None:
     return str(metadata.cluster_id or "")
 
 
-def _broker_answers(bootstrap: str, timeout: float = 2.0) -> bool:
-    return _metadata_cluster_id(bootstrap, timeout) is not None
+def _broker_answers(kafka: KafkaTarget, timeout: float = 2.0) -> bool:
+    return _metadata_cluster_id(kafka, timeout) is not None
 
 
 def _our_broker_answers(settings: Settings, timeout: float = 2.0) -> bool:
     """Our broker answers: metadata comes back carrying the cluster id of our log dir."""
     if not port_open("127.0.0.1", settings.kafka_port):
         return False
-    answered = _metadata_cluster_id(settings.bootstrap_servers, timeout)
+    # The loopback PLAINTEXT listener: it answers before any SASL user exists.
+    answered = _metadata_cluster_id(f"127.0.0.1:{settings.kafka_port}", timeout)
     return answered is not None and answered == _cluster_id(settings)
 
 
-def wait_for_kafka(bootstrap: str, timeout: float) -> None:
+def wait_for_kafka(kafka: KafkaTarget, timeout: float) -> None:
     """Wait until a broker at ``bootstrap`` answers a metadata request.
 
     Raises :class:`ServiceUnavailableError` after ``timeout`` seconds.
@@ -364,7 +369,7 @@ def wait_for_kafka(bootstrap: str, timeout: float) -> None:
 
     def answers() -> bool:
         remaining = deadline - time.monotonic()
-        return _broker_answers(bootstrap, max(0.5, min(5.0, remaining)))
+        return _broker_answers(kafka, max(0.5, min(5.0, remaining)))
 
     if wait_until(answers, timeout, interval=0.3):
         return
@@ -372,7 +377,7 @@ def wait_for_kafka(bootstrap: str, timeout: float) -> None:
         f"no metadata after {timeout:.0f}s; start the local broker with "
         "`envirostream infra up`, or set ENVIROSTREAM_KAFKA_BOOTSTRAP to a reachable cluster"
     )
-    raise ServiceUnavailableError(SERVICE_NAME, bootstrap, hint)
+    raise ServiceUnavailableError(SERVICE_NAME, kafka_address(kafka), hint)
 
 
 # --- lifecycle --------------------------------------------------------------------------
@@ -431,15 +436,23 @@ def start_kafka(settings: Settings, timeout: float = 90) -> int | None:
     _refuse_taken_port(
         settings.kafka_controller_port, "ENVIROSTREAM_KAFKA_CONTROLLER_PORT", settings
     )
+    if settings.kafka_secured:
+        _refuse_taken_port(settings.kafka_secure_port, "ENVIROSTREAM_KAFKA_SECURE_PORT", settings)
     libs = ensure_kafka_jars(settings)
     properties = _properties_file(settings)
     _log_dir(settings).mkdir(parents=True, exist_ok=True)
+    properties.touch(mode=0o600)  # may hold a PLAIN password (infra/kafka_security.py)
+    properties.chmod(0o600)
     properties.write_text(render_server_properties(settings))
     _format_storage(settings, libs)
     argv = _java_argv(settings, libs, "kafka.Kafka", str(properties))
-    return start_service(
+    pid = start_service(
         service, argv, ready, address=address, timeout=timeout, cwd=_kafka_dir(settings)
     )
+    if settings.kafka_secured:  # ready for the project's clients on the secured listener
+        upsert_scram_user(settings)
+        wait_for_kafka(settings, timeout=timeout)
+    return pid
 
 
 def stop_kafka(settings: Settings) -> bool:
@@ -457,7 +470,7 @@ def kafka_status(settings: Settings) -> dict[str, Any]:
             "running": False,
             "pid": None,
             "bootstrap": settings.bootstrap_servers,
-            "answering": _broker_answers(settings.bootstrap_servers),
+            "answering": _broker_answers(settings),
             "local": False,
         }
     pid = _running_pid(settings)
