@@ -6,7 +6,9 @@ How every project client reaches Kafka: in the clear (``PLAINTEXT``, the default
 (``SASL_SSL``) or in the clear (``SASL_PLAINTEXT``). The password is a ``SecretStr`` or a
 file, so it never prints. Client configs are built from these fields in one place,
 :mod:`topics.kafka_config`. An invalid combination stops the process at start, naming the
-variable to fix (docs/security.md, "Kafka").
+variable to fix (docs/security.md, "Kafka"); files are checked when the first client is
+built (at start too), as the registry's are, so settings naming a container's paths can be
+validated elsewhere.
 """
 
 from __future__ import annotations
@@ -73,19 +75,6 @@ class KafkaSecuritySettings(BaseSettings):
         description="Private key (PEM, unencrypted) of KAFKA_SSL_CERT_FILE; unset = in the "
         "cert file.",
     )
-
-    @field_validator(
-        "kafka_sasl_password_file",
-        "kafka_ssl_ca_file",
-        "kafka_ssl_cert_file",
-        "kafka_ssl_key_file",
-    )
-    @classmethod
-    def _check_file(cls, value: Path | None) -> Path | None:
-        if value is not None and not value.is_file():
-            msg = f"{value} is not a readable file"
-            raise ValueError(msg)
-        return value
 
     @field_validator("kafka_sasl_username", mode="before")
     @classmethod

@@ -9,6 +9,9 @@ loopback. TLS material is generated once with ``cryptography`` under
 keystore) and, for ``SSL``, a client certificate (the broker requires one). SCRAM users are
 upserted through the loopback listener after every start, so the configured password is
 the broker's; PLAIN users live in the listener's JAAS line of ``server.properties`` (0600).
+
+``python -m infra.kafka_security DIR [HOST ...]`` writes the same TLS set for other brokers
+(docker-compose.yml: ``python -m infra.kafka_security secrets/kafka-tls kafka localhost``).
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import os
+import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,7 +88,7 @@ def _certificate(
     key: rsa.RSAPrivateKey,
     issuer: tuple[x509.Name, rsa.RSAPrivateKey] | None,
     *,
-    server: bool = False,
+    hosts: Sequence[str] = (),
     now: dt.datetime,
 ) -> x509.Certificate:
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
@@ -103,15 +108,20 @@ def _certificate(
         builder = builder.add_extension(usage, critical=True)
     else:
         purposes = [ExtendedKeyUsageOID.CLIENT_AUTH]
-        if server:
+        if hosts:
             purposes.append(ExtendedKeyUsageOID.SERVER_AUTH)
-            names: list[x509.GeneralName] = [
-                x509.DNSName("localhost"),
-                x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-            ]
-            builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName([_general_name(h) for h in hosts]), critical=False
+            )
         builder = builder.add_extension(x509.ExtendedKeyUsage(purposes), critical=False)
     return builder.sign(signer, hashes.SHA256())
+
+
+def _general_name(host: str) -> x509.GeneralName:
+    try:
+        return x509.IPAddress(ipaddress.ip_address(host))
+    except ValueError:
+        return x509.DNSName(host)
 
 
 def _write(path: Path, data: bytes, mode: int) -> None:
@@ -121,8 +131,12 @@ def _write(path: Path, data: bytes, mode: int) -> None:
     os.chmod(path, mode)
 
 
-def generate_tls(directory: Path, now: dt.datetime | None = None) -> TlsFiles:
-    """Write a new CA, a broker keystore for localhost/127.0.0.1 and a client certificate.
+def generate_tls(
+    directory: Path,
+    hosts: Sequence[str] = ("localhost", "127.0.0.1"),
+    now: dt.datetime | None = None,
+) -> TlsFiles:
+    """Write a new CA, a broker keystore for ``hosts`` (names or IPs) and a client certificate.
 
     Private keys are written 0600 and never encrypted (loopback test/dev material).
     """
@@ -133,7 +147,7 @@ def generate_tls(directory: Path, now: dt.datetime | None = None) -> TlsFiles:
     ca = _certificate("EnviroStream local Kafka CA", ca_key, None, now=now)
     ca_pem = ca.public_bytes(serialization.Encoding.PEM)
     broker_key = _key()
-    broker = _certificate("localhost", broker_key, (ca.subject, ca_key), server=True, now=now)
+    broker = _certificate(hosts[0], broker_key, (ca.subject, ca_key), hosts=hosts, now=now)
     client_key = _key()
     client = _certificate("envirostream-client", client_key, (ca.subject, ca_key), now=now)
     _write(
@@ -157,7 +171,11 @@ def ensure_local_tls(settings: Settings) -> TlsFiles:
 
 
 def _jaas_quote(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """``value`` as a quoted JAAS option, escaped for a ``.properties`` file (which Java reads
+    as ISO-8859-1 with backslash escapes)."""
+    jaas = '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    escaped = jaas.replace("\\", "\\\\")
+    return "".join(c if 0x20 <= ord(c) < 0x7F else f"\\u{ord(c):04x}" for c in escaped)
 
 
 def secure_listener_properties(settings: Settings, values: dict[str, str]) -> dict[str, str]:
@@ -229,3 +247,22 @@ def upsert_scram_user(settings: Settings, timeout: float = 30.0) -> bool:
         msg = f"the local broker refused the SCRAM user {user!r} ({mechanism}): {exc}"
         raise ScramSetupError(msg) from None
     return True
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m infra.kafka_security DIR [HOST ...]``: a CA and a broker keystore for HOSTs."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0].startswith("-"):
+        print("usage: python -m infra.kafka_security DIR [HOST ...]", file=sys.stderr)
+        return 2
+    hosts = args[1:] or ["localhost", "127.0.0.1"]
+    files = generate_tls(Path(args[0]), hosts)
+    print(
+        f"CA {files.ca}; broker keystore (key + chain, 0600) {files.broker_keystore} for "
+        f"{', '.join(hosts)}; client certificate {files.client_cert}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

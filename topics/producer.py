@@ -15,7 +15,7 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from confluent_kafka.admin import AdminClient
 from prometheus_client import CollectorRegistry, Counter
 
-from core.errors import ServiceUnavailableError
+from core.errors import ServiceRefusedError, ServiceUnavailableError
 from topics.kafka_config import KafkaTarget, kafka_address, librdkafka_config, refusal_hint
 
 __all__ = ["ProducerMetrics", "RecordProducer", "wait_for_broker"]
@@ -45,8 +45,8 @@ def wait_for_broker(kafka: KafkaTarget, timeout: float) -> None:
         except KafkaException:
             admin.poll(0)  # serve error_cb
             if refused:
-                hint = refused[-1]
-                raise ServiceUnavailableError(service="Kafka", address=address, hint=hint) from None
+                reason = refused[-1]
+                raise ServiceRefusedError(service="Kafka", address=address, reason=reason) from None
             if time.monotonic() >= deadline:
                 raise ServiceUnavailableError(
                     service="Kafka",

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 import pytest
 from confluent_kafka import Consumer, KafkaException
 
-from core.errors import ServiceUnavailableError
+from core.errors import ServiceRefusedError
 from core.settings import Settings, load_settings
 from infra.harness import start_services, stop_services
 from infra.processes import free_port
@@ -163,10 +163,10 @@ def test_a_wrong_password_is_refused_naming_authentication(
     secured: Settings, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     wrong = with_password(secured, "not-the-password")
-    with pytest.raises(ServiceUnavailableError) as refused:
+    with pytest.raises(ServiceRefusedError) as refused:
         wait_for_broker(wrong, timeout=30)
     message = str(refused.value)
-    assert "authentication failed" in message and USER in message
+    assert "refused the connection: authentication failed" in message and USER in message
     assert "ENVIROSTREAM_KAFKA_SASL_PASSWORD" in message
     assert "not-the-password" not in message
 
