@@ -119,19 +119,23 @@ def test_the_pipeline_runs_through_sasl_ssl(
     assert produced == int(sent.group(2)) and produced >= DEVICES * SECONDS
 
     client = get_client(settings)
+
+    def count(sql: str) -> int:
+        return int(client.command(sql))  # type: ignore[arg-type]
+
     ClickHouseSink(client, settings).setup()  # idempotent; the worker does it too
     log = tmp_path_factory.mktemp("logs") / "worker.log"
     worker = WorkerProcess(settings, log)
     try:
         wait_for_worker(
-            lambda: client.command("SELECT count() FROM readings FINAL") >= produced,
+            lambda: count("SELECT count() FROM readings FINAL") >= produced,
             180,
             f"{produced} readings stored",
             worker,
         )
         # Every reading lands in exactly one closed window (idle partitions close theirs).
         wait_for_worker(
-            lambda: client.command("SELECT sum(count) FROM aggregates FINAL") >= produced,
+            lambda: count("SELECT sum(count) FROM aggregates FINAL") >= produced,
             120,
             f"aggregates covering {produced} readings",
             worker,

@@ -90,9 +90,9 @@ def check_clients_secured(root: Path) -> list[str]:
         mounted = {f"/run/secrets/{s}" for s in service.get("secrets", [])}
         if ca is None or str(ca) not in mounted:
             problems.append(f"{name}: ENVIROSTREAM_KAFKA_SSL_CA_FILE {ca} is not a mounted secret")
-    for listener, protocol in protocols.items():
+    for listener, kind in protocols.items():
         bind = _binds.get(listener, "")
-        if protocol == "PLAINTEXT" and not bind.startswith("127.0.0.1:"):
+        if kind == "PLAINTEXT" and not bind.startswith("127.0.0.1:"):
             problems.append(f"kafka: PLAINTEXT listener {listener} binds {bind!r}, not loopback")
     keystore = kafka_env.get("KAFKA_SSL_KEYSTORE_LOCATION", "")
     if keystore not in {f"/run/secrets/{s}" for s in kafka.get("secrets", [])}:
