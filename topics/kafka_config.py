@@ -29,6 +29,7 @@ __all__ = [
     "ca_file",
     "client_cert_files",
     "describe_security",
+    "handshake_hint",
     "kafka_address",
     "librdkafka_config",
     "local_tls_dir",
@@ -204,3 +205,17 @@ def refusal_hint(kafka: KafkaTarget, error: KafkaError) -> str | None:
             "broker's certificate"
         )
     return None
+
+
+def handshake_hint(kafka: KafkaTarget, log_line: str) -> str | None:
+    """A hint when librdkafka logs that the broker hung up during the first request (a
+    PLAINTEXT client at a TLS or SASL listener looks like this), else None. Not a refusal:
+    a broker that is starting can do it too, so callers keep waiting and add it to their
+    timeout message."""
+    if "Disconnected" not in log_line or "APIVERSION_QUERY" not in log_line:
+        return None
+    protocol = "PLAINTEXT" if isinstance(kafka, str) else kafka.kafka_security_protocol
+    return (
+        f"the broker closed the connection during the first request, as a TLS or SASL "
+        f"listener does to a {protocol} client: check ENVIROSTREAM_KAFKA_SECURITY_PROTOCOL"
+    )

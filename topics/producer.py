@@ -7,6 +7,7 @@ report its losses instead of hiding them.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -16,7 +17,13 @@ from confluent_kafka.admin import AdminClient
 from prometheus_client import CollectorRegistry, Counter
 
 from core.errors import ServiceRefusedError, ServiceUnavailableError
-from topics.kafka_config import KafkaTarget, kafka_address, librdkafka_config, refusal_hint
+from topics.kafka_config import (
+    KafkaTarget,
+    handshake_hint,
+    kafka_address,
+    librdkafka_config,
+    refusal_hint,
+)
 
 __all__ = ["ProducerMetrics", "RecordProducer", "wait_for_broker"]
 
@@ -25,36 +32,54 @@ def wait_for_broker(kafka: KafkaTarget, timeout: float) -> None:
     """Raise :class:`ServiceUnavailableError` unless the cluster answers within ``timeout``.
 
     A broker that refuses us (wrong SASL credentials, a certificate we do not trust) fails
-    at once, with a message that names authentication or TLS and the settings to check.
+    at once with :class:`ServiceRefusedError`, naming authentication or TLS and the settings
+    to check; a broker that hangs up on the first request adds a security-protocol hint to
+    the timeout message.
     """
     refused: list[str] = []
+    suspected: list[str] = []
 
     def on_error(err: KafkaError) -> None:
         hint = refusal_hint(kafka, err)
         if hint is not None:
             refused.append(hint)
 
-    conf: dict[str, Any] = {**librdkafka_config(kafka), "error_cb": on_error}
+    class _Suspicions(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            suspect = handshake_hint(kafka, record.getMessage())
+            if suspect is not None:
+                suspected.append(suspect)
+
+    # librdkafka's log of this probe (a line per failed attempt) is read here, not printed.
+    logger = logging.getLogger("envirostream.kafka.wait")
+    logger.propagate = False
+    logger.setLevel(logging.INFO)  # librdkafka's FAIL lines are INFO
+    handler = _Suspicions()
+    logger.addHandler(handler)
+    conf: dict[str, Any] = {**librdkafka_config(kafka), "error_cb": on_error, "logger": logger}
     admin = AdminClient(conf)
     address = kafka_address(kafka)
     deadline = time.monotonic() + timeout
-    while True:
-        try:
-            admin.list_topics(timeout=min(5.0, max(0.5, deadline - time.monotonic())))
-            return
-        except KafkaException:
-            admin.poll(0)  # serve error_cb
-            if refused:
-                reason = refused[-1]
-                raise ServiceRefusedError(service="Kafka", address=address, reason=reason) from None
-            if time.monotonic() >= deadline:
-                raise ServiceUnavailableError(
-                    service="Kafka",
-                    address=address,
-                    hint=f"no answer within {timeout:.0f}s; start it with `envirostream infra up` "
-                    "or set ENVIROSTREAM_KAFKA_BOOTSTRAP",
-                ) from None
-            time.sleep(0.5)
+    try:
+        while True:
+            try:
+                admin.list_topics(timeout=min(5.0, max(0.5, deadline - time.monotonic())))
+                return
+            except KafkaException:
+                admin.poll(0)  # serve error_cb and the log
+                if refused:
+                    reason = refused[-1]
+                    raise ServiceRefusedError("Kafka", address, reason) from None  # noqa: EM101
+                if time.monotonic() >= deadline:
+                    hint = suspected[-1] if suspected else _START_HINT
+                    hint = f"no answer within {timeout:.0f}s; {hint}"
+                    raise ServiceUnavailableError("Kafka", address, hint) from None  # noqa: EM101
+                time.sleep(0.5)
+    finally:
+        logger.removeHandler(handler)
+
+
+_START_HINT = "start it with `envirostream infra up` or set ENVIROSTREAM_KAFKA_BOOTSTRAP"
 
 
 class RecordProducer:

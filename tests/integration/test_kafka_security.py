@@ -20,7 +20,7 @@ from collections.abc import Iterator
 import pytest
 from confluent_kafka import Consumer, KafkaException
 
-from core.errors import ServiceRefusedError
+from core.errors import ServiceRefusedError, ServiceUnavailableError
 from core.settings import Settings, load_settings
 from infra.harness import start_services, stop_services
 from infra.processes import free_port
@@ -190,6 +190,10 @@ def test_a_wrong_password_is_refused_naming_authentication(
 def test_a_plaintext_client_cannot_read_the_secured_listener(secured: Settings) -> None:
     # The right credentials answer (so what follows is the protocol, not a dead broker)...
     wait_for_broker(secured, timeout=30)
+    # ... and our own clients, left PLAINTEXT, say what is likely wrong.
+    with pytest.raises(ServiceUnavailableError) as unanswered:
+        wait_for_broker(secured.bootstrap_servers, timeout=5)
+    assert "check ENVIROSTREAM_KAFKA_SECURITY_PROTOCOL" in str(unanswered.value)
     plain = Consumer(
         {
             "bootstrap.servers": secured.bootstrap_servers,
