@@ -3,9 +3,9 @@
 No Docker: Maven resolves ``org.apache.kafka:kafka_2.13`` and a log4j2 binding into
 ``<cache_dir>/kafka-<version>/libs`` once (:mod:`infra.kafka_jars`); the broker runs
 ``java -cp 'libs/*' kafka.Kafka`` with its state under ``<data_dir>/kafka``; a secured client
-listener when the settings ask for one (:mod:`infra.kafka_security`). Start, stop and status are idempotent; ready means
-it answers a metadata request with our cluster id. CLI: ``python -m infra.kafka fetch|start|
-stop|status`` (used by ``make bootstrap``)."""
+listener when the settings ask for one (:mod:`infra.kafka_security`). Start, stop and
+status are idempotent; ready means it answers a metadata request with our cluster id. CLI:
+``python -m infra.kafka fetch|start|stop|status`` (used by ``make bootstrap``)."""
 
 from __future__ import annotations
 
