@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import os
+import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -36,7 +37,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from core.errors import EnviroStreamError
+from core.errors import ConfigurationError, EnviroStreamError
 from core.settings import Settings
 from topics.kafka_config import local_tls_dir, sasl_password
 
@@ -206,6 +207,13 @@ def secure_listener_properties(settings: Settings, values: dict[str, str]) -> di
         out[prefix + "sasl.enabled.mechanisms"] = mechanism
         if mechanism == "PLAIN":
             user = settings.kafka_sasl_username or ""
+            if not re.fullmatch(r"[A-Za-z0-9._@-]+", user):
+                # It becomes a JAAS option name (user_<name>) in server.properties.
+                msg = (
+                    f"the local broker's PLAIN user must be letters, digits and . _ @ -, "
+                    f"got {user!r}"
+                )
+                raise ConfigurationError(setting="ENVIROSTREAM_KAFKA_SASL_USERNAME", message=msg)
             password = sasl_password(settings) or ""
             module = "org.apache.kafka.common.security.plain.PlainLoginModule"
             line = f"{module} required user_{user}={_jaas_quote(password)};"

@@ -213,6 +213,15 @@ def test_a_plain_password_is_escaped_for_the_properties_file(tmp_path: Path) -> 
     assert line.endswith('user_app="a\\\\"b\\\\\\\\c\\u00e9";')
 
 
+def test_a_plain_user_name_must_fit_a_jaas_option(tmp_path: Path) -> None:
+    values = {**SASL, "kafka_sasl_mechanism": "PLAIN", "kafka_sasl_username": "a b=c"}
+    settings = load_settings({}, **values, data_dir=tmp_path)
+    with pytest.raises(ConfigurationError) as caught:
+        kafka.render_server_properties(settings)
+    assert caught.value.setting == "ENVIROSTREAM_KAFKA_SASL_USERNAME"
+    assert "'a b=c'" in str(caught.value)
+
+
 def test_generated_tls_material(tmp_path: Path) -> None:
     files = generate_tls(tmp_path / "tls", ["kafka", "127.0.0.1"])
     ca = x509.load_pem_x509_certificate(files.ca.read_bytes())
