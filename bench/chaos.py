@@ -217,11 +217,11 @@ def run_chaos_bench(
     ids: set[str] = set()
     counts = Counter[str]()
     try:
-        TopicAdmin(settings.bootstrap_servers).create_missing(topic_specs(settings))
+        TopicAdmin(settings).create_missing(topic_specs(settings))
         t0 = time.monotonic()
         workers = _Workers(settings, tmp / "worker.log", lambda: time.monotonic() - t0)
         workers.proc.wait_healthy()
-        feed = FleetFeed(fleet, settings.bootstrap_servers, codec)
+        feed = FleetFeed(fleet, settings, codec)
         t0 = time.monotonic()
         feed.start()
         for event in schedule:
@@ -303,7 +303,7 @@ def _check(settings: Settings, codec: AvroCodec, fleet: Fleet, ids: set[str]) ->
     lost = sorted(ids - stored_reading_ids(client))
     recomputed = recomputed_windows(client, round(settings.window_seconds * 1000))
     mismatches = compare_windows(recomputed, stored_windows(client))
-    alerts = read_alerts(settings.bootstrap_servers, codec)
+    alerts = read_alerts(settings, codec)
     group = {**dict.fromkeys(fleet.device_ids, "healthy"), **fleet.assignments}
     per_group: dict[str, set[str]] = {g: set() for g in [*group.values(), "replayed"]}
     rules: dict[str, Counter[str]] = {}
@@ -314,7 +314,7 @@ def _check(settings: Settings, codec: AvroCodec, fleet: Fleet, ids: set[str]) ->
         per_group[g].add(a["alert_id"])
     devices_in = Counter(group.values())
     devices_in["replayed"] = 2  # the recorded CSV and the 30-year series
-    by_reason, injected, other = dead_letters_by_reason(settings.bootstrap_servers)
+    by_reason, injected, other = dead_letters_by_reason(settings)
     return {
         "produced": len(ids),
         "stored": store.stored,

@@ -19,6 +19,7 @@ from producers.fleet import FleetTick
 from schemas import AvroCodec
 from topics import ALERTS, DLQ
 from topics.dead_letters import read_dead_letters
+from topics.kafka_config import KafkaTarget
 
 __all__ = [
     "MALFORMED_KEY_PREFIX",
@@ -117,20 +118,20 @@ def duplicate_notifications(records: Iterable[tuple[str, str, int]]) -> int:
     return sum(n - 1 for n in Counter(records).values() if n > 1)
 
 
-def read_alerts(bootstrap: str, codec: AvroCodec) -> list[dict[str, Any]]:
+def read_alerts(kafka: KafkaTarget, codec: AvroCodec) -> list[dict[str, Any]]:
     """Every record of ``telemetry.alerts`` (to the end it had when the read started)."""
     return [
         codec.decode(letter.value, "Alert")
-        for letter in read_dead_letters(bootstrap, topic=ALERTS)
+        for letter in read_dead_letters(kafka, topic=ALERTS)
         if letter.value
     ]
 
 
-def dead_letters_by_reason(bootstrap: str) -> tuple[dict[str, int], int, int]:
+def dead_letters_by_reason(kafka: KafkaTarget) -> tuple[dict[str, int], int, int]:
     """Distinct dead letters (by source partition and offset: a replay after a kill may
     refuse a record twice) per reason; the injected ones and the others."""
     seen: dict[tuple[int | None, int | None, str], bool] = {}
-    for letter in read_dead_letters(bootstrap, topic=DLQ):
+    for letter in read_dead_letters(kafka, topic=DLQ):
         injected = (letter.key or b"").startswith(MALFORMED_KEY_PREFIX)
         seen[(letter.source_partition, letter.source_offset, letter.reason)] = injected
     by_reason = Counter(reason for (_, _, reason) in seen)

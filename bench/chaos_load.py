@@ -21,6 +21,7 @@ from producers.replay import CsvSource, Row, replay
 from producers.scenarios import ClockSkew, GatewayOutage, Scenario
 from schemas import AvroCodec
 from topics import READINGS
+from topics.kafka_config import KafkaTarget
 from topics.producer import RecordProducer
 
 __all__ = [
@@ -99,11 +100,11 @@ def write_hourly_csv(path: Path, rows: int = 7_267, start: str = "2013-07-04") -
 class FleetFeed(threading.Thread):
     """The fleet in real time (one tick per second) until stopped; keeps every id it sends."""
 
-    def __init__(self, fleet: Fleet, bootstrap: str, codec: AvroCodec) -> None:
+    def __init__(self, fleet: Fleet, kafka: KafkaTarget, codec: AvroCodec) -> None:
         super().__init__(name="chaos-fleet", daemon=True)
         self.fleet, self.codec = fleet, codec
         # The broker outage is on purpose: librdkafka's per-second connect errors are noise.
-        self.producer = RecordProducer(bootstrap, extra={"log_level": 2})
+        self.producer = RecordProducer(kafka, extra={"log_level": 2})
         self.stop_event = threading.Event()
         self.ids: set[str] = set()
         self.error: BaseException | None = None
@@ -136,9 +137,7 @@ def history_csv(settings: Settings, nab_dir: str | None) -> Path:
 
 def replay_csv(settings: Settings, path: Path, device: str, codec: AvroCodec) -> set[str]:
     source = CsvSource(path, "timestamp", "value")
-    report = replay(
-        source, device, CAPABILITY, RecordProducer(settings.bootstrap_servers), codec, READINGS
-    )
+    report = replay(source, device, CAPABILITY, RecordProducer(settings), codec, READINGS)
     if report.undelivered or report.skipped:
         print(
             f"  replay of {path.name}: {report.undelivered} undelivered, "
@@ -152,7 +151,7 @@ def inject_malformed(settings: Settings, codec: AvroCodec) -> int:
     good = codec.encode_batch(READING_SCHEMA, [_probe_reading()])[0]
     values = [b"not avro at all", b"", b"\xc3\x01" + b"\x00" * 8, good[: len(good) // 2], good[:12]]
     keys = [MALFORMED_KEY_PREFIX + str(i).encode() for i in range(len(values))]
-    producer = RecordProducer(settings.bootstrap_servers)
+    producer = RecordProducer(settings)
     producer.send_batch(READINGS, keys, values)
     producer.flush(timeout=60.0)
     return len(values)

@@ -30,7 +30,7 @@ def run_decode_bench(base: Settings, readings: int = 200_000, rounds: int = 3) -
     settings = private_settings(base, "envirostream-bench-decode-")
     print(f"bench decode: {readings:,} readings, {rounds} rounds, under {settings.data_dir}")
     with private_services(settings, store=False):
-        TopicAdmin(settings.bootstrap_servers).create_missing(topic_specs(settings))
+        TopicAdmin(settings).create_missing(topic_specs(settings))
         total, fill_s = fill_readings(settings, readings)
         print(f"  filled {total:,} readings in {fill_s:.1f}s", flush=True)
         best: dict[str, float] = {}

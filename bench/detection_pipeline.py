@@ -61,14 +61,14 @@ def run_pipeline(
     failed = False  # an error keeps the data dir (and worker.log); success or Ctrl-C do not
     try:
         start_services(settings)
-        TopicAdmin(settings.bootstrap_servers).create_missing(topic_specs(settings))
+        TopicAdmin(settings).create_missing(topic_specs(settings))
         client = get_client(settings)
         ClickHouseSink(client, settings).setup()  # the worker's DDL, idempotent
 
         # 1. The seeded readings, as the simulator sends them (key = device id).
         fleet = config.fleet()
         encoder = TickEncoder(fleet, AvroCodec(), config.tenant_id)
-        producer = RecordProducer(settings.bootstrap_servers)
+        producer = RecordProducer(settings)
         step_ms = round(1000 / config.rate_hz)
         first: dict[tuple[str, str, str], int] = {}
         produced = 0
@@ -100,7 +100,7 @@ def run_pipeline(
         # 2. One worker drains them: readings to ClickHouse, alerts to telemetry.alerts and on.
         t0 = time.perf_counter()
         worker = WorkerProcess(settings, log)
-        probe = ConsumerLagProbe(settings.bootstrap_servers, settings.app_id, INPUT_TOPICS)
+        probe = ConsumerLagProbe(settings, settings.app_id, INPUT_TOPICS)
         first_stored: list[float] = []
         stored_at: list[float] = []
         state = {"stored": 0, "lag": -1}

@@ -33,6 +33,7 @@ from producers.mqtt_publisher import MqttPublisher
 from producers.simulator import SimulationConfig, build_records
 from schemas import AvroCodec
 from topics import READINGS, TopicAdmin, topic_specs
+from topics.kafka_config import librdkafka_config
 from topics.producer import RecordProducer
 
 __all__ = ["run_gateway_bench"]
@@ -42,7 +43,7 @@ _JSON_FIELDS = ("reading_id", "device_type", "sensor_id", "capability", "value",
 
 
 def _readings_in_kafka(settings: Settings) -> int:
-    consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": "bench"})
+    consumer = Consumer({**librdkafka_config(settings), "group.id": "bench"})
     try:
         parts = consumer.list_topics(READINGS, timeout=10).topics[READINGS].partitions
         return sum(
@@ -146,10 +147,10 @@ def run_gateway_bench(base: Settings, devices: int = 100, seconds: int = 60) -> 
     )
     figures: dict[str, Any] = {"devices": devices, "ticks": seconds, "readings": readings}
     with private_services(settings, store=False):
-        TopicAdmin(settings.bootstrap_servers).create_missing(topic_specs(settings))
+        TopicAdmin(settings).create_missing(topic_specs(settings))
         start_mosquitto(settings)
         try:
-            producer = RecordProducer(settings.bootstrap_servers)
+            producer = RecordProducer(settings)
             started = time.monotonic()
             for keys, values, _ in ticks:
                 producer.send_batch(READINGS, keys, values)

@@ -239,7 +239,7 @@ def pipeline_detections(
     start_services(settings)
     worker: WorkerProcess | None = None
     try:
-        TopicAdmin(settings.bootstrap_servers).create_missing(topic_specs(settings))
+        TopicAdmin(settings).create_missing(topic_specs(settings))
         client = get_client(settings)
         ClickHouseSink(client, settings).setup()  # the worker's DDL, idempotent
         worker = WorkerProcess(settings, log)
@@ -248,7 +248,7 @@ def pipeline_detections(
         # Rows sharing a timestamp share a reading id, and the store keeps one of them
         # (NAB has such rows: repeated hours at DST changes), so wait for distinct times.
         expected = {f.device: len(set(f.timestamps)) for f in files}
-        producer = RecordProducer(settings.bootstrap_servers)
+        producer = RecordProducer(settings)
         for f, offset in zip(files, offsets, strict=True):
             before = producer.delivered
             report = replay(

@@ -22,6 +22,7 @@ from producers.simulator import SimulationConfig, run_simulation
 from schemas import AvroCodec
 from schemas.measure import fastavro_decode
 from topics import READINGS, topic_specs
+from topics.kafka_config import aiokafka_kwargs, librdkafka_config
 from topics.producer import RecordProducer
 
 __all__ = ["CLIENTS", "DECODERS", "Decode", "fill_readings", "read_rate"]
@@ -59,16 +60,14 @@ def fill_readings(settings: Settings, readings: int) -> tuple[int, float]:
         seed=1,
     )
     t0 = time.perf_counter()
-    report = run_simulation(
-        config, RecordProducer(settings.bootstrap_servers), AvroCodec(), READINGS
-    )
+    report = run_simulation(config, RecordProducer(settings), AvroCodec(), READINGS)
     return report.delivered, time.perf_counter() - t0
 
 
 def _confluent(settings: Settings, total: int, decode: Decode) -> tuple[float, int]:
     consumer = Consumer(
         {
-            "bootstrap.servers": settings.bootstrap_servers,
+            **librdkafka_config(settings),
             "group.id": f"bench-raw-{uuid.uuid4()}",
             "enable.auto.commit": False,
             "fetch.max.bytes": 64 * 1024 * 1024,
@@ -90,7 +89,7 @@ def _confluent(settings: Settings, total: int, decode: Decode) -> tuple[float, i
 async def _aiokafka(settings: Settings, total: int, decode: Decode) -> tuple[float, int]:
     """The worker's client and fetch settings (streams/consumer.py), partitions assigned."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers,
+        **aiokafka_kwargs(settings),
         enable_auto_commit=False,
         fetch_max_bytes=64 * 1024 * 1024,
         max_partition_fetch_bytes=8 * 1024 * 1024,

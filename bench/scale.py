@@ -47,6 +47,7 @@ from schemas import AvroCodec
 from sinks.client import get_client
 from streams.health import ConsumerLagProbe
 from topics import READINGS, TopicAdmin, topic_specs
+from topics.kafka_config import librdkafka_config
 from topics.producer import RecordProducer
 
 __all__ = ["RunFigures", "count", "group_assigned", "run_scale_bench", "scrape"]
@@ -131,9 +132,7 @@ def _fill(settings: Settings, readings: int) -> int:
         duration_s=max(1, readings // per_tick),
         seed=1,
     )
-    report = run_simulation(
-        config, RecordProducer(settings.bootstrap_servers), AvroCodec(), READINGS
-    )
+    report = run_simulation(config, RecordProducer(settings), AvroCodec(), READINGS)
     if report.undelivered:
         msg = f"bench scale: {report.undelivered} readings not acknowledged by the broker"
         raise EnviroStreamError(msg)
@@ -180,9 +179,9 @@ def _one_run(base: Settings, workers: int, readings: int, timeout: float) -> Run
     rebalances are not measured), then the input is produced while they consume it."""
     settings = private_settings(base, f"envirostream-bench-scale{workers}-", idle_close_seconds=10)
     with private_services(settings):
-        TopicAdmin(settings.bootstrap_servers).create_missing(topic_specs(settings))
+        TopicAdmin(settings).create_missing(topic_specs(settings))
         client = get_client(settings)
-        admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
+        admin = AdminClient(librdkafka_config(settings))
         procs = [
             WorkerProcess(
                 settings.model_copy(update={"metrics_port": free_port()}),
@@ -190,7 +189,7 @@ def _one_run(base: Settings, workers: int, readings: int, timeout: float) -> Run
             )
             for i in range(workers)
         ]
-        probe = ConsumerLagProbe(settings.bootstrap_servers, settings.app_id, [READINGS])
+        probe = ConsumerLagProbe(settings, settings.app_id, [READINGS])
         try:
             for p in procs:
                 p.wait_healthy(timeout)

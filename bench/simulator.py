@@ -54,7 +54,7 @@ def _stage_costs(config: SimulationConfig, ticks: int) -> tuple[float, float, in
 def _real_time_lag(settings: Settings, config: SimulationConfig, seconds: int) -> float:
     """Run the same fleet in real time (1 Hz); how late the latest tick started, seconds."""
     rt = replace(config, speedup=1.0, start_ms=None, duration_s=seconds)
-    producer = RecordProducer(settings.bootstrap_servers)
+    producer = RecordProducer(settings)
     report = run_simulation(rt, producer, AvroCodec(), READINGS)
     del producer
     return report.max_lateness_s
@@ -85,9 +85,9 @@ def run_simulator_bench(
     )
     settings = private_settings(base, "envirostream-bench-sim-")
     with private_services(settings, store=False):
-        wait_for_broker(settings.bootstrap_servers, timeout=60)
-        TopicAdmin(settings.bootstrap_servers).create_missing(topic_specs(settings))
-        producer = RecordProducer(settings.bootstrap_servers)
+        wait_for_broker(settings, timeout=60)
+        TopicAdmin(settings).create_missing(topic_specs(settings))
+        producer = RecordProducer(settings)
         cpu0, t0 = _cpu_s(), time.perf_counter()
         report = run_simulation(config, producer, AvroCodec(), READINGS)
         wall, cpu = time.perf_counter() - t0, _cpu_s() - cpu0

@@ -290,12 +290,12 @@ def pipeline_intervals(
     start_services(settings)
     worker: WorkerProcess | None = None
     try:
-        TopicAdmin(settings.bootstrap_servers).create_missing(topic_specs(settings))
+        TopicAdmin(settings).create_missing(topic_specs(settings))
         client = get_client(settings)
         ClickHouseSink(client, settings).setup()
         worker = WorkerProcess(settings, log)
         codec = AvroCodec()
-        producer = RecordProducer(settings.bootstrap_servers)
+        producer = RecordProducer(settings)
         expected: dict[str, int] = {}
         for k, files in enumerate(sequences):
             device, seq = f"{DEVICE}-{k}", 0

@@ -170,7 +170,7 @@ def run_soak_bench(
         flush=True,
     )
     with private_services(settings):
-        TopicAdmin(settings.bootstrap_servers).create_missing(topic_specs(settings))
+        TopicAdmin(settings).create_missing(topic_specs(settings))
         client = get_client(settings)
         procs = [
             WorkerProcess(
@@ -179,7 +179,7 @@ def run_soak_bench(
             )
             for i in range(workers)
         ]
-        probe = ConsumerLagProbe(settings.bootstrap_servers, settings.app_id, [READINGS])
+        probe = ConsumerLagProbe(settings, settings.app_id, [READINGS])
         state = SoakState()
         stop = threading.Event()
         try:
@@ -194,7 +194,7 @@ def run_soak_bench(
             def produce() -> None:
                 state.report = run_simulation(
                     config,
-                    RecordProducer(settings.bootstrap_servers),
+                    RecordProducer(settings),
                     AvroCodec(),
                     READINGS,
                     stop=stop,

@@ -76,7 +76,7 @@ def run_throughput_bench(base: Settings, readings: int = 200_000) -> dict[str, f
     tmp = settings.data_dir
     print(f"bench throughput: {readings:,} readings, private services under {tmp}", flush=True)
     with private_services(settings):
-        TopicAdmin(settings.bootstrap_servers).create_missing(topic_specs(settings))
+        TopicAdmin(settings).create_missing(topic_specs(settings))
         total, fill_s = fill_readings(settings, readings)
         print(f"  filled {total:,} readings in {fill_s:.1f}s ({total / fill_s:,.0f}/s)", flush=True)
         # The old ceiling (confluent-kafka, fastavro per record), then the new one: the

@@ -29,6 +29,16 @@ class ServiceUnavailableError(EnviroStreamError):
         self.address = address
 
 
+class ServiceRefusedError(ServiceUnavailableError):
+    """A service answered but refused us (authentication, TLS); ``reason`` says what to fix."""
+
+    def __init__(self, service: str, address: str, reason: str) -> None:
+        EnviroStreamError.__init__(self, f"{service} at {address} refused the connection: {reason}")
+        self.service = service
+        self.address = address
+        self.reason = reason
+
+
 class WorkerError(EnviroStreamError):
     """A worker subprocess exited or did not reach a state in time; ``log`` holds its output."""
 

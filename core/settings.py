@@ -4,30 +4,36 @@ Every field has a default that works on one laptop; docs/configuration.md lists 
 An invalid value stops the process at start with a message naming the variable.
 URLs that may carry a password (``ENVIROSTREAM_CLICKHOUSE_URL``,
 ``ENVIROSTREAM_ALERTMANAGER_URL``, ``ENVIROSTREAM_SCHEMA_REGISTRY_URL``) are
-:class:`~core.secrets.SecretUrl`: they print redacted.
+:class:`~core.secrets.SecretUrl` and ``ENVIROSTREAM_KAFKA_SASL_PASSWORD`` a ``SecretStr``:
+they print redacted. Kafka's transport security: :mod:`core.settings_kafka`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from core.errors import ConfigurationError
 from core.secrets import SecretUrl, redact_url
 from core.settings_detection import DetectionSettings
+from core.settings_gateway import GatewaySettings
+from core.settings_kafka import KafkaSecuritySettings
 from core.settings_registry import RegistrySettings
 
 ENV_PREFIX = "ENVIROSTREAM_"
-SECRET_FIELDS = frozenset({"clickhouse_url", "alertmanager_url", "mqtt_url", "schema_registry_url"})
+SECRET_FIELDS = frozenset(
+    {"clickhouse_url", "alertmanager_url", "mqtt_url", "schema_registry_url", "kafka_sasl_password"}
+)
 
 
-class Settings(DetectionSettings, RegistrySettings):
+class Settings(DetectionSettings, RegistrySettings, KafkaSecuritySettings, GatewaySettings):
     """Settings of every EnviroStream process (frozen once built)."""
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="ignore")
@@ -112,37 +118,6 @@ class Settings(DetectionSettings, RegistrySettings):
         default=1825,
         ge=1,
         description="ClickHouse TTL of the hourly and daily rollups (`aggregates_1h`, `_1d`).",
-    )
-    # --- MQTT gateway (docs/gateway.md) ------------------------------------------------
-    mqtt_url: SecretUrl | None = Field(
-        default=None,
-        description="mqtt(s)://user:password@host:port of the broker the gateway reads; "
-        "unset = the local Mosquitto (`infra up`) with its generated gateway password.",
-    )
-    mqtt_port: int = Field(
-        default=18830, ge=1, le=65535, description="Port of the local Mosquitto (loopback)."
-    )
-    mqtt_topic: str = Field(
-        default="devices/+/telemetry",
-        min_length=1,
-        description="Topic filter the gateway subscribes to (the device id is the level "
-        "before `telemetry`).",
-    )
-    mqtt_qos: int = Field(
-        default=1,
-        ge=0,
-        le=1,
-        description="1: a message is acknowledged only once Kafka has its readings (no "
-        "loss); 0: at most once, the loss is counted.",
-    )
-    mqtt_max_pending_messages: int = Field(
-        default=1000,
-        ge=1,
-        description="Messages received and not yet in Kafka above which the gateway stops "
-        "reading from the broker (bounded memory while Kafka is away).",
-    )
-    gateway_metrics_port: int = Field(
-        default=9468, ge=0, le=65535, description="/metrics of `envirostream gateway`; 0=off."
     )
     # --- stream worker -----------------------------------------------------------------
     app_id: str = Field(
@@ -344,22 +319,13 @@ class Settings(DetectionSettings, RegistrySettings):
             raise ValueError(msg)
         return value.rstrip("/")
 
-    @field_validator("mqtt_url", mode="before")
-    @classmethod
-    def _check_mqtt_url(cls, value: object) -> object:
-        if isinstance(value, SecretUrl):
-            value = value.get_secret_value()
-        if not isinstance(value, str) or value.strip() == "":
-            return None if isinstance(value, str) else value
-        if not value.startswith(("mqtt://", "mqtts://")):
-            msg = f"expected an mqtt:// or mqtts:// URL, got {redact_url(value)!r}"
-            raise ValueError(msg)
-        return value
-
     @model_validator(mode="after")
     def _check_ports(self) -> Settings:
-        if self.kafka_bootstrap is None and self.kafka_port == self.kafka_controller_port:
-            msg = "kafka_port and kafka_controller_port must differ"
+        local = [self.kafka_port, self.kafka_controller_port]
+        if self.kafka_secured:
+            local.append(self.kafka_secure_port)
+        if self.kafka_bootstrap is None and len(set(local)) < len(local):
+            msg = "kafka_port, kafka_controller_port and kafka_secure_port must differ"
             raise ValueError(msg)
         return self
 
@@ -370,7 +336,9 @@ class Settings(DetectionSettings, RegistrySettings):
 
     @property
     def bootstrap_servers(self) -> str:
-        return self.kafka_bootstrap or f"127.0.0.1:{self.kafka_port}"
+        """Where clients connect: the cluster, or the local broker's (secured) listener."""
+        port = self.kafka_secure_port if self.kafka_secured else self.kafka_port
+        return self.kafka_bootstrap or f"127.0.0.1:{port}"
 
     @property
     def uses_local_store(self) -> bool:
@@ -428,13 +396,21 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         return Settings.model_validate(values)
     except ValidationError as exc:
         err = exc.errors()[0]
-        field = str(err["loc"][0]) if err["loc"] else "settings"
+        named = re.search(ENV_PREFIX + r"([A-Z_]+)", err["msg"])  # a check across settings
+        loc_field = str(err["loc"][0]) if err["loc"] else None
+        field = loc_field or (named.group(1).lower() if named else "settings")
         given = values.get(field, "<unset>")
         if isinstance(given, str):
-            given = redact_url(given)
-        error = ConfigurationError(ENV_PREFIX + field.upper(), f"{err['msg']} (given: {given!r})")
-        # pydantic's own error quotes the raw input: a password would show in the traceback.
-        raise error from (None if field in SECRET_FIELDS else exc)
+            given = "<hidden>" if field == "kafka_sasl_password" else redact_url(given)
+        text = (
+            f"{err['msg']} (given: {given!r})"
+            if loc_field
+            else err["msg"].removeprefix("Value error, ")
+        )
+        error = ConfigurationError(ENV_PREFIX + field.upper(), text)
+        # pydantic's own error quotes the raw input (a check across settings: all of it), so
+        # a password would show in the traceback.
+        raise error from (None if field in SECRET_FIELDS or not loc_field else exc)
 
 
 def settings_environ(settings: Settings, base: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -445,7 +421,7 @@ def settings_environ(settings: Settings, base: Mapping[str, str] | None = None) 
     source = os.environ if base is None else base
     env = {k: v for k, v in source.items() if not k.startswith(ENV_PREFIX)}
     for name, value in settings.model_dump().items():
-        if isinstance(value, SecretUrl):
+        if isinstance(value, SecretStr):  # SecretUrl too: the child needs the real value
             env[ENV_PREFIX + name.upper()] = value.get_secret_value()
         elif value is not None:
             env[ENV_PREFIX + name.upper()] = str(value)

@@ -115,7 +115,7 @@ def run_up(settings: Settings, config: SimulationConfig, run_for: float | None =
         raise EnviroStreamError("missing prerequisites:\n  " + "\n  ".join(problems))
     print("starting local services (first run fetches Kafka from Maven Central)...", flush=True)
     started = started_services(settings)
-    TopicAdmin(settings.bootstrap_servers).create_missing(topic_specs(settings))
+    TopicAdmin(settings).create_missing(topic_specs(settings))
     log_path = settings.data_dir / "logs" / "worker.log"
     worker = WorkerProcess(settings, log_path, cwd=Path.cwd())
     stop = threading.Event()
@@ -123,7 +123,7 @@ def run_up(settings: Settings, config: SimulationConfig, run_for: float | None =
 
     def simulate() -> None:
         nonlocal report
-        producer = RecordProducer(settings.bootstrap_servers)
+        producer = RecordProducer(settings)
         report = run_simulation(
             config,
             producer,

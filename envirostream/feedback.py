@@ -118,8 +118,8 @@ def send_feedback(
         "comment": comment,
         "timestamp": now_ms if now_ms is not None else int(time.time() * 1000),
     }
-    wait_for_broker(settings.bootstrap_servers, timeout=30)
-    producer = RecordProducer(settings.bootstrap_servers, linger_ms=0)
+    wait_for_broker(settings, timeout=30)
+    producer = RecordProducer(settings, linger_ms=0)
     value = AvroCodec().encode("AlertFeedback", record)
     producer.send_batch(ALERTS_FEEDBACK, [device.encode()], [value])
     if producer.flush(30) or producer.failed:

@@ -56,6 +56,7 @@ def private_settings(base: Settings, prefix: str, **overrides: object) -> Settin
         "cache_dir": base.cache_dir.resolve(),
         "kafka_port": free_port(),
         "kafka_controller_port": free_port(),
+        "kafka_secure_port": free_port(),
         "store_port": free_port(),
         "metrics_port": free_port(),
         "topic_partitions": base.topic_partitions,

@@ -1,27 +1,24 @@
 """A local single-node Apache Kafka (KRaft broker + controller) built from Maven Central jars.
 
 No Docker: Maven resolves ``org.apache.kafka:kafka_2.13`` and a log4j2 binding into
-``<cache_dir>/kafka-<version>/libs`` once; the broker runs ``java -cp 'libs/*' kafka.Kafka``
-with its state under ``<data_dir>/kafka``. Start, stop and status are idempotent; ready means
-it answers a metadata request with our cluster id. CLI: ``python -m infra.kafka fetch|start|
-stop|status`` (used by ``make bootstrap``)."""
+``<cache_dir>/kafka-<version>/libs`` once (:mod:`infra.kafka_jars`); the broker runs
+``java -cp 'libs/*' kafka.Kafka`` with its state under ``<data_dir>/kafka``; a secured client
+listener when the settings ask for one (:mod:`infra.kafka_security`). Start, stop and
+status are idempotent; ready means it answers a metadata request with our cluster id. CLI:
+``python -m infra.kafka fetch|start|stop|status`` (used by ``make bootstrap``)."""
 
 from __future__ import annotations
 
 import base64
-import contextlib
-import fcntl
 import json
 import logging
 import os
-import re
 import shlex
 import shutil
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +27,8 @@ from confluent_kafka.admin import AdminClient
 
 from core.errors import ConfigurationError, EnviroStreamError, ServiceUnavailableError
 from core.settings import Settings, load_settings
+from infra.kafka_jars import MARKER, POM, KafkaSetupError, ensure_kafka_jars, kafka_home
+from infra.kafka_security import secure_listener_properties, upsert_scram_user
 from infra.processes import (
     ServiceProcess,
     port_open,
@@ -38,8 +37,11 @@ from infra.processes import (
     stop_service,
     wait_until,
 )
+from topics.kafka_config import KafkaTarget, kafka_address, librdkafka_config
 
 __all__ = [
+    "MARKER",
+    "POM",
     "KafkaSetupError",
     "ensure_kafka_jars",
     "kafka_home",
@@ -51,27 +53,13 @@ __all__ = [
     "wait_for_kafka",
 ]
 
-POM = Path(__file__).resolve().parent / "kafka" / "pom.xml"
 LOG4J_CONFIG = Path(__file__).resolve().parent / "kafka" / "log4j2.properties"
-SCALA_BINARY = "2.13"
-MARKER = "fetched.json"
 NODE_ID = 1
 SERVICE_NAME = "kafka"
-_MVN_TIMEOUT = 900.0
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")  # Maven colours its output even with -B
 _FORMAT_TIMEOUT = 120.0
 
 
-class KafkaSetupError(EnviroStreamError):
-    """The local broker cannot be installed or prepared (Maven, Java, storage format)."""
-
-
 # --- where things live ------------------------------------------------------------------
-
-
-def kafka_home(settings: Settings) -> Path:
-    """``<cache_dir>/kafka-<version>``: the fetched jars (``libs/``) and the fetch marker."""
-    return settings.cache_dir.resolve() / f"kafka-{settings.kafka_version}"
 
 
 def kafka_service(settings: Settings) -> ServiceProcess:
@@ -91,113 +79,12 @@ def _properties_file(settings: Settings) -> Path:
     return _kafka_dir(settings) / "server.properties"
 
 
-# --- jars from Maven Central ------------------------------------------------------------
-
-
-def _fetch_command(mvn: str, version: str, output_dir: Path) -> list[str]:
-    return [
-        mvn,
-        "-q",
-        "-B",
-        "-Dstyle.color=never",
-        "-f",
-        str(POM),
-        "dependency:copy-dependencies",
-        f"-DoutputDirectory={output_dir}",
-        f"-Dkafka.version={version}",
-    ]
-
-
-def _required_jars(version: str) -> tuple[str, ...]:
-    return (f"kafka_{SCALA_BINARY}-{version}.jar", f"kafka-clients-{version}.jar")
-
-
-def _fetched(home: Path, version: str) -> bool:
-    """True when the marker of a complete fetch exists and every jar it lists is present."""
-    try:
-        listed = json.loads((home / MARKER).read_text())["jars"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return False
-    libs = home / "libs"
-    return all(name in listed for name in _required_jars(version)) and all(
-        (libs / name).is_file() for name in listed
-    )
-
-
-@contextlib.contextmanager
-def _exclusive(lock_file: Path) -> Iterator[None]:
-    """Serialise fetches of one cache folder across processes (tests, CLI, make)."""
-    with open(lock_file, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-def ensure_kafka_jars(settings: Settings) -> Path:
-    """Fetch Kafka's jars with Maven once; return the ``libs`` folder (cached afterwards).
-
-    The marker ``fetched.json`` is written only after Maven finished and the jars were moved
-    into place, so an interrupted fetch is simply redone.
-    """
-    version = settings.kafka_version
-    home = kafka_home(settings)
-    if _fetched(home, version):
-        return home / "libs"
-    home.mkdir(parents=True, exist_ok=True)
-    with _exclusive(home / ".fetch.lock"):
-        if _fetched(home, version):  # another process fetched while we waited
-            return home / "libs"
-        mvn = shutil.which("mvn")
-        partial = home / "libs.partial"
-        command = _fetch_command(mvn or "mvn", version, partial)
-        if mvn is None:
-            msg = (
-                f"Maven (mvn) not found: it fetches Apache Kafka {version} from Maven Central. "
-                f"Install it (apt-get install maven), then run: {shlex.join(command)}"
-            )
-            raise KafkaSetupError(msg)
-        shutil.rmtree(partial, ignore_errors=True)
-        try:
-            result = subprocess.run(
-                command, capture_output=True, text=True, timeout=_MVN_TIMEOUT, check=False
-            )
-        except subprocess.TimeoutExpired as exc:
-            msg = (
-                f"Maven did not finish fetching Apache Kafka {version} within "
-                f"{_MVN_TIMEOUT:.0f}s (is Maven Central reachable?); command: {shlex.join(command)}"
-            )
-            raise KafkaSetupError(msg) from exc
-        if result.returncode != 0:
-            output = _ANSI.sub("", result.stdout + result.stderr).strip().splitlines()
-            tail = "\n".join(output[-15:])
-            msg = (
-                f"Maven failed (exit {result.returncode}) to fetch Apache Kafka {version} from "
-                f"Maven Central (check ENVIROSTREAM_KAFKA_VERSION and network access); "
-                f"command: {shlex.join(command)}\n{tail}"
-            )
-            raise KafkaSetupError(msg)
-        jars = sorted(p.name for p in partial.glob("*.jar"))
-        missing = [name for name in _required_jars(version) if name not in jars]
-        if missing:
-            msg = (
-                f"Maven finished but {', '.join(missing)} is missing from {partial}; "
-                f"command: {shlex.join(command)}"
-            )
-            raise KafkaSetupError(msg)
-        libs = home / "libs"
-        shutil.rmtree(libs, ignore_errors=True)
-        partial.rename(libs)
-        (home / MARKER).write_text(json.dumps({"version": version, "jars": jars}, indent=1))
-    return home / "libs"
-
-
 # --- configuration ----------------------------------------------------------------------
 
 
 def render_server_properties(settings: Settings) -> str:
-    """``server.properties`` of a single-node KRaft broker+controller on loopback."""
+    """``server.properties`` of a single-node KRaft broker+controller on loopback (plus a
+    secured client listener when the settings ask for one: :mod:`infra.kafka_security`)."""
     port, cport = settings.kafka_port, settings.kafka_controller_port
     values = {
         "process.roles": "broker,controller",
@@ -227,6 +114,7 @@ def render_server_properties(settings: Settings) -> str:
         "num.network.threads": "3",
         "num.io.threads": "8",
     }
+    values = secure_listener_properties(settings, values)
     lines = [
         "# Rendered by infra/kafka.py at every start; edit the settings, not this file.",
         *(f"{key}={value}" for key, value in values.items()),
@@ -322,14 +210,14 @@ def _quiet_logger() -> logging.Logger:
     return logger
 
 
-def _metadata_cluster_id(bootstrap: str, timeout: float) -> str | None:
+def _metadata_cluster_id(kafka: KafkaTarget, timeout: float) -> str | None:
     """The cluster id the broker reports to a metadata request, or None if it does not answer.
 
     An empty string means a broker answered without a cluster id.
     """
     admin = AdminClient(
         {
-            "bootstrap.servers": bootstrap,
+            **librdkafka_config(kafka),
             "socket.connection.setup.timeout.ms": max(1000, int(timeout * 1000)),
         },
         logger=_quiet_logger(),
@@ -343,19 +231,20 @@ def _metadata_cluster_id(bootstrap: str, timeout: float) -> str | None:
     return str(metadata.cluster_id or "")
 
 
-def _broker_answers(bootstrap: str, timeout: float = 2.0) -> bool:
-    return _metadata_cluster_id(bootstrap, timeout) is not None
+def _broker_answers(kafka: KafkaTarget, timeout: float = 2.0) -> bool:
+    return _metadata_cluster_id(kafka, timeout) is not None
 
 
 def _our_broker_answers(settings: Settings, timeout: float = 2.0) -> bool:
     """Our broker answers: metadata comes back carrying the cluster id of our log dir."""
     if not port_open("127.0.0.1", settings.kafka_port):
         return False
-    answered = _metadata_cluster_id(settings.bootstrap_servers, timeout)
+    # The loopback PLAINTEXT listener: it answers before any SASL user exists.
+    answered = _metadata_cluster_id(f"127.0.0.1:{settings.kafka_port}", timeout)
     return answered is not None and answered == _cluster_id(settings)
 
 
-def wait_for_kafka(bootstrap: str, timeout: float) -> None:
+def wait_for_kafka(kafka: KafkaTarget, timeout: float) -> None:
     """Wait until a broker at ``bootstrap`` answers a metadata request.
 
     Raises :class:`ServiceUnavailableError` after ``timeout`` seconds.
@@ -364,7 +253,7 @@ def wait_for_kafka(bootstrap: str, timeout: float) -> None:
 
     def answers() -> bool:
         remaining = deadline - time.monotonic()
-        return _broker_answers(bootstrap, max(0.5, min(5.0, remaining)))
+        return _broker_answers(kafka, max(0.5, min(5.0, remaining)))
 
     if wait_until(answers, timeout, interval=0.3):
         return
@@ -372,7 +261,7 @@ def wait_for_kafka(bootstrap: str, timeout: float) -> None:
         f"no metadata after {timeout:.0f}s; start the local broker with "
         "`envirostream infra up`, or set ENVIROSTREAM_KAFKA_BOOTSTRAP to a reachable cluster"
     )
-    raise ServiceUnavailableError(SERVICE_NAME, bootstrap, hint)
+    raise ServiceUnavailableError(SERVICE_NAME, kafka_address(kafka), hint)
 
 
 # --- lifecycle --------------------------------------------------------------------------
@@ -431,15 +320,23 @@ def start_kafka(settings: Settings, timeout: float = 90) -> int | None:
     _refuse_taken_port(
         settings.kafka_controller_port, "ENVIROSTREAM_KAFKA_CONTROLLER_PORT", settings
     )
+    if settings.kafka_secured:
+        _refuse_taken_port(settings.kafka_secure_port, "ENVIROSTREAM_KAFKA_SECURE_PORT", settings)
     libs = ensure_kafka_jars(settings)
     properties = _properties_file(settings)
     _log_dir(settings).mkdir(parents=True, exist_ok=True)
+    properties.touch(mode=0o600)  # may hold a PLAIN password (infra/kafka_security.py)
+    properties.chmod(0o600)
     properties.write_text(render_server_properties(settings))
     _format_storage(settings, libs)
     argv = _java_argv(settings, libs, "kafka.Kafka", str(properties))
-    return start_service(
+    pid = start_service(
         service, argv, ready, address=address, timeout=timeout, cwd=_kafka_dir(settings)
     )
+    if settings.kafka_secured:  # ready for the project's clients on the secured listener
+        upsert_scram_user(settings)
+        wait_for_kafka(settings, timeout=timeout)
+    return pid
 
 
 def stop_kafka(settings: Settings) -> bool:
@@ -457,7 +354,7 @@ def kafka_status(settings: Settings) -> dict[str, Any]:
             "running": False,
             "pid": None,
             "bootstrap": settings.bootstrap_servers,
-            "answering": _broker_answers(settings.bootstrap_servers),
+            "answering": _broker_answers(settings),
             "local": False,
         }
     pid = _running_pid(settings)

@@ -13,6 +13,7 @@ from core.settings import Settings
 from infra.kafka import kafka_status, start_kafka, stop_kafka
 from infra.mosquitto import mosquitto_status, start_mosquitto, stop_mosquitto
 from infra.store import start_store, stop_store, store_status
+from topics.kafka_config import describe_security
 
 __all__ = ["services_down", "services_status", "services_up", "started_services"]
 
@@ -58,10 +59,13 @@ def services_status(settings: Settings) -> list[str]:
     if settings.uses_local_kafka:
         k = kafka_status(settings)
         state = f"running (pid {k.get('pid')})" if k.get("running") else "stopped"
-        lines.append(f"kafka  {settings.bootstrap_servers:24} {state}")
+        lines.append(
+            f"kafka  {settings.bootstrap_servers:24} {state}, {describe_security(settings)}"
+        )
     else:
         lines.append(
-            f"kafka  {settings.bootstrap_servers:24} external (ENVIROSTREAM_KAFKA_BOOTSTRAP)"
+            f"kafka  {settings.bootstrap_servers:24} external (ENVIROSTREAM_KAFKA_BOOTSTRAP), "
+            + describe_security(settings)
         )
     if settings.uses_local_store:
         s = store_status(settings)

@@ -15,6 +15,7 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 
 from schemas import AvroCodec, DecodeError
+from topics.kafka_config import KafkaTarget, librdkafka_config
 
 __all__ = ["fold_latest", "read_latest_alerts", "read_latest_state", "read_log"]
 
@@ -32,7 +33,7 @@ def fold_latest(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 
 def read_log(
-    bootstrap: str,
+    kafka: KafkaTarget,
     topic: str,
     *,
     partitions: Iterable[int] | None = None,
@@ -42,7 +43,7 @@ def read_log(
     its current end, in log order per partition. A missing topic reads as empty."""
     consumer = Consumer(
         {
-            "bootstrap.servers": bootstrap,
+            **librdkafka_config(kafka),
             "group.id": "envirostream-log-reader",  # never subscribes nor commits
             "enable.auto.commit": False,
             "enable.partition.eof": False,
@@ -89,22 +90,22 @@ def read_log(
 
 
 def read_latest_alerts(
-    bootstrap: str, topic: str, codec: AvroCodec, *, timeout: float = 30.0
+    kafka: KafkaTarget, topic: str, codec: AvroCodec, *, timeout: float = 30.0
 ) -> dict[str, dict[str, Any]]:
     """The latest ``Alert`` per key in ``topic``; records that do not decode as ``Alert`` are
     skipped (the topic sink dead-letters them)."""
-    values = [v or b"" for _, v in read_log(bootstrap, topic, timeout=timeout)]
+    values = [v or b"" for _, v in read_log(kafka, topic, timeout=timeout)]
     decoded = codec.decode_batch("Alert", values)
     return fold_latest([d for d in decoded if not isinstance(d, DecodeError)])
 
 
 def read_latest_state(
-    bootstrap: str, topic: str, partitions: Iterable[int], *, timeout: float = 30.0
+    kafka: KafkaTarget, topic: str, partitions: Iterable[int], *, timeout: float = 30.0
 ) -> dict[bytes, bytes]:
     """The latest value per key of a compacted changelog's ``partitions`` (tombstones drop
     the key)."""
     latest: dict[bytes, bytes] = {}
-    for key, value in read_log(bootstrap, topic, partitions=partitions, timeout=timeout):
+    for key, value in read_log(kafka, topic, partitions=partitions, timeout=timeout):
         if key is None:
             continue
         if value is None:

@@ -16,8 +16,29 @@ from core.settings import Settings
 from streams.agents import AgentRegistration
 from streams.consumer import INPUT_TOPICS, consume
 from streams.worker import PipelineWorker
+from topics.kafka_config import sasl_password, ssl_context
 
-__all__ = ["INPUT_TOPICS", "PipelineWorker", "create_app"]
+__all__ = ["INPUT_TOPICS", "PipelineWorker", "broker_credentials", "create_app"]
+
+
+def broker_credentials(settings: Settings) -> faust.types.auth.CredentialsT | None:
+    """Faust's Kafka credentials from the transport-security settings (None: PLAINTEXT).
+
+    Faust hands them to aiokafka as :func:`topics.kafka_config.aiokafka_kwargs` does for the
+    worker's input consumer: same protocol, mechanism, user and TLS context.
+    """
+    protocol = settings.kafka_security_protocol
+    context = ssl_context(settings)
+    if protocol.startswith("SASL_"):
+        return faust.SASLCredentials(
+            username=settings.kafka_sasl_username,
+            password=sasl_password(settings),
+            ssl_context=context,
+            mechanism=settings.kafka_sasl_mechanism,
+        )
+    if protocol == "SSL":
+        return faust.SSLCredentials(context)
+    return None
 
 
 def create_app(
@@ -42,6 +63,7 @@ def create_app(
         broker_session_timeout=settings.session_timeout_seconds,
         broker_heartbeat_interval=min(3.0, settings.session_timeout_seconds / 3),
         datadir=str(settings.data_dir / "faust"),
+        broker_credentials=broker_credentials(settings),
     )
     holder: dict[str, PipelineWorker] = {}
 

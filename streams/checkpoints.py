@@ -67,9 +67,7 @@ class DetectorCheckpoints:
         held in memory (partitions kept) are not touched.
         """
         await self.outputs.flush(60.0)
-        latest = await asyncio.to_thread(
-            read_latest_alerts, self.settings.bootstrap_servers, ALERTS, self.codec
-        )
+        latest = await asyncio.to_thread(read_latest_alerts, self.settings, ALERTS, self.codec)
         n = self.detection.restore(latest.values())
         log.info("alert state restored: %d of %d alert keys in %s", n, len(latest), ALERTS)
         return n
@@ -83,7 +81,7 @@ class DetectorCheckpoints:
         n = 0
         for p in partitions:
             latest = await asyncio.to_thread(
-                read_latest_state, self.settings.bootstrap_servers, self.state_topic, [p]
+                read_latest_state, self.settings, self.state_topic, [p]
             )
             n += self.detection.load_checkpoint(latest.items(), (READINGS, p))
             self._count_rejected(p)

@@ -26,6 +26,7 @@ from streams.records import InputRecord
 from streams.routing import is_rekeyed
 from streams.worker import PipelineWorker
 from topics import ALERTS_FEEDBACK, READINGS
+from topics.kafka_config import aiokafka_kwargs
 
 __all__ = ["INPUT_TOPICS", "consume", "split_by_topic"]
 
@@ -89,7 +90,7 @@ async def consume(
     """Fetch input in batches and hand it to the worker until ``should_stop()``."""
     w = worker()
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers,
+        **aiokafka_kwargs(settings),
         group_id=settings.app_id,
         enable_auto_commit=False,
         auto_offset_reset="earliest",

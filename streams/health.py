@@ -16,6 +16,7 @@ from collections.abc import Hashable, Iterable, Sequence
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from core.metrics import PipelineMetrics
+from topics.kafka_config import KafkaTarget, librdkafka_config
 
 __all__ = ["ConsumerLagProbe", "LastSeen", "sample_health"]
 
@@ -61,11 +62,11 @@ class ConsumerLagProbe:
     the group coordinator for committed offsets and the partition leaders for log ends.
     """
 
-    def __init__(self, bootstrap: str, group: str, topics: Sequence[str]) -> None:
+    def __init__(self, kafka: KafkaTarget, group: str, topics: Sequence[str]) -> None:
         self.topics = tuple(topics)
         self._consumer = Consumer(
             {
-                "bootstrap.servers": bootstrap,
+                **librdkafka_config(kafka),
                 "group.id": group,
                 "enable.auto.commit": False,
                 "client.id": f"{group}-lag-probe",

@@ -66,8 +66,8 @@ def _warn_partition_drift(admin: TopicAdmin, settings: Settings) -> None:
 def run_worker(settings: Settings) -> None:
     """Run until SIGTERM/SIGINT. Everything that can be checked is checked before Faust starts."""
     agents = load_agents(settings.agent_modules)
-    wait_for_broker(settings.bootstrap_servers, timeout=60)
-    admin = TopicAdmin(settings.bootstrap_servers)
+    wait_for_broker(settings, timeout=60)
+    admin = TopicAdmin(settings)
     admin.create_missing(topic_specs(settings))
     _warn_partition_drift(admin, settings)
     sink = open_sink(settings)
@@ -81,7 +81,7 @@ def run_worker(settings: Settings) -> None:
     # failed would stop the commits for good), and librdkafka's log goes through Python
     # logging, where repeated connection errors are rate-limited with aiokafka's.
     producer = RecordProducer(
-        settings.bootstrap_servers,
+        settings,
         extra={"message.timeout.ms": 0, "logger": logging.getLogger("envirostream.kafka")},
     )
     quiet_client_logs()
@@ -104,7 +104,7 @@ def run_worker(settings: Settings) -> None:
             sink,
             producer,
             metrics,
-            lag_probe=ConsumerLagProbe(settings.bootstrap_servers, settings.app_id, INPUT_TOPICS),
+            lag_probe=ConsumerLagProbe(settings, settings.app_id, INPUT_TOPICS),
             forwarder=forwarder,
         )
 

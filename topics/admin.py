@@ -14,6 +14,7 @@ from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
 from core.errors import EnviroStreamError, ServiceUnavailableError
 from topics.definitions import TopicSpec
+from topics.kafka_config import KafkaTarget, kafka_address, librdkafka_config
 
 __all__ = ["TopicAdmin", "TopicDrift", "TopicState"]
 
@@ -61,10 +62,10 @@ ownership; at most 4 workers share the load; see docs/scaling.md)
 class TopicAdmin:
     """Topic administration against one cluster."""
 
-    def __init__(self, bootstrap: str, timeout: float = 15.0) -> None:
-        self.bootstrap = bootstrap
+    def __init__(self, kafka: KafkaTarget, timeout: float = 15.0) -> None:
+        self.bootstrap = kafka_address(kafka)
         self.timeout = timeout
-        self._admin = AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": 10000})
+        self._admin = AdminClient({**librdkafka_config(kafka), "socket.timeout.ms": 10000})
 
     def _existing(self) -> dict[str, int]:
         try:

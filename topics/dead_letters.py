@@ -38,6 +38,7 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from core.errors import EnviroStreamError
 from topics.definitions import DLQ
+from topics.kafka_config import KafkaTarget, kafka_address, librdkafka_config
 from topics.producer import RecordProducer
 
 __all__ = [
@@ -179,7 +180,7 @@ class LetterFilter:
 
 # -- reading ----------------------------------------------------------------------------------
 def read_dead_letters(
-    bootstrap: str,
+    kafka: KafkaTarget,
     *,
     topic: str = DLQ,
     since_ms: int | None = None,
@@ -196,7 +197,7 @@ def read_dead_letters(
     """
     consumer = Consumer(
         {
-            "bootstrap.servers": bootstrap,
+            **librdkafka_config(kafka),
             "group.id": "envirostream-dlq-reader",  # assigns partitions; never commits
             "enable.auto.commit": False,
             "enable.partition.eof": False,
@@ -230,7 +231,7 @@ def read_dead_letters(
                 left = ", ".join(f"{p}@{ends[p]}" for p in sorted(todo))
                 msg = (
                     f"reading {topic}: nothing arrived for {stall_timeout:.0f}s before the end "
-                    f"of partitions {left}; is the broker at {bootstrap} up?"
+                    f"of partitions {left}; is the broker at {kafka_address(kafka)} up?"
                 )
                 raise DeadLetterReadError(msg)
             for m in messages:

@@ -7,15 +7,23 @@ report its losses instead of hiding them.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from confluent_kafka.admin import AdminClient
 from prometheus_client import CollectorRegistry, Counter
 
-from core.errors import ServiceUnavailableError
+from core.errors import ServiceRefusedError, ServiceUnavailableError
+from topics.kafka_config import (
+    KafkaTarget,
+    handshake_hint,
+    kafka_address,
+    librdkafka_config,
+    refusal_hint,
+)
 
 __all__ = ["ProducerMetrics", "ReadingSender", "RecordProducer", "wait_for_broker"]
 
@@ -35,31 +43,68 @@ class ReadingSender(Protocol):
     def flush(self, timeout: float = 60.0) -> int: ...
 
 
-def wait_for_broker(bootstrap: str, timeout: float) -> None:
-    """Raise :class:`ServiceUnavailableError` unless the cluster answers within ``timeout``."""
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+def wait_for_broker(kafka: KafkaTarget, timeout: float) -> None:
+    """Raise :class:`ServiceUnavailableError` unless the cluster answers within ``timeout``.
+
+    A broker that refuses us (wrong SASL credentials, a certificate we do not trust) fails
+    at once with :class:`ServiceRefusedError`, naming authentication or TLS and the settings
+    to check; a broker that hangs up on the first request adds a security-protocol hint to
+    the timeout message.
+    """
+    refused: list[str] = []
+    suspected: list[str] = []
+
+    def on_error(err: KafkaError) -> None:
+        hint = refusal_hint(kafka, err)
+        if hint is not None:
+            refused.append(hint)
+
+    class _Suspicions(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            suspect = handshake_hint(kafka, record.getMessage())
+            if suspect is not None:
+                suspected.append(suspect)
+
+    # librdkafka's log of this probe (a line per failed attempt) is read here, not printed.
+    logger = logging.getLogger("envirostream.kafka.wait")
+    logger.propagate = False
+    logger.setLevel(logging.INFO)  # librdkafka's FAIL lines are INFO
+    handler = _Suspicions()
+    logger.addHandler(handler)
+    conf: dict[str, Any] = {**librdkafka_config(kafka), "error_cb": on_error, "logger": logger}
+    admin = AdminClient(conf)
+    address = kafka_address(kafka)
     deadline = time.monotonic() + timeout
-    while True:
-        try:
-            admin.list_topics(timeout=min(5.0, max(0.5, deadline - time.monotonic())))
-            return
-        except KafkaException:
-            if time.monotonic() >= deadline:
-                raise ServiceUnavailableError(
-                    service="Kafka",
-                    address=bootstrap,
-                    hint=f"no answer within {timeout:.0f}s; start it with `envirostream infra up` "
-                    "or set ENVIROSTREAM_KAFKA_BOOTSTRAP",
-                ) from None
-            time.sleep(0.5)
+    try:
+        while True:
+            try:
+                admin.list_topics(timeout=min(5.0, max(0.5, deadline - time.monotonic())))
+                return
+            except KafkaException:
+                admin.poll(0)  # serve error_cb and the log
+                if refused:
+                    reason = refused[-1]
+                    raise ServiceRefusedError("Kafka", address, reason) from None  # noqa: EM101
+                if time.monotonic() >= deadline:
+                    hint = suspected[-1] if suspected else _START_HINT
+                    hint = f"no answer within {timeout:.0f}s; {hint}"
+                    raise ServiceUnavailableError("Kafka", address, hint) from None  # noqa: EM101
+                time.sleep(0.5)
+    finally:
+        logger.removeHandler(handler)
+
+
+_START_HINT = "start it with `envirostream infra up` or set ENVIROSTREAM_KAFKA_BOOTSTRAP"
 
 
 class RecordProducer:
     """Produces keyed records; counts what was acknowledged and what failed."""
 
-    def __init__(self, bootstrap: str, *, linger_ms: int = 20, extra: dict | None = None) -> None:
+    def __init__(
+        self, kafka: KafkaTarget, *, linger_ms: int = 20, extra: dict | None = None
+    ) -> None:
         conf = {
-            "bootstrap.servers": bootstrap,
+            **librdkafka_config(kafka),
             "linger.ms": linger_ms,
             "batch.size": 1_000_000,
             "compression.type": "lz4",

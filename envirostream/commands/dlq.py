@@ -90,6 +90,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         replay,
         summarise,
     )
+    from topics.kafka_config import librdkafka_config
     from topics.producer import RecordProducer, wait_for_broker
 
     if args.top < 0:
@@ -97,9 +98,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         raise EnviroStreamError(msg)
     since_ms = None if args.since is None else parse_since(args.since, dt.datetime.now(dt.UTC))
     where = LetterFilter(reasons=frozenset(args.reason), since_ms=since_ms)
-    bootstrap = settings.bootstrap_servers
-    wait_for_broker(bootstrap, timeout=args.broker_timeout)
-    letters = read_dead_letters(bootstrap, since_ms=since_ms, stall_timeout=args.broker_timeout)
+    wait_for_broker(settings, timeout=args.broker_timeout)
+    letters = read_dead_letters(settings, since_ms=since_ms, stall_timeout=args.broker_timeout)
 
     if args.action == "list":
         codec = AvroCodec(registry=SchemaRegistryClient.from_settings(settings))
@@ -108,8 +108,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         sys.stdout.write(out)
         return 0
 
-    existing = set(AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=10).topics)
-    producer = None if args.dry_run else RecordProducer(bootstrap)
+    existing = set(AdminClient(librdkafka_config(settings)).list_topics(timeout=10).topics)
+    producer = None if args.dry_run else RecordProducer(settings)
     report = replay(letters, where, producer, existing)
     if args.format == "json":
         sys.stdout.write(json.dumps(report.as_dict(), indent=2) + "\n")

@@ -76,13 +76,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         raise EnviroStreamError(msg)
     if settings.mqtt_url is None:
         start_mosquitto(settings)
-    wait_for_broker(settings.bootstrap_servers, timeout=args.broker_timeout)
+    wait_for_broker(settings, timeout=args.broker_timeout)
     registry = CollectorRegistry()
     metrics = GatewayMetrics(registry)
     serve_metrics(settings.gateway_metrics_port, registry, "ENVIROSTREAM_GATEWAY_METRICS_PORT")
     gateway = MqttGateway(
         gateway_url(settings).get_secret_value(),
-        RecordProducer(settings.bootstrap_servers, linger_ms=5),
+        RecordProducer(settings, linger_ms=5),
         AvroCodec(registry=SchemaRegistryClient.from_settings(settings)),
         metrics,
         topic_filter=topic_filter,

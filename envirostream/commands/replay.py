@@ -114,7 +114,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             )
     except ReplayError as exc:
         raise EnviroStreamError(str(exc)) from exc
-    wait_for_broker(settings.bootstrap_servers, timeout=args.broker_timeout)
+    wait_for_broker(settings, timeout=args.broker_timeout)
     registry = CollectorRegistry()
     metrics = ProducerMetrics(registry, "replay")
     serve_metrics(
@@ -127,7 +127,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     def bad(row: BadRow) -> None:
         print(f"{args.file}:{row.line}: skipped: {row.reason}", file=sys.stderr)
 
-    producer = RecordProducer(settings.bootstrap_servers)
+    producer = RecordProducer(settings)
     codec = AvroCodec(registry=SchemaRegistryClient.from_settings(settings))
     if wide:
         report = replay_wide(

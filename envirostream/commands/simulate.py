@@ -53,8 +53,8 @@ def _sender(args: argparse.Namespace, settings: Settings) -> Any:
         )
     from topics.producer import RecordProducer, wait_for_broker
 
-    wait_for_broker(settings.bootstrap_servers, timeout=args.broker_timeout)
-    return RecordProducer(settings.bootstrap_servers)
+    wait_for_broker(settings, timeout=args.broker_timeout)
+    return RecordProducer(settings)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:

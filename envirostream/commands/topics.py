@@ -22,8 +22,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from topics import TopicAdmin, topic_specs
     from topics.producer import wait_for_broker
 
-    wait_for_broker(settings.bootstrap_servers, timeout=30)
-    admin = TopicAdmin(settings.bootstrap_servers)
+    wait_for_broker(settings, timeout=30)
+    admin = TopicAdmin(settings)
     specs = topic_specs(settings)
     if args.action == "create":
         created = admin.create_missing(specs)

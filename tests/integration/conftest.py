@@ -37,6 +37,7 @@ def make_settings(tmp: Path, **overrides: object) -> Settings:
         "cache_dir": REPO / ".cache",
         "kafka_port": free_port(),
         "kafka_controller_port": free_port(),
+        "kafka_secure_port": free_port(),
         "store_port": free_port(),
         "metrics_port": free_port(),
         "topic_partitions": 4,

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from core.settings import load_settings
-from infra import kafka
+from infra import kafka, kafka_jars
 from infra.prereqs import check_prerequisites, parse_java_major
 
 
@@ -82,17 +82,17 @@ def test_fetch_marker_requires_every_listed_jar(tmp_path: Path) -> None:
     jars = ["kafka_2.13-4.1.1.jar", "kafka-clients-4.1.1.jar", "slf4j-api-1.7.36.jar"]
     for name in jars:
         (libs / name).write_bytes(b"")
-    assert not kafka._fetched(home, "4.1.1")  # no marker: an interrupted fetch
+    assert not kafka_jars._fetched(home, "4.1.1")  # no marker: an interrupted fetch
     (home / kafka.MARKER).write_text(json.dumps({"version": "4.1.1", "jars": jars}))
-    assert kafka._fetched(home, "4.1.1")
+    assert kafka_jars._fetched(home, "4.1.1")
     (libs / "slf4j-api-1.7.36.jar").unlink()
-    assert not kafka._fetched(home, "4.1.1")
+    assert not kafka_jars._fetched(home, "4.1.1")
 
 
 def test_missing_maven_names_maven_and_the_command(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(kafka.shutil, "which", lambda name: None)
+    monkeypatch.setattr(kafka_jars.shutil, "which", lambda name: None)
     settings = load_settings({}, cache_dir=tmp_path)
     with pytest.raises(kafka.KafkaSetupError) as err:
         kafka.ensure_kafka_jars(settings)
@@ -108,7 +108,7 @@ def test_failing_maven_reports_exit_code_and_leaves_no_marker(
     fake = tmp_path / "mvn"
     fake.write_text("#!/bin/sh\necho '[ERROR] Could not resolve dependencies'\nexit 1\n")
     fake.chmod(0o755)
-    monkeypatch.setattr(kafka.shutil, "which", lambda name: str(fake))
+    monkeypatch.setattr(kafka_jars.shutil, "which", lambda name: str(fake))
     settings = load_settings({}, cache_dir=tmp_path / "cache", kafka_version="9.9.9")
     with pytest.raises(kafka.KafkaSetupError, match=r"Maven failed \(exit 1\)") as err:
         kafka.ensure_kafka_jars(settings)

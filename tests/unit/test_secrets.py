@@ -1,4 +1,5 @@
-"""A password in ``ENVIROSTREAM_CLICKHOUSE_URL`` / ``_ALERTMANAGER_URL`` is never shown.
+"""A password in ``ENVIROSTREAM_CLICKHOUSE_URL`` / ``_ALERTMANAGER_URL`` (and Kafka's SASL
+password, ``ENVIROSTREAM_KAFKA_SASL_PASSWORD``, the same string here) is never shown.
 
 Every path that prints or logs these URLs runs here with a password in them: the settings'
 repr, a configuration error, ``infra status``, ``status``, ``up``'s summary, the store's
@@ -32,6 +33,9 @@ def secret_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str
         "ENVIROSTREAM_ALERTMANAGER_URL": URL,
         "ENVIROSTREAM_DATA_DIR": str(tmp_path / "data"),
         "ENVIROSTREAM_METRICS_PORT": str(free_port()),
+        "ENVIROSTREAM_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+        "ENVIROSTREAM_KAFKA_SASL_USERNAME": "user",
+        "ENVIROSTREAM_KAFKA_SASL_PASSWORD": PASSWORD,
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
@@ -93,6 +97,7 @@ def test_infra_status_shows_the_store_without_its_password(
     assert main(["infra", "status"]) == 0
     out, err = capsys.readouterr()
     assert "user:***@127.0.0.1:1" in out
+    assert "SASL_SSL (SCRAM-SHA-512, user 'user')" in out
     assert PASSWORD not in out + err
 
 
