@@ -21,7 +21,7 @@ import logging
 from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Annotated, Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 from fastapi import APIRouter, Depends
 from fastapi.responses import StreamingResponse
@@ -38,7 +38,8 @@ log = logging.getLogger(__name__)
 
 QUEUE_SIZE = 256  # alerts buffered per connection before it counts as too slow
 KEEPALIVE_SECONDS = 15.0
-RETRY_SECONDS = 2.0  # between attempts while Kafka or the topic is not there
+RETRY_SECONDS = 2.0  # between attempts while Kafka is not there
+METADATA_SECONDS = 10  # how soon a topic created (or grown) after the start is followed
 
 
 def alert_json(record: Mapping[str, Any]) -> dict[str, Any]:
@@ -179,11 +180,15 @@ class AlertFeed:
 
     async def _run(self) -> None:
         while True:
+            # No group: every partition of the topic is assigned (new ones too, at the next
+            # metadata refresh), read from its end; nothing is committed.
             consumer = AIOKafkaConsumer(
+                ALERTS,
                 bootstrap_servers=self.settings.bootstrap_servers,
                 group_id=None,
                 enable_auto_commit=False,
                 auto_offset_reset="latest",
+                metadata_max_age_ms=METADATA_SECONDS * 1000,
             )
             try:
                 await consumer.start()
@@ -196,20 +201,12 @@ class AlertFeed:
             await asyncio.sleep(RETRY_SECONDS)
 
     async def _follow(self, consumer: AIOKafkaConsumer) -> None:
-        partitions: set[int] | None = None
-        while not partitions:
-            await consumer.topics()  # refreshes the metadata
-            partitions = consumer.partitions_for_topic(ALERTS)
-            if not partitions:
-                await asyncio.sleep(RETRY_SECONDS)
-        tps = [TopicPartition(ALERTS, p) for p in sorted(partitions)]
-        consumer.assign(tps)
-        await consumer.seek_to_end(*tps)
-        for tp in tps:  # resolve the end offsets now: alerts from here on are streamed
-            await consumer.position(tp)
-        self.hub.following.set()
-        log.info("live alerts: following %s (%d partitions)", ALERTS, len(tps))
         while True:
+            if not self.hub.following.is_set() and consumer.assignment():
+                for tp in consumer.assignment():  # the end offsets, resolved now
+                    await consumer.position(tp)
+                self.hub.following.set()
+                log.info("live alerts: following %s", ALERTS)
             fetched = await consumer.getmany(timeout_ms=1000, max_records=1000)
             values = [m.value or b"" for msgs in fetched.values() for m in msgs]
             if not values:
