@@ -20,6 +20,7 @@ from pydantic_settings import SettingsConfigDict
 
 from core.errors import ConfigurationError
 from core.secrets import SecretUrl, redact_url
+from core.settings_api import ApiSettings
 from core.settings_detection import DetectionSettings
 from core.settings_registry import RegistrySettings
 
@@ -27,7 +28,7 @@ ENV_PREFIX = "ENVIROSTREAM_"
 SECRET_FIELDS = frozenset({"clickhouse_url", "alertmanager_url", "mqtt_url", "schema_registry_url"})
 
 
-class Settings(DetectionSettings, RegistrySettings):
+class Settings(DetectionSettings, RegistrySettings, ApiSettings):
     """Settings of every EnviroStream process (frozen once built)."""
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="ignore")
