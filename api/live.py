@@ -18,7 +18,9 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Iterable, Mapping
+import math
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Annotated, Any
 
 from aiokafka import AIOKafkaConsumer
@@ -32,18 +34,28 @@ from schemas import AvroCodec, DecodeError
 from schemas._registry import SchemaRegistryClient
 from topics import ALERTS
 
-__all__ = ["AlertFeed", "AlertHub", "Subscription", "alert_json", "live_router"]
+__all__ = [
+    "AlertFeed",
+    "AlertHub",
+    "SiteCache",
+    "SiteLookup",
+    "Subscription",
+    "alert_json",
+    "live_router",
+]
 
 log = logging.getLogger(__name__)
 
 QUEUE_SIZE = 256  # alerts buffered per connection before it counts as too slow
 KEEPALIVE_SECONDS = 15.0
 RETRY_SECONDS = 2.0  # between attempts while Kafka is not there
+SITE_TTL_SECONDS = 60.0  # how long a device's registry site is reused
 METADATA_SECONDS = 10  # how soon a topic created (or grown) after the start is followed
 
 
-def alert_json(record: Mapping[str, Any]) -> dict[str, Any]:
-    """One decoded ``Alert`` record in the shape of the ``/api/v1/alerts`` items.
+def alert_json(record: Mapping[str, Any], site: str | None = None) -> dict[str, Any]:
+    """One decoded ``Alert`` record in the shape of the ``/api/v1/alerts`` items; ``site``
+    from the asset registry when known, else the record's ``site`` attribute, else unknown.
 
     >>> r = {"alert_id": "t/d1/device@5", "alert_key": "t/d1/device", "tenant_id": "t",
     ...      "device_id": "d1", "device_type": "MACHINE", "capability": "VIBRATION",
@@ -71,7 +83,7 @@ def alert_json(record: Mapping[str, Any]) -> dict[str, Any]:
         "duplicates": int(record.get("duplicates", 0)),
         "summary": str(record.get("summary", "")),
         "version": int(record.get("version", 1)),
-        "site": attributes.get("site") or "unknown",
+        "site": site or attributes.get("site") or "unknown",
         "attributes": attributes,
     }
 
@@ -107,11 +119,18 @@ class AlertHub:
     def unsubscribe(self, sub: Subscription) -> None:
         self.subscriptions.discard(sub)
 
-    def publish(self, records: Iterable[Mapping[str, Any]]) -> None:
-        """Queue each alert record for the streams of its tenant (never waits)."""
+    def tenants(self) -> set[str]:
+        """The tenants with an open stream."""
+        return {s.tenant_id for s in self.subscriptions}
+
+    def publish(
+        self, records: Iterable[Mapping[str, Any]], sites: Mapping[tuple[str, str], str] = {}
+    ) -> None:
+        """Queue each alert record for the streams of its tenant (never waits); ``sites``:
+        the registry's site of ``(tenant, device)``."""
         for record in records:
             tenant = str(record.get("tenant_id", "default"))
-            item = alert_json(record)
+            item = alert_json(record, sites.get((tenant, str(record["device_id"]))))
             self.published += 1
             for sub in [s for s in self.subscriptions if s.tenant_id == tenant]:
                 try:
@@ -159,12 +178,39 @@ async def sse_events(
         yield f"data: {json.dumps(item, separators=(',', ':'))}\n\n"
 
 
+SiteLookup = Callable[[str, str], str | None]  # (tenant, device) → registry site, or None
+
+
+class SiteCache:
+    """Registry sites of devices, looked up in a thread and kept ``ttl`` seconds."""
+
+    def __init__(self, lookup: SiteLookup, ttl: float = SITE_TTL_SECONDS) -> None:
+        self.lookup = lookup
+        self.ttl = ttl
+        self.known: dict[tuple[str, str], tuple[float, str | None]] = {}
+
+    async def sites(self, wanted: set[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        now = time.monotonic()
+        missing = [k for k in wanted if now - self.known.get(k, (-math.inf, None))[0] > self.ttl]
+        if missing:
+            try:
+                found = await asyncio.to_thread(lambda: [self.lookup(*k) for k in missing])
+            except Exception as exc:  # the store away: the stream goes on without sites
+                log.warning("live alerts: no site lookup (%s)", exc)
+                found = [None] * len(missing)
+            if len(self.known) > 100_000:
+                self.known.clear()
+            self.known.update({k: (now, site) for k, site in zip(missing, found, strict=True)})
+        return {k: site for k in wanted if (site := self.known[k][1]) is not None}
+
+
 class AlertFeed:
     """The process's one consumer of ``telemetry.alerts``, publishing into ``hub``."""
 
-    def __init__(self, settings: Settings, hub: AlertHub) -> None:
+    def __init__(self, settings: Settings, hub: AlertHub, sites: SiteLookup | None = None) -> None:
         self.settings = settings
         self.hub = hub
+        self.sites = SiteCache(sites) if sites is not None else None
         self.codec = AvroCodec(registry=SchemaRegistryClient.from_settings(settings))
         self.task: asyncio.Task[None] | None = None
 
@@ -217,7 +263,14 @@ class AlertFeed:
                     log.warning("live alerts: skipped an undecodable record: %s", rec)
                 else:
                     records.append(rec)
-            self.hub.publish(records)
+            self.hub.publish(records, await self._sites(records))
+
+    async def _sites(self, records: list[dict[str, Any]]) -> dict[tuple[str, str], str]:
+        if self.sites is None:
+            return {}
+        tenants = self.hub.tenants()
+        wanted = {(str(r.get("tenant_id", "default")), str(r["device_id"])) for r in records}
+        return await self.sites.sites({k for k in wanted if k[0] in tenants})
 
 
 def live_router(hub: AlertHub, keepalive_seconds: float = KEEPALIVE_SECONDS) -> APIRouter:

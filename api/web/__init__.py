@@ -24,7 +24,9 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
-from api.live import AlertFeed, AlertHub, live_router
+from api.context import ApiContext
+from api.live import AlertFeed, AlertHub, SiteLookup, live_router
+from api.queries import asset_rows
 from core.settings import Settings
 
 __all__ = ["STATIC_DIR", "register"]
@@ -66,7 +68,7 @@ def register(app: FastAPI, settings: Settings) -> None:
 
     @asynccontextmanager
     async def lifespan(a: FastAPI) -> AsyncIterator[Any]:
-        feed = AlertFeed(settings, hub)
+        feed = AlertFeed(settings, hub, _site_lookup(a))
         a.state.alert_feed = feed
         async with inner(a) as state:
             feed.start()
@@ -76,3 +78,16 @@ def register(app: FastAPI, settings: Settings) -> None:
                 await feed.stop()
 
     app.router.lifespan_context = lifespan
+
+
+def _site_lookup(app: FastAPI) -> SiteLookup | None:
+    """The asset registry's site of a device, through the API's store client."""
+    context: ApiContext | None = getattr(app.state, "api", None)
+    if context is None:
+        return None
+
+    def site(tenant: str, device: str) -> str | None:
+        row = asset_rows(context.client(), tenant, device).get(device)
+        return str(row["site"]) if row and row.get("site") else None
+
+    return site

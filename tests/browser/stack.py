@@ -9,6 +9,7 @@ chromedriver (Selenium), or raises :class:`BrowserUnavailable` saying what is mi
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 import shutil
@@ -23,7 +24,9 @@ from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.chrome.webdriver import WebDriver
 
+from api.assets import upsert_asset
 from api.keys import create_key
+from api.models import Asset
 from api.server import ApiProcess
 from api.store import store_client
 from core.settings import Settings
@@ -163,6 +166,10 @@ class WebStack:
     def key(self, tenant: str, scope: str, name: str) -> str:
         """A new API key (as ``envirostream keys create`` makes one)."""
         return create_key(self.client, tenant, scope, name)[1]
+
+    def register_asset(self, tenant: str, device: str, **fields: Any) -> None:
+        """An asset registry entry (as ``envirostream assets load`` writes one)."""
+        upsert_asset(self.client, tenant, device, Asset(**fields), dt.datetime.now(dt.UTC))
 
     def produce(self, records: list[dict[str, Any]]) -> None:
         """Readings to ``telemetry.readings``, keyed by device like every producer's."""

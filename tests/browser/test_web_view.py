@@ -103,6 +103,7 @@ def test_new_alert_appears_live_and_its_acknowledgement_reaches_clickhouse(
     browser.execute_script("window.__pageMarker = 'loaded once'")
     assert not alert_rows(browser, f"{TENANT_A}/web-bat-1/")
 
+    stack.register_asset(TENANT_A, "web-bat-1", site="north-yard", model="BP-9")
     produced = time.monotonic()
     stack.produce(cell_temperatures(TENANT_A, "web-bat-1", now_ms(), normal=20, hot=5))
     rows = wait_until(
@@ -112,7 +113,9 @@ def test_new_alert_appears_live_and_its_acknowledgement_reaches_clickhouse(
     alert_id = str(rows[0].get_attribute("data-alert-id"))
     assert browser.execute_script("return window.__pageMarker") == "loaded once", "page reloaded"
     assert row_attr(browser, alert_id, "data-state") == "FIRING"
-    assert "CRITICAL" in rows[0].text and "web-bat-1" in rows[0].text
+    cells = rows[0].find_elements(By.TAG_NAME, "td")
+    assert "CRITICAL" in cells[0].text and "web-bat-1" in cells[2].text
+    assert cells[3].text == "north-yard"  # the registry's site, joined into the live alert
 
     wait_until(lambda: stored_alert(stack, alert_id), 60, f"{alert_id} in ClickHouse")
     browser.find_element(By.ID, "operator").send_keys("Ada")
