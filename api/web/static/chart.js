@@ -123,7 +123,7 @@ function drawChart({ capability, points, anomalies, alerts, startMs, endMs }) {
   if (aggregated) plot.append(svg("path", { class: "band", d: bandPath(points, x, y) }));
   plot.append(svg("path", { class: "series", d: linePath(points, x, y), "data-points": points.length }));
   for (const a of anomalies) {
-    const dot = svg("circle", { class: "anomaly", cx: x(a.ts_ms), cy: y(a.value), r: 3.5 });
+    const dot = svg("circle", { class: "anomaly", cx: x(a.ts_ms), cy: y(a.value), r: 2.5 });
     dot.append(svg("title", {}, `${fmtTime(a.ts_ms)} ${a.detector}: score ${a.score.toFixed(3)} > ${a.threshold.toFixed(3)} (value ${a.value})`));
     plot.append(dot);
   }

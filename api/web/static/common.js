@@ -37,10 +37,12 @@ async function api(path, options) {
   const opts = Object.assign({}, options || {});
   opts.headers = Object.assign({ Authorization: "Bearer " + key }, opts.headers || {});
   const response = await fetch(path, opts);
-  if (response.status === 401 || response.status === 403) {
+  if (response.status === 401) {
+    // Missing, unknown or revoked key: ask for another. (403, a scope too small, and 429
+    // are shown as errors: the key itself is fine.)
     const body = await response.text();
-    if (response.status === 401) sessionStorage.removeItem(KEY_STORE);
-    showKeyPrompt(response.status + ": " + errorText(body));
+    sessionStorage.removeItem(KEY_STORE);
+    showKeyPrompt("401: " + errorText(body));
     throw new AuthError(body);
   }
   if (!response.ok) {

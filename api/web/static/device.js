@@ -19,9 +19,11 @@ function showFacts(device) {
     ["Site", device.site],
     ["Model", device.model],
     ["Location", device.location],
+    ["Installed", device.install_date],
     ["Tags", Array.isArray(device.tags) ? device.tags.join(", ") : device.tags],
     ["Last seen", device.last_seen_ms ? fmtTime(device.last_seen_ms) + " (" + fmtAgo(device.last_seen_ms) + ")" : "never"],
     ["Open alerts", device.open_alerts],
+    ["Signals", Array.isArray(device.capabilities) ? device.capabilities.length : undefined],
   ];
   facts.replaceChildren();
   for (const [name, value] of items) {
@@ -51,7 +53,12 @@ async function load() {
   }
   const charts = document.getElementById("charts");
   charts.replaceChildren();
-  for (const capability of [...byCapability.keys()].sort()) {
+  // Capabilities with an alert of their own, then those with anomalies, come first.
+  const weight = (capability) =>
+    (alerts.alerts.some((a) => a.capability === capability) ? 1e6 : 0) +
+    anomalies.anomalies.filter((a) => a.capability === capability).length;
+  const order = [...byCapability.keys()].sort((a, b) => weight(b) - weight(a) || (a < b ? -1 : 1));
+  for (const capability of order) {
     const points = byCapability.get(capability).sort((a, b) => a.ts_ms - b.ts_ms);
     const own = anomalies.anomalies.filter((a) => a.capability === capability);
     const figure = el("figure", { className: "chart-box" }, el("figcaption", { text: capability }));
