@@ -52,7 +52,12 @@ def test_the_forwarder_labels_alerts_with_the_registry_site(monkeypatch: Any) ->
         sites=lambda tenant, device: {("t", "pump-1"): "North"}.get((tenant, device)),
     )
     posted: list[list[dict[str, Any]]] = []
-    monkeypatch.setattr(forwarder, "_post", lambda body: posted.append(body) or True)
+
+    def post(body: list[dict[str, Any]]) -> bool:
+        posted.append(body)
+        return True
+
+    monkeypatch.setattr(forwarder, "_post", post)
     alert = {"alert_id": "a", "alert_key": "k", "tenant_id": "t", "device_id": "pump-1",
              "device_type": "MACHINE", "rule": "r", "severity": "WARNING", "state": "FIRING",
              "first_seen": 0, "last_seen": 0, "attributes": {"site": "from-attribute"}}  # fmt: skip
