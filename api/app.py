@@ -12,10 +12,13 @@ import importlib.util
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from clickhouse_connect.driver.exceptions import OperationalError
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 
 from api import routes_alerts, routes_devices, routes_fleet
 from api.context import ApiContext
+from core.errors import ServiceUnavailableError
 from core.settings import Settings
 
 __all__ = ["EXTENSIONS", "create_app"]
@@ -42,10 +45,21 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.api = context
+    app.add_exception_handler(ServiceUnavailableError, _store_unavailable)
+    app.add_exception_handler(OperationalError, _store_unavailable)
     for module in (routes_fleet, routes_devices, routes_alerts):
         app.include_router(module.router)
     _register_extensions(app, settings)
     return app
+
+
+async def _store_unavailable(_request: Request, exc: Exception) -> JSONResponse:
+    """503 with the reason when the store does not answer (never a bare 500)."""
+    if isinstance(exc, ServiceUnavailableError):
+        detail = str(exc)
+    else:  # the driver's text quotes the URL; say which setting points at the store instead
+        detail = "the ClickHouse store stopped answering (ENVIROSTREAM_CLICKHOUSE_URL)"
+    return JSONResponse({"detail": detail}, status_code=503, headers={"Retry-After": "5"})
 
 
 def _register_extensions(app: FastAPI, settings: Settings) -> None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, cast
 
 from core.errors import EnviroStreamError
+from core.tenants import check_tenant
 
 __all__ = [
     "KEY_PREFIX",
@@ -77,9 +78,10 @@ def _check(tenant: str, scope: str, name: str) -> None:
     if scope not in SCOPES:
         msg = f"unknown scope {scope!r}; expected one of {', '.join(SCOPES)}"
         raise EnviroStreamError(msg)
-    if not tenant.strip() or "/" in tenant:
-        msg = f"tenant must be a non-empty name without '/', got {tenant!r}"
-        raise EnviroStreamError(msg)
+    try:
+        check_tenant(tenant)
+    except ValueError as exc:
+        raise EnviroStreamError(str(exc)) from None
     if not name.strip():
         msg = "a key needs a --name saying who or what uses it"
         raise EnviroStreamError(msg)

@@ -31,10 +31,11 @@ def _named(client: Any, sql: str, parameters: dict[str, Any]) -> list[dict[str, 
     return list(client.query(sql, parameters=parameters).named_results())
 
 
+# device_last_seen: one row per device kept by a view on readings (sinks/operator_ddl.py)
 _DEVICES = """
-SELECT device_id, argMax(device_type, ts) AS device_type,
-       toUnixTimestamp64Milli(max(ts)) AS last_seen_ms
-FROM readings
+SELECT device_id, argMaxMerge(device_type) AS device_type,
+       toUnixTimestamp64Milli(max(last_seen)) AS last_seen_ms
+FROM device_last_seen
 WHERE tenant_id = {tenant:String} AND ({device:String} = '' OR device_id = {device:String})
 GROUP BY device_id
 """

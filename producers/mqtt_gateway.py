@@ -144,8 +144,10 @@ class MqttGateway:
         client_id: str = "envirostream-gateway",
         max_pending: int = 1000,
         max_batch: int = 500,
+        tenant: str | None = None,
     ) -> None:
         self.producer = producer
+        self.tenant = tenant
         self.codec = codec
         self.metrics = metrics
         self.topic_filter = topic_filter
@@ -249,7 +251,7 @@ class MqttGateway:
         letters: list[tuple[Received, PayloadError]] = []
         for item in batch:
             try:
-                readings = parse_message(item.topic, item.payload, self.codec)
+                readings = parse_message(item.topic, item.payload, self.codec, self.tenant)
                 encoded = self.codec.encode_batch(READING, readings)
             except PayloadError as exc:
                 letters.append((item, exc))

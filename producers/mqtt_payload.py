@@ -95,11 +95,19 @@ def device_from_topic(topic: str) -> str:
     return levels[-2]
 
 
-def parse_message(topic: str, payload: bytes, codec: AvroCodec | None = None) -> list[dict]:
-    """The readings of one message, ready for ``codec.encode_batch``; raises PayloadError."""
+def parse_message(
+    topic: str, payload: bytes, codec: AvroCodec | None = None, tenant: str | None = None
+) -> list[dict]:
+    """The readings of one message, ready for ``codec.encode_batch``; raises PayloadError.
+
+    With a ``tenant`` (the gateway's ``--tenant``) every reading is of that tenant: one
+    without a ``tenant_id`` (or with Avro's default ``default``) gets it, one naming another
+    tenant is refused (``tenant_mismatch``): a device may not write into another tenant's
+    data. Without, a reading's own ``tenant_id`` is kept (``default`` when it has none).
+    """
     device = device_from_topic(topic)
     if payload[:2] == _AVRO_MARKERS[0] or payload[:1] == _AVRO_MARKERS[1]:
-        return [_avro_reading(device, payload, codec or _codec())]
+        return [_own_tenant(_avro_reading(device, payload, codec or _codec()), tenant, "")]
     try:
         doc = json.loads(payload.decode("utf-8"))
     except UnicodeDecodeError:
@@ -121,7 +129,21 @@ def parse_message(topic: str, payload: bytes, codec: AvroCodec | None = None) ->
     if len(items) > MAX_BATCH:
         msg = f"{len(items)} readings in one message; at most {MAX_BATCH}"
         raise PayloadError(msg, reason="batch_too_large")
-    return [_json_reading(device, i, item) for i, item in enumerate(items)]
+    return [
+        _own_tenant(_json_reading(device, i, item), tenant, f"reading {i}: ")
+        for i, item in enumerate(items)
+    ]
+
+
+def _own_tenant(reading: dict, tenant: str | None, where: str) -> dict:
+    if tenant is None:
+        return reading
+    named = reading.get("tenant_id") or "default"
+    if named not in (tenant, "default"):
+        msg = f"{where}tenant_id {named!r} sent through the gateway of tenant {tenant!r}"
+        raise PayloadError(msg, reason="tenant_mismatch")
+    reading["tenant_id"] = tenant
+    return reading
 
 
 @cache

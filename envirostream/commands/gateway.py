@@ -16,6 +16,7 @@ from typing import Any
 
 from core.errors import EnviroStreamError
 from core.settings import Settings
+from envirostream.commands._simulation import tenant_arg
 
 __all__ = ["add_parser", "run"]
 
@@ -41,6 +42,13 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         "--seconds", type=float, default=None, help="mqtt: stop after this long (default: run)"
     )
     p.add_argument("--broker-timeout", type=float, default=30.0, help="seconds to wait for Kafka")
+    p.add_argument(
+        "--tenant",
+        type=tenant_arg,
+        default=None,
+        help="mqtt: every reading is of this tenant; a message naming another goes to the DLQ "
+        "(tenant_mismatch). Default: the tenant_id each message names (else `default`)",
+    )
     return p
 
 
@@ -80,6 +88,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         qos=settings.mqtt_qos,
         client_id=args.client_id,
         max_pending=settings.mqtt_max_pending_messages,
+        tenant=args.tenant,
     )
     signal.signal(signal.SIGTERM, lambda *_: gateway.stop())
     gateway.start()

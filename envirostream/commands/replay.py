@@ -13,6 +13,7 @@ from typing import Any
 
 from core.errors import EnviroStreamError
 from core.settings import Settings
+from envirostream.commands._simulation import add_tenant_arg
 
 __all__ = ["add_parser", "run"]
 
@@ -44,6 +45,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("--speed", default="max", help="X times the recorded pace, or max")
     p.add_argument("--broker-timeout", type=float, default=30.0, help="seconds to wait for Kafka")
+    add_tenant_arg(p, "the replayed readings")
     return p
 
 
@@ -131,6 +133,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             READINGS,
             device_type=device_type,
             speed=speed,
+            tenant_id=args.tenant,
             on_bad_row=bad,
             metrics=metrics,
         )
@@ -143,7 +146,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             codec,
             READINGS,
             speed=speed,
-            tenant_id="default",
+            tenant_id=args.tenant,
             on_bad_row=bad,
             metrics=metrics,
             device_type=device_type,

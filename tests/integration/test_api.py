@@ -24,6 +24,7 @@ from api.server import ApiProcess
 from core.settings import Settings
 from infra.processes import free_port
 from schemas import AvroCodec
+from sinks.asset_sites import AssetSites
 from sinks.clickhouse import ClickHouseSink
 from sinks.client import get_client
 from tests.integration.api_fixtures import (
@@ -279,6 +280,11 @@ def test_asset_registry_needs_admin_and_is_joined_into_alerts(api: Api, tmp_path
     b = get(api, "/api/v1/devices/shared-1", f"{TENANT_B}:read")
     assert (b["site"], b["location"], b["tags"]) == ("South", "hall 2", ["x", "y"])
     assert get(api, "/api/v1/devices/shared-1")["site"] == "unknown"
+    # the worker's Alertmanager forwarder labels alerts with the same registry
+    sites = AssetSites.from_settings(api.settings)
+    assert sites.site(TENANT_B, "shared-1") == "South"
+    assert sites.site(TENANT_A, "a-pump-1") == "North yard"
+    assert sites.site(TENANT_A, "shared-1") is None
 
 
 def test_keys_are_stored_hashed_listed_without_secrets_and_revoked(api: Api) -> None:
