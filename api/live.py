@@ -18,8 +18,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import math
-import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Annotated, Any
 
@@ -37,7 +35,6 @@ from topics import ALERTS
 __all__ = [
     "AlertFeed",
     "AlertHub",
-    "SiteCache",
     "SiteLookup",
     "Subscription",
     "alert_json",
@@ -49,7 +46,6 @@ log = logging.getLogger(__name__)
 QUEUE_SIZE = 256  # alerts buffered per connection before it counts as too slow
 KEEPALIVE_SECONDS = 15.0
 RETRY_SECONDS = 2.0  # between attempts while Kafka is not there
-SITE_TTL_SECONDS = 60.0  # how long a device's registry site is reused
 METADATA_SECONDS = 10  # how soon a topic created (or grown) after the start is followed
 
 
@@ -181,36 +177,13 @@ async def sse_events(
 SiteLookup = Callable[[str, str], str | None]  # (tenant, device) → registry site, or None
 
 
-class SiteCache:
-    """Registry sites of devices, looked up in a thread and kept ``ttl`` seconds."""
-
-    def __init__(self, lookup: SiteLookup, ttl: float = SITE_TTL_SECONDS) -> None:
-        self.lookup = lookup
-        self.ttl = ttl
-        self.known: dict[tuple[str, str], tuple[float, str | None]] = {}
-
-    async def sites(self, wanted: set[tuple[str, str]]) -> dict[tuple[str, str], str]:
-        now = time.monotonic()
-        missing = [k for k in wanted if now - self.known.get(k, (-math.inf, None))[0] > self.ttl]
-        if missing:
-            try:
-                found = await asyncio.to_thread(lambda: [self.lookup(*k) for k in missing])
-            except Exception as exc:  # the store away: the stream goes on without sites
-                log.warning("live alerts: no site lookup (%s)", exc)
-                found = [None] * len(missing)
-            if len(self.known) > 100_000:
-                self.known.clear()
-            self.known.update({k: (now, site) for k, site in zip(missing, found, strict=True)})
-        return {k: site for k in wanted if (site := self.known[k][1]) is not None}
-
-
 class AlertFeed:
     """The process's one consumer of ``telemetry.alerts``, publishing into ``hub``."""
 
     def __init__(self, settings: Settings, hub: AlertHub, sites: SiteLookup | None = None) -> None:
         self.settings = settings
         self.hub = hub
-        self.sites = SiteCache(sites) if sites is not None else None
+        self.sites = sites
         self.codec = AvroCodec(registry=SchemaRegistryClient.from_settings(settings))
         self.task: asyncio.Task[None] | None = None
 
@@ -266,11 +239,19 @@ class AlertFeed:
             self.hub.publish(records, await self._sites(records))
 
     async def _sites(self, records: list[dict[str, Any]]) -> dict[tuple[str, str], str]:
-        if self.sites is None:
+        """The registry sites of the records' devices (for tenants with an open stream),
+        looked up in a thread: the lookup may read the store."""
+        lookup = self.sites
+        if lookup is None:
             return {}
         tenants = self.hub.tenants()
         wanted = {(str(r.get("tenant_id", "default")), str(r["device_id"])) for r in records}
-        return await self.sites.sites({k for k in wanted if k[0] in tenants})
+        wanted = {k for k in wanted if k[0] in tenants}
+
+        def find() -> dict[tuple[str, str], str]:
+            return {k: site for k in wanted if (site := lookup(*k))}
+
+        return await asyncio.to_thread(find) if wanted else {}
 
 
 def live_router(hub: AlertHub, keepalive_seconds: float = KEEPALIVE_SECONDS) -> APIRouter:

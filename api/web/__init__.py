@@ -26,8 +26,8 @@ from fastapi.staticfiles import StaticFiles
 
 from api.context import ApiContext
 from api.live import AlertFeed, AlertHub, SiteLookup, live_router
-from api.queries import asset_rows
 from core.settings import Settings
+from sinks.asset_sites import AssetSites
 
 __all__ = ["STATIC_DIR", "register"]
 
@@ -81,13 +81,7 @@ def register(app: FastAPI, settings: Settings) -> None:
 
 
 def _site_lookup(app: FastAPI) -> SiteLookup | None:
-    """The asset registry's site of a device, through the API's store client."""
+    """The asset registry's site of a device (the registry re-read at most once a minute,
+    through the API's store client), as the Alertmanager labels get it."""
     context: ApiContext | None = getattr(app.state, "api", None)
-    if context is None:
-        return None
-
-    def site(tenant: str, device: str) -> str | None:
-        row = asset_rows(context.client(), tenant, device).get(device)
-        return str(row["site"]) if row and row.get("site") else None
-
-    return site
+    return None if context is None else AssetSites(context.client).site

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from api.live import AlertHub, SiteCache, Subscription, alert_json, sse_events
+from api.live import AlertHub, Subscription, alert_json, sse_events
 
 
 def record(tenant: str, device: str, version: int = 1, state: str = "FIRING") -> dict[str, Any]:
@@ -97,24 +97,11 @@ def test_the_event_text_waits_for_the_feed_then_sends_data_and_keepalives() -> N
     assert chunks[4:] == [": keepalive\n\n", "event: dropped\ndata: {}\n\n"]
 
 
-def test_streamed_alerts_carry_the_registry_site_looked_up_once_per_device() -> None:
-    calls: list[tuple[str, str]] = []
-
-    def lookup(tenant: str, device: str) -> str | None:
-        calls.append((tenant, device))
-        return {"d1": "north-yard"}.get(device)
-
-    async def run() -> tuple[dict[tuple[str, str], str], dict[tuple[str, str], str]]:
-        cache = SiteCache(lookup, ttl=60)
-        first = await cache.sites({("t", "d1"), ("t", "d2")})
-        again = await cache.sites({("t", "d1")})
-        return first, again
-
-    first, again = asyncio.run(run())
-    assert first == {("t", "d1"): "north-yard"} and again == {("t", "d1"): "north-yard"}
-    assert sorted(calls) == [("t", "d1"), ("t", "d2")]  # the second ask came from the cache
+def test_streamed_alerts_carry_the_registry_site_of_their_device() -> None:
     hub = AlertHub(queue_size=4)
     sub = hub.subscribe("t")
-    hub.publish([record("t", "d1"), record("t", "d2")], first)
-    items = [sub.queue.get_nowait() for _ in range(2)]
-    assert [i["site"] for i in items if i is not None] == ["north-yard", "unknown"]
+    hub.publish([record("t", "d1"), record("t", "d2")], {("t", "d1"): "north-yard"})
+    assert [i["site"] for i in (sub.queue.get_nowait() for _ in range(2)) if i] == [
+        "north-yard",
+        "unknown",
+    ]
