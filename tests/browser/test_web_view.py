@@ -137,6 +137,21 @@ def test_new_alert_appears_live_and_its_acknowledgement_reaches_clickhouse(
     print(f"alert on the board {shown_s:.1f}s after its readings were produced; ")
     print(f"ACKNOWLEDGED in ClickHouse {stored_s:.1f}s after the click")
 
+    # False positive on the acknowledged alert: RESOLVED (feedback noted) in the store and
+    # on the board, where it stays greyed for a while instead of vanishing.
+    click_in_row(browser, alert_id, "false-positive")
+    wait_until(
+        lambda: (s := stored_alert(stack, alert_id)) and s[0] == "RESOLVED",
+        60,
+        f"the RESOLVED version of {alert_id} in ClickHouse",
+    )
+    wait_until(
+        lambda: row_attr(browser, alert_id, "data-state") == "RESOLVED",
+        30,
+        "the RESOLVED badge on the board",
+    )
+    assert "resolved" in str(row_attr(browser, alert_id, "class"))
+
 
 def path_points(d: str) -> list[tuple[float, float]]:
     return [(float(x), float(y)) for x, y in re.findall(r"[ML](-?[\d.]+) (-?[\d.]+)", d)]
@@ -218,10 +233,21 @@ def test_a_key_of_another_tenant_sees_none_of_its_alerts(
 
 def test_keys_stay_out_of_the_logs(stack: WebStack, browser: WebDriver) -> None:
     key = stack.key(TENANT_A, "read", "log check")
+    stack.produce(cell_temperatures(TENANT_A, "web-bat-4", now_ms(), normal=5, hot=0))
+    wait_until(
+        lambda: stack.rows("SELECT count() FROM readings WHERE device_id = 'web-bat-4'")[0][0],
+        60,
+        "web-bat-4's readings in ClickHouse",
+    )
     sign_in(browser, stack.url + "/fleet", key)
     wait_until(
         lambda: browser.find_elements(By.CSS_SELECTOR, "#devices tbody tr"), 30, "the device list"
     )
+    fleet = stack.get_json("/api/v1/fleet", key)
+    wait_until(lambda: browser.find_element(By.ID, "fleet-updated").text, 30, "the fleet")
+    bars = browser.find_elements(By.CSS_SELECTOR, "#alerts-by-severity .bar-row")
+    shown = {b.get_attribute("data-name"): int(str(b.get_attribute("data-count"))) for b in bars}
+    assert shown == fleet["alerts_by_severity"], shown
     logged: list[Any] = browser.get_log("browser")
     assert key not in stack.logs() and key not in str(logged)
     assert key not in browser.current_url
