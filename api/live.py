@@ -18,7 +18,10 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+import signal
+import threading
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from types import FrameType
 from typing import Annotated, Any
 
 from aiokafka import AIOKafkaConsumer
@@ -39,6 +42,7 @@ __all__ = [
     "Subscription",
     "alert_json",
     "live_router",
+    "streams_end_on_exit",
 ]
 
 log = logging.getLogger(__name__)
@@ -252,6 +256,40 @@ class AlertFeed:
             return {k: site for k in wanted if (site := lookup(*k))}
 
         return await asyncio.to_thread(find) if wanted else {}
+
+
+@contextlib.contextmanager
+def streams_end_on_exit(hub: AlertHub) -> Iterator[None]:
+    """End every open stream as soon as the server is told to stop (SIGINT/SIGTERM).
+
+    uvicorn waits for open responses to finish before it shuts the app down, and a stream
+    never finishes by itself: without this a stop would hang until killed. The handler
+    chains to the one in place (uvicorn's), which is put back afterwards. Outside the main
+    thread (signals cannot be caught there) this does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    loop = asyncio.get_running_loop()
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        loop.call_soon_threadsafe(hub.close)
+        chained = previous[signal.Signals(signum)]
+        if callable(chained):
+            chained(signum, frame)
+        elif chained == signal.SIG_DFL:  # what the signal would have done without us
+            signal.signal(signum, signal.SIG_DFL)
+            signal.raise_signal(signum)
+
+    for sig in previous:
+        signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            if signal.getsignal(sig) is handler:
+                signal.signal(sig, old)
 
 
 def live_router(hub: AlertHub, keepalive_seconds: float = KEEPALIVE_SECONDS) -> APIRouter:

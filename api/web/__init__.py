@@ -25,7 +25,7 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from api.context import ApiContext
-from api.live import AlertFeed, AlertHub, SiteLookup, live_router
+from api.live import AlertFeed, AlertHub, SiteLookup, live_router, streams_end_on_exit
 from core.settings import Settings
 from sinks.asset_sites import AssetSites
 
@@ -73,7 +73,8 @@ def register(app: FastAPI, settings: Settings) -> None:
         async with inner(a) as state:
             feed.start()
             try:
-                yield state
+                with streams_end_on_exit(hub):
+                    yield state
             finally:
                 await feed.stop()
 

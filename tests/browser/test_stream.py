@@ -12,10 +12,13 @@ import statistics
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 
+from api.server import ApiProcess
+from infra.processes import free_port
 from tests.browser.stack import WebStack, cell_temperatures
 
 pytestmark = pytest.mark.integration
@@ -101,6 +104,30 @@ def test_the_stream_needs_a_key(stack: WebStack) -> None:
     with pytest.raises(urllib.error.HTTPError) as raised:
         urllib.request.urlopen(request, timeout=10)
     assert raised.value.code == 401
+
+
+def test_a_stop_ends_the_open_streams_instead_of_waiting_for_them(
+    stack: WebStack, tmp_path: Path
+) -> None:
+    settings = stack.settings.model_copy(update={"api_port": free_port()})
+    api = ApiProcess(settings, tmp_path / "api.log")
+    api.wait_ready(60)
+    key = stack.key("fan-a", "read", "stop test")
+
+    async def run() -> float:
+        stream = await Stream.open(api.url, key)
+        try:
+            await stream.until(b"event: following", 30)
+            stopped = time.monotonic()
+            await asyncio.to_thread(api.stop, 30.0)
+            await stream.until(b"event: dropped", 5)  # the page then reconnects and reloads
+            return time.monotonic() - stopped
+        finally:
+            stream.close()
+
+    took = asyncio.run(run())
+    assert took < 5, f"the API took {took:.1f}s to stop with a stream open"
+    print(f"the API stopped {took:.2f}s after SIGTERM with a stream open")
 
 
 def now_ms() -> int:
