@@ -18,6 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from selenium.webdriver.chrome.webdriver import WebDriver
 from selenium.webdriver.common.by import By
 
 from core.settings import load_settings, settings_environ
@@ -37,6 +38,38 @@ def simulate(stack: WebStack, devices: int, minutes: int) -> None:
         "--failure-rate", "0.4", "--onset-delay", str(minutes * 30), "--seed", "15",
     ]  # fmt: skip
     subprocess.run(argv, env=settings_environ(stack.settings), cwd=REPO_ROOT, check=True)
+
+
+def acknowledge_one(browser: WebDriver) -> None:
+    """Acknowledge the second alert on the board and wait for its ACKNOWLEDGED version
+    (through the API, the worker and the live stream), so the picture shows both states."""
+    rows = browser.find_elements(By.CSS_SELECTOR, '#alerts tbody tr[data-state="FIRING"]')
+    if len(rows) < 2:
+        return
+    alert_id = rows[1].get_attribute("data-alert-id")
+    row = f'#alerts tbody tr[data-alert-id="{alert_id}"]'
+    browser.find_element(By.CSS_SELECTOR, row + ' button[data-action="ack"]').click()
+    wait_until(
+        lambda: browser.find_elements(By.CSS_SELECTOR, row + '[data-state="ACKNOWLEDGED"]'),
+        60,
+        "the acknowledged alert on the board",
+    )
+    time.sleep(4)  # the highlight of the updated row fades
+
+
+def busiest_device(stack: WebStack, key: str) -> str | None:
+    """The alerting device with the most anomaly points in the last hour (as the API and
+    so the device page count them)."""
+    end = int(time.time() * 1000)
+    alerting = {a["device_id"] for a in stack.get_json("/api/v1/alerts?limit=500", key)["alerts"]}
+    counts = {
+        d: len(
+            stack.get_json(f"/api/v1/devices/{d}/anomalies?start_ms={end - 3_600_000}&end_ms={end}",
+                           key)["anomalies"]
+        )
+        for d in sorted(alerting)
+    }  # fmt: skip
+    return max(counts, key=lambda d: counts[d]) if counts else None
 
 
 def settled(stack: WebStack, quiet: float = 6.0, timeout: float = 300.0) -> int:
@@ -73,12 +106,8 @@ def main() -> int:
                 stack.register_asset(
                     "default", device, site=SITES[i % len(SITES)], model=f"M-{i % 3 + 1}"
                 )
-            focus = stack.rows(
-                "SELECT a.device_id FROM alerts AS a FINAL LEFT JOIN (SELECT device_id, "
-                "count() AS n FROM anomalies GROUP BY device_id) AS x USING device_id "
-                "GROUP BY a.device_id ORDER BY count() + any(x.n) DESC LIMIT 1"
-            )
             key = stack.key("default", "operate", "screenshots")
+            focus = busiest_device(stack, key)
             browser = new_browser(1400, 900)
             try:
                 browser.get(stack.url + "/")
@@ -86,11 +115,11 @@ def main() -> int:
                 wait_until(lambda: browser.find_elements(By.CSS_SELECTOR, "#alerts tbody tr"), 30,
                            "alerts on the board")  # fmt: skip
                 browser.find_element(By.ID, "operator").send_keys("Ada")
-                time.sleep(1)
+                acknowledge_one(browser)
                 browser.save_screenshot(str(args.out / "board.png"))
                 if focus:
                     browser.set_window_size(1400, 1200)
-                    browser.get(f"{stack.url}/devices/{focus[0][0]}")
+                    browser.get(f"{stack.url}/devices/{focus}")
                     wait_until(lambda: browser.find_elements(By.CSS_SELECTOR, "svg.chart"), 30,
                                "the device's charts")  # fmt: skip
                     time.sleep(1)

@@ -102,10 +102,9 @@ async function loadOpen() {
 }
 
 function received(alert) {
-  const isNew = !alerts.has(alert.alert_id);
   if (alert.state === "RESOLVED") alert.seen_resolved_at = Date.now();
   if (!remember(alert)) return;
-  render(isNew ? new Set([alert.alert_id]) : new Set());
+  render(new Set([alert.alert_id])); // the new or changed row is highlighted briefly
 }
 
 function setLive(state, text) {

@@ -32,18 +32,31 @@ function showFacts(device) {
   }
 }
 
+// The signal choice lists the device's capabilities (kept when the list is refreshed).
+function offerSignals(capabilities) {
+  const select = document.getElementById("signal");
+  const known = [...select.options].slice(1).map((o) => o.value);
+  if (known.join() === capabilities.join()) return;
+  const chosen = select.value;
+  select.replaceChildren(el("option", { value: "", text: "all" }), ...capabilities.map((c) => el("option", { value: c, text: c })));
+  select.value = capabilities.includes(chosen) ? chosen : "";
+}
+
 async function load() {
   clearError();
   const { startMs, endMs, live } = chosenRange();
   const id = encodeURIComponent(deviceId);
   const span = "start_ms=" + startMs + "&end_ms=" + endMs;
+  const signal = document.getElementById("signal").value;
+  const only = signal ? "&capability=" + encodeURIComponent(signal) : "";
   const [device, series, anomalies, alerts] = await Promise.all([
     apiJson("/api/v1/devices/" + id),
-    apiJson("/api/v1/devices/" + id + "/series?resolution=auto&" + span),
+    apiJson("/api/v1/devices/" + id + "/series?resolution=auto&" + span + only),
     apiJson("/api/v1/devices/" + id + "/anomalies?" + span),
     apiJson("/api/v1/alerts?limit=500&device_id=" + id),
   ]);
   showFacts(device);
+  offerSignals(device.capabilities || []);
   document.getElementById("resolution").textContent =
     "resolution: " + series.resolution + ", " + series.points.length + " points";
   const byCapability = new Map();
@@ -75,6 +88,7 @@ document.addEventListener("DOMContentLoaded", () => {
   document.title = deviceId + " · EnviroStream";
   document.getElementById("range").addEventListener("change", () => load().catch(showError));
   document.getElementById("end").addEventListener("change", () => load().catch(showError));
+  document.getElementById("signal").addEventListener("change", () => load().catch(showError));
   document.getElementById("now").addEventListener("click", () => {
     document.getElementById("end").value = "";
     load().catch(showError);
