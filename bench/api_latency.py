@@ -18,6 +18,7 @@ Prints p50/p95/max per request kind; the last line is JSON.
 from __future__ import annotations
 
 import json
+import os
 import random
 import shutil
 import statistics
@@ -172,6 +173,7 @@ def run_api_bench(
             "devices": lambda: "/api/v1/devices?limit=1000",
         }
         figures: dict[str, Any] = {"readings": rows["readings"], "requests": requests}
+        load_before = os.getloadavg()[0]
         for name, path in targets.items():
             for _ in range(3):  # warm-up: connection pools, the first query plans
                 _timed(api.url + path(), key)
@@ -191,6 +193,10 @@ def run_api_bench(
                 f"max {f['max_ms']:7.1f} ms   ({f['items']:,} items per answer)"
             )
         figures["fill_seconds"] = round(fill_s, 1)
+        # Latency on a shared machine follows its load: the 1-minute load average around
+        # the timed requests is part of the result.
+        figures["load_1m"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
+        print(f"load average (1 min) before/after the timed requests: {figures['load_1m']}")
     finally:
         if api is not None:
             api.stop()
