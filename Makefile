@@ -10,7 +10,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO_ARGS ?= --devices 200 --kinds grid,battery,vehicle,machine --rate 1
 
-.PHONY: demo test bootstrap lint typecheck unit integration clean
+.PHONY: demo test bootstrap lint typecheck unit integration screenshots clean
 
 ## Install everything a fresh machine lacks, then run the pipeline with a live summary.
 demo: bootstrap
@@ -49,7 +49,11 @@ unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit
 
 integration: bootstrap
-	$(BIN)/python -m pytest tests/integration
+	$(BIN)/python -m pytest tests/integration tests/browser
+
+## Regenerate docs/screenshots/{board,device}.png from a private run (headless Chromium).
+screenshots: bootstrap
+	$(BIN)/python -m tests.browser.screenshots
 
 clean:
 	rm -rf $(VENV) .cache .envirostream .mypy_cache .ruff_cache .pytest_cache

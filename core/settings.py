@@ -22,6 +22,7 @@ from pydantic_settings import SettingsConfigDict
 
 from core.errors import ConfigurationError
 from core.secrets import SecretUrl, redact_url
+from core.settings_api import ApiSettings
 from core.settings_detection import DetectionSettings
 from core.settings_gateway import GatewaySettings
 from core.settings_kafka import KafkaSecuritySettings
@@ -33,7 +34,9 @@ SECRET_FIELDS = frozenset(
 )
 
 
-class Settings(DetectionSettings, RegistrySettings, KafkaSecuritySettings, GatewaySettings):
+class Settings(
+    DetectionSettings, RegistrySettings, KafkaSecuritySettings, GatewaySettings, ApiSettings
+):
     """Settings of every EnviroStream process (frozen once built)."""
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="ignore")

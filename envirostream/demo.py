@@ -9,12 +9,16 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from prometheus_client.parser import text_string_to_metric_families
 
 from core.errors import EnviroStreamError
 from core.settings import Settings
 from producers.simulator import SimulationConfig, SimulationReport
+
+if TYPE_CHECKING:
+    from api.server import ApiProcess
 
 __all__ = ["Snapshot", "print_status", "run_up", "take_snapshot"]
 
@@ -74,11 +78,14 @@ def _rate(now: float, before: float, seconds: float) -> str:
 def format_summary(
     cur: Snapshot, prev: Snapshot, report: SimulationReport, started: float, settings: Settings
 ) -> list[str]:
+    from api.server import api_url
+
     dt_s = cur.at - prev.at
     produced_rate = ""
     return [
         f"EnviroStream — running {time.monotonic() - started:6.0f}s   "
-        f"Kafka {settings.bootstrap_servers}   ClickHouse {settings.store_url}",
+        f"Kafka {settings.bootstrap_servers}   ClickHouse {settings.store_url}"
+        + (f"   API {api_url(settings)}" if settings.api_port else ""),
         "",
         f"  simulator   produced {report.produced:>12,}   delivered {report.delivered:>12,}"
         + produced_rate,
@@ -113,11 +120,17 @@ def run_up(settings: Settings, config: SimulationConfig, run_for: float | None =
     problems = check_prerequisites(need_kafka=settings.uses_local_kafka)
     if problems:
         raise EnviroStreamError("missing prerequisites:\n  " + "\n  ".join(problems))
+    _check_api_port(settings)
     print("starting local services (first run fetches Kafka from Maven Central)...", flush=True)
     started = started_services(settings)
     TopicAdmin(settings).create_missing(topic_specs(settings))
     log_path = settings.data_dir / "logs" / "worker.log"
     worker = WorkerProcess(settings, log_path, cwd=Path.cwd())
+    try:
+        api = _start_api(settings)
+    except BaseException:
+        worker.stop(timeout=60)
+        raise
     stop = threading.Event()
     report = SimulationReport()
 
@@ -161,6 +174,8 @@ def run_up(settings: Settings, config: SimulationConfig, run_for: float | None =
         sim.join(timeout=60)
         time.sleep(settings.worker_batch_seconds + settings.sink_batch_seconds + 1)
         worker.stop(timeout=60)
+        if api is not None:
+            api.stop()
         final = take_snapshot(settings, client)
         print(
             f"stopped. produced {report.produced:,} readings; stored "
@@ -172,6 +187,35 @@ def run_up(settings: Settings, config: SimulationConfig, run_for: float | None =
             stop_kafka(settings)
         print("data kept in " + str(settings.data_dir) + '; query it: envirostream query "SQL"')
     return exit_code
+
+
+def _check_api_port(settings: Settings) -> None:
+    """Stop before starting anything when the API's port is taken (0: the API is off)."""
+    from core.errors import ConfigurationError
+    from infra.processes import port_open
+
+    if settings.api_port and port_open(settings.api_host, settings.api_port):
+        msg = (
+            f"{settings.api_host}:{settings.api_port} is already in use; pick a free port "
+            "(or 0 to run `up` without the API)"
+        )
+        setting = "ENVIROSTREAM_API_PORT"
+        raise ConfigurationError(setting, msg)
+
+
+def _start_api(settings: Settings) -> ApiProcess | None:
+    """The operator API in a child process (``envirostream api``), unless its port is 0."""
+    from api.server import ApiProcess
+
+    if settings.api_port == 0:
+        return None
+    api = ApiProcess(settings, settings.data_dir / "logs" / "api.log", cwd=Path.cwd())
+    api.wait_ready(60)
+    print(
+        f"operator API on {api.url} (OpenAPI {api.url}/docs; keys: envirostream keys create)",
+        flush=True,
+    )
+    return api
 
 
 def _copy(src: SimulationReport, dest: SimulationReport) -> None:

@@ -14,38 +14,13 @@ those readings applies it (``streams.worker.PipelineWorker.on_feedback``):
 from __future__ import annotations
 
 import json
-import os
 import sys
-import time
-from typing import Literal
 
 from core.errors import EnviroStreamError
 from core.settings import Settings
+from producers.feedback import ACTIONS, parse_alert_id, produce_feedback
 
 __all__ = ["ACTIONS", "list_alerts", "parse_alert_id", "send_feedback"]
-
-ACTIONS: dict[str, Literal["ACK", "FALSE_POSITIVE"]] = {
-    "ack": "ACK",
-    "false-positive": "FALSE_POSITIVE",
-}
-
-
-def parse_alert_id(alert_id: str) -> tuple[str, str]:
-    """``(tenant_id, device_id)`` of an alert id ``{tenant}/{device}/{group}@{first_seen ms}``.
-
-    >>> parse_alert_id("default/bat-7/device@1700000000000")
-    ('default', 'bat-7')
-    """
-    key, at, first_seen = alert_id.rpartition("@")
-    tenant, _, rest = key.partition("/")
-    device, _, group = rest.rpartition("/")
-    if not (at and first_seen.isdigit() and tenant and device and group):
-        msg = (
-            f"{alert_id!r} is not an alert id: expected TENANT/DEVICE/GROUP@FIRST_SEEN_MS, "
-            "as in the alert_id column of the alerts table (`envirostream alerts list`)"
-        )
-        raise EnviroStreamError(msg)
-    return tenant, device
 
 
 def _sql_string(text: str) -> str:
@@ -89,14 +64,10 @@ def send_feedback(
     applied to nothing); when the store cannot be reached the record is sent anyway, with a
     warning on stderr.
     """
-    from schemas import AvroCodec
-    from topics import ALERTS_FEEDBACK
-    from topics.producer import RecordProducer, wait_for_broker
-
     if action not in ACTIONS:
         msg = f"unknown feedback action {action!r}; expected one of {', '.join(ACTIONS)}"
         raise EnviroStreamError(msg)
-    tenant, device = parse_alert_id(alert_id)
+    parse_alert_id(alert_id)
     if check:
         try:
             state = _stored_state(settings, alert_id)
@@ -109,20 +80,6 @@ def send_feedback(
                     "shows them (--no-check sends the feedback anyway)"
                 )
                 raise EnviroStreamError(msg)
-    record = {
-        "alert_id": alert_id,
-        "tenant_id": tenant,
-        "device_id": device,
-        "action": ACTIONS[action],
-        "operator": operator if operator is not None else os.environ.get("USER", ""),
-        "comment": comment,
-        "timestamp": now_ms if now_ms is not None else int(time.time() * 1000),
-    }
-    wait_for_broker(settings, timeout=30)
-    producer = RecordProducer(settings, linger_ms=0)
-    value = AvroCodec().encode("AlertFeedback", record)
-    producer.send_batch(ALERTS_FEEDBACK, [device.encode()], [value])
-    if producer.flush(30) or producer.failed:
-        msg = f"feedback not delivered to {ALERTS_FEEDBACK}: {producer.last_error or 'timeout'}"
-        raise EnviroStreamError(msg)
-    return f"{action}: {alert_id} -> {ALERTS_FEEDBACK} (key {device})"
+    return produce_feedback(
+        settings, alert_id, action, operator=operator, comment=comment, now_ms=now_ms
+    )

@@ -147,6 +147,7 @@ class MqttGateway:
         tenant: str | None = None,
     ) -> None:
         self.producer = producer
+        self.tenant = tenant
         self.codec = codec
         self.metrics = metrics
         self.topic_filter = topic_filter

@@ -96,27 +96,18 @@ def device_from_topic(topic: str) -> str:
 
 
 def parse_message(
-    topic: str, payload: bytes, codec: AvroCodec | None = None, *, tenant: str | None = None
+    topic: str, payload: bytes, codec: AvroCodec | None = None, tenant: str | None = None
 ) -> list[dict]:
     """The readings of one message, ready for ``codec.encode_batch``; raises PayloadError.
 
-    ``tenant`` (the gateway's ``--tenant``): JSON readings without a ``tenant_id`` get it,
-    and a reading naming another tenant is refused (``tenant_mismatch``). None: any tenant,
-    ``default`` when none is named.
+    With a ``tenant`` (the gateway's ``--tenant``) every reading is of that tenant: one
+    without a ``tenant_id`` (or with Avro's default ``default``) gets it, one naming another
+    tenant is refused (``tenant_mismatch``): a device may not write into another tenant's
+    data. Without, a reading's own ``tenant_id`` is kept (``default`` when it has none).
     """
-    readings = _parse(topic, payload, codec, tenant or "default")
-    if tenant is not None:
-        for r in readings:
-            if r["tenant_id"] != tenant:
-                msg = f"reading of tenant {r['tenant_id']!r} sent to tenant {tenant!r}'s gateway"
-                raise PayloadError(msg, reason="tenant_mismatch")
-    return readings
-
-
-def _parse(topic: str, payload: bytes, codec: AvroCodec | None, tenant: str) -> list[dict]:
     device = device_from_topic(topic)
     if payload[:2] == _AVRO_MARKERS[0] or payload[:1] == _AVRO_MARKERS[1]:
-        return [_avro_reading(device, payload, codec or _codec())]
+        return [_own_tenant(_avro_reading(device, payload, codec or _codec()), tenant, "")]
     try:
         doc = json.loads(payload.decode("utf-8"))
     except UnicodeDecodeError:
@@ -138,7 +129,21 @@ def _parse(topic: str, payload: bytes, codec: AvroCodec | None, tenant: str) -> 
     if len(items) > MAX_BATCH:
         msg = f"{len(items)} readings in one message; at most {MAX_BATCH}"
         raise PayloadError(msg, reason="batch_too_large")
-    return [_json_reading(device, i, item, tenant) for i, item in enumerate(items)]
+    return [
+        _own_tenant(_json_reading(device, i, item), tenant, f"reading {i}: ")
+        for i, item in enumerate(items)
+    ]
+
+
+def _own_tenant(reading: dict, tenant: str | None, where: str) -> dict:
+    if tenant is None:
+        return reading
+    named = reading.get("tenant_id") or "default"
+    if named not in (tenant, "default"):
+        msg = f"{where}tenant_id {named!r} sent through the gateway of tenant {tenant!r}"
+        raise PayloadError(msg, reason="tenant_mismatch")
+    reading["tenant_id"] = tenant
+    return reading
 
 
 @cache
@@ -156,7 +161,7 @@ def _avro_reading(device: str, payload: bytes, codec: AvroCodec) -> dict:
     return result
 
 
-def _json_reading(device: str, index: int, item: Any, tenant: str = "default") -> dict:
+def _json_reading(device: str, index: int, item: Any) -> dict:
     where = f"reading {index}"
     if not isinstance(item, dict):
         msg = f"{where}: expected a JSON object, got {type(item).__name__}"
@@ -189,7 +194,7 @@ def _json_reading(device: str, index: int, item: Any, tenant: str = "default") -
         "timestamp": ts,
         "sequence": _sequence(item, where),
         "quality": _symbol(item, "quality", "Quality", where, "bad_field", "GOOD"),
-        "tenant_id": _text(item, "tenant_id", where) or tenant,
+        "tenant_id": _text(item, "tenant_id", where) or "default",
         "attributes": _attributes(item, where),
         "label": None,
     }

@@ -6,7 +6,8 @@ ones before Alertmanager would time them out, retries an unreachable Alertmanage
 backoff (counted in ``envirostream_alertmanager_retries_total``) and keeps what it could not
 deliver for the next flush: an alert is never dropped silently.
 
-Labels let Alertmanager group by ``site`` and ``device_type`` and inhibit device alerts
+Labels let Alertmanager group by ``site`` (from the asset registry, ``sinks.asset_sites``)
+and ``device_type`` and inhibit device alerts
 (``component="device"``) while the pipeline itself is down (infra/alertmanager/).
 """
 
@@ -39,11 +40,15 @@ def _iso(when: float | datetime) -> str:
     return when.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def to_alertmanager(alert: Mapping[str, Any], now_ms: int, hold_ms: int) -> dict[str, Any]:
+def to_alertmanager(
+    alert: Mapping[str, Any], now_ms: int, hold_ms: int, site: str | None = None
+) -> dict[str, Any]:
     """One Alert record as an Alertmanager v2 alert.
 
     A firing alert ends ``hold_ms`` after ``now_ms`` unless re-posted (Alertmanager resolves
-    it by itself if the pipeline goes quiet); a resolved one ends at ``resolved_at``.
+    it by itself if the pipeline goes quiet); a resolved one ends at ``resolved_at``. The
+    ``site`` label is ``site`` (the asset registry's), else the alert's ``site`` attribute,
+    else ``unknown``.
 
     >>> a = {"alert_id": "a1", "alert_key": "d1/overheat", "tenant_id": "t", "device_id": "d1",
     ...      "device_type": "BATTERY_PACK", "capability": "TEMPERATURE", "rule": "overheat",
@@ -52,6 +57,8 @@ def to_alertmanager(alert: Mapping[str, Any], now_ms: int, hold_ms: int) -> dict
     >>> m = to_alertmanager(a, now_ms=1000, hold_ms=60_000)
     >>> m["labels"]["site"], m["labels"]["severity"], m["labels"]["device_type"], m["endsAt"]
     ('s1', 'critical', 'battery_pack', '1970-01-01T00:01:01Z')
+    >>> to_alertmanager(a, now_ms=1000, hold_ms=60_000, site="North yard")["labels"]["site"]
+    'North yard'
     """
     attributes = alert.get("attributes") or {}
     labels = {
@@ -61,7 +68,7 @@ def to_alertmanager(alert: Mapping[str, Any], now_ms: int, hold_ms: int) -> dict
         "device_id": str(alert["device_id"]),
         "device_type": str(alert["device_type"]).lower(),
         "capability": str(alert.get("capability", "UNKNOWN")).lower(),
-        "site": str(attributes.get("site") or "unknown"),
+        "site": str(site or attributes.get("site") or "unknown"),
         "tenant_id": str(alert.get("tenant_id", "default")),
     }
     resolved = alert["state"] == "RESOLVED"
@@ -92,6 +99,7 @@ class AlertmanagerForwarder:
         backoff_seconds: float = 0.5,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
+        sites: Callable[[str, str], str | None] | None = None,
     ) -> None:
         self.url = url.rstrip("/") + "/api/v2/alerts"
         self.metrics = metrics
@@ -99,6 +107,7 @@ class AlertmanagerForwarder:
         self.retries = retries
         self.backoff_seconds = backoff_seconds
         self._clock, self._sleep = clock, sleep
+        self._sites = sites  # (tenant, device) -> the asset registry's site, if any
         self.firing: dict[str, Mapping[str, Any]] = {}  # alert_key → latest record
         self.pending: dict[str, Mapping[str, Any]] = {}  # not yet delivered
         self._owner: dict[str, Hashable] = {}  # alert_key → input partition it came from
@@ -147,7 +156,7 @@ class AlertmanagerForwarder:
         if not batch:
             return 0
         hold_ms = int(self.resend_seconds * 4 * 1000)
-        body = [to_alertmanager(a, int(now * 1000), hold_ms) for a in batch.values()]
+        body = [to_alertmanager(a, int(now * 1000), hold_ms, self._site(a)) for a in batch.values()]
         if not self._post(body):
             self.metrics.alerts_forwarded.labels("failed").inc(len(body))
             return 0
@@ -158,6 +167,11 @@ class AlertmanagerForwarder:
                     del self.pending[key]
         self._last_post = now
         return len(body)
+
+    def _site(self, alert: Mapping[str, Any]) -> str | None:
+        if self._sites is None:
+            return None
+        return self._sites(str(alert.get("tenant_id", "default")), str(alert["device_id"]))
 
     def _post(self, body: list[dict[str, Any]]) -> bool:
         data = json.dumps(body).encode()

@@ -27,6 +27,7 @@ import numpy as np
 from core.settings import Settings
 from sinks.base import BatchingSink, SinkBatch, StoredWindows, WindowRef
 from sinks.ddl import TABLES, codec_changes, column_additions, create_statements
+from sinks.operator_ddl import ensure_operator_tables
 from sinks.rollups import refresh_rollups, rollup_create_statements
 
 __all__ = ["ClickHouseSink", "partition_months", "split_by_partition"]
@@ -120,7 +121,8 @@ class ClickHouseSink(BatchingSink, StoredWindows):
         """Create the tables and rollups if missing (the same DDL for chdb and a server),
         and give tables created by an older version the columns they lack (``ADD COLUMN IF
         NOT EXISTS``) and the codecs of this one (metadata only; a column's type is never
-        changed)."""
+        changed). Then the operator tables (``sinks.operator_ddl``: API keys, assets, alert
+        history)."""
         for statement in create_statements(self.settings) + rollup_create_statements(self.settings):
             self.client.command(statement)
         rows = self.client.query(
@@ -135,6 +137,7 @@ class ClickHouseSink(BatchingSink, StoredWindows):
             have = current.get(name, {})
             for statement in column_additions(table, have) + codec_changes(table, have):
                 self.client.command(statement)
+        ensure_operator_tables(self.client)
 
     def recompute_windows(self, window_ms: int, refs: Sequence[WindowRef]) -> list[dict[str, Any]]:
         if not refs:

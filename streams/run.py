@@ -14,6 +14,7 @@ from core.secrets import redact_url
 from core.settings import Settings
 from schemas import AvroCodec, SchemaRegistryClient
 from sinks.alertmanager import AlertmanagerForwarder
+from sinks.asset_sites import AssetSites
 from sinks.ddl import TABLES
 from sinks.registry import open_sink
 from streams.agents import load_agents
@@ -86,8 +87,12 @@ def run_worker(settings: Settings) -> None:
     )
     quiet_client_logs()
     # Device alerts go to Alertmanager whenever a URL is set (off when unset).
+    # Their `site` label comes from the asset registry (`envirostream assets load`).
+    sites = AssetSites.from_settings(settings)
     forwarder = (
-        AlertmanagerForwarder(settings.alertmanager_url.get_secret_value(), metrics)
+        AlertmanagerForwarder(
+            settings.alertmanager_url.get_secret_value(), metrics, sites=sites.site
+        )
         if settings.alertmanager_url
         else None
     )

@@ -18,10 +18,13 @@ from typing import Any, NamedTuple
 from core.settings import Settings
 from envirostream.commands import (
     alerts,
+    api,
+    assets,
     bench,
     dlq,
     gateway,
     infra,
+    keys,
     query,
     replay,
     simulate,
@@ -54,5 +57,8 @@ COMMANDS: dict[str, Command] = {
     "status": Command(status.add_parser, status.run),
     "alerts": Command(alerts.add_parser, alerts.run),
     "dlq": Command(dlq.add_parser, dlq.run),
+    "api": Command(api.add_parser, api.run),
+    "keys": Command(keys.add_parser, keys.run),
+    "assets": Command(assets.add_parser, assets.run),
     "bench": Command(bench.add_parser, bench.run),
 }

@@ -1,4 +1,5 @@
-"""The simulated fleet's options, shared by ``envirostream up`` and ``envirostream simulate``."""
+"""The simulated fleet's options, shared by ``envirostream up`` and ``envirostream simulate``,
+and ``--tenant`` (also of ``replay`` and ``gateway mqtt``)."""
 
 from __future__ import annotations
 
@@ -7,31 +8,19 @@ import datetime as dt
 import re
 
 from core.errors import EnviroStreamError
+from core.tenants import DEFAULT_TENANT, check_tenant
 from producers.models import KINDS
 from producers.scenarios import SCENARIOS
 from producers.simulator import SimulationConfig
 
 __all__ = [
     "add_simulation_args",
+    "add_tenant_arg",
     "parse_kinds",
     "parse_start",
-    "parse_tenant",
     "simulation_config",
+    "tenant_arg",
 ]
-
-_TENANT = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-
-
-def parse_tenant(text: str) -> str:
-    """``--tenant``: the readings' ``tenant_id`` (letters, digits, '.', '_', '-').
-
-    >>> parse_tenant("acme-grid")
-    'acme-grid'
-    """
-    if not _TENANT.match(text):
-        msg = f"tenant {text!r}: use 1-64 letters, digits, '.', '_' or '-'"
-        raise argparse.ArgumentTypeError(msg)
-    return text
 
 
 def parse_kinds(text: str) -> tuple[str, ...]:
@@ -65,8 +54,29 @@ def parse_start(text: str) -> int:
     return int(when.timestamp() * 1000)
 
 
+def tenant_arg(text: str) -> str:
+    """``--tenant``: a valid tenant name (argparse type).
+
+    >>> tenant_arg("utility-a")
+    'utility-a'
+    """
+    try:
+        return check_tenant(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_tenant_arg(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument(
+        "--tenant",
+        type=tenant_arg,
+        default=DEFAULT_TENANT,
+        help=f"tenant_id of {what} (default {DEFAULT_TENANT}; API keys see one tenant)",
+    )
+
+
 def add_simulation_args(p: argparse.ArgumentParser) -> None:
-    """The fleet options: devices, kinds, rate, pace, event times, seed and failures."""
+    """The fleet options: devices, kinds, rate, pace, event times, seed, failures, tenant."""
     p.add_argument("--devices", type=int, default=100, help="number of devices (default 100)")
     p.add_argument(
         "--kinds", type=parse_kinds, default=KINDS, help="comma list of " + ",".join(KINDS)
@@ -98,6 +108,7 @@ def add_simulation_args(p: argparse.ArgumentParser) -> None:
         default=0.0,
         help="event seconds added to every failure onset (lets detectors warm up first)",
     )
+    add_tenant_arg(p, "the simulated readings")
 
 
 def simulation_config(args: argparse.Namespace) -> SimulationConfig:
@@ -114,7 +125,7 @@ def simulation_config(args: argparse.Namespace) -> SimulationConfig:
             failure_rate=args.failure_rate,
             scenario=args.scenario,
             onset_delay_s=args.onset_delay,
-            tenant_id=getattr(args, "tenant", "default"),
+            tenant_id=args.tenant,
         )
     except ValueError as exc:
         raise EnviroStreamError(str(exc)) from exc

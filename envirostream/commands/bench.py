@@ -28,6 +28,7 @@ BENCHMARKS = (
     "soak",
     "series",
     "skab",
+    "api",
 )
 
 
@@ -38,13 +39,14 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         "--readings",
         type=int,
         default=None,
-        help="throughput (200000) / scale (300000) / decode (200000): readings",
+        help="throughput (200000) / scale (300000) / decode (200000) / api (10000000): readings",
     )
     p.add_argument(
         "--workers",
         default=None,
         help="scale: worker counts to run, comma-separated (default 1,2,4); soak: workers (1)",
     )
+    p.add_argument("--requests", type=int, default=200, help="api: timed requests of each kind")
     p.add_argument(
         "--rounds", type=int, default=3, help="decode, routing: rounds (the best is kept)"
     )
@@ -283,6 +285,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         run_series_bench(
             settings, devices=_given(args.devices, 2000), ticks=_given(args.seconds, 30)
         )
+    elif args.name == "api":
+        from bench.api_latency import run_api_bench
+
+        if args.requests <= 0 or _given(args.readings, 1) <= 0:
+            msg = "api: --requests and --readings must be positive"
+            raise EnviroStreamError(msg)
+        run_api_bench(settings, readings=_given(args.readings, 10_000_000), requests=args.requests)
     elif args.name == "scale":
         from bench.scale import run_scale_bench
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from core.errors import EnviroStreamError
 from core.settings import Settings
-from envirostream.commands._simulation import parse_tenant
+from envirostream.commands._simulation import tenant_arg
 
 __all__ = ["add_parser", "run"]
 
@@ -41,15 +41,14 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--seconds", type=float, default=None, help="mqtt: stop after this long (default: run)"
     )
+    p.add_argument("--broker-timeout", type=float, default=30.0, help="seconds to wait for Kafka")
     p.add_argument(
         "--tenant",
-        type=parse_tenant,
+        type=tenant_arg,
         default=None,
-        help="mqtt: the tenant of every reading (JSON readings without tenant_id get it; one "
-        "naming another tenant goes to the DLQ: tenant_mismatch). Unset: the payload's "
-        "tenant_id, or default",
+        help="mqtt: every reading is of this tenant; a message naming another goes to the DLQ "
+        "(tenant_mismatch). Default: the tenant_id each message names (else `default`)",
     )
-    p.add_argument("--broker-timeout", type=float, default=30.0, help="seconds to wait for Kafka")
     return p
 
 

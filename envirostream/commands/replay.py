@@ -13,7 +13,7 @@ from typing import Any
 
 from core.errors import EnviroStreamError
 from core.settings import Settings
-from envirostream.commands._simulation import parse_tenant
+from envirostream.commands._simulation import add_tenant_arg
 
 __all__ = ["add_parser", "run"]
 
@@ -44,13 +44,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         "--device-type", default="UNKNOWN", help="device type of the readings (e.g. MACHINE)"
     )
     p.add_argument("--speed", default="max", help="X times the recorded pace, or max")
-    p.add_argument(
-        "--tenant",
-        type=parse_tenant,
-        default="default",
-        help="the readings' tenant_id (default: default)",
-    )
     p.add_argument("--broker-timeout", type=float, default=30.0, help="seconds to wait for Kafka")
+    add_tenant_arg(p, "the replayed readings")
     return p
 
 

@@ -8,11 +8,7 @@ import threading
 from typing import Any
 
 from core.settings import Settings
-from envirostream.commands._simulation import (
-    add_simulation_args,
-    parse_tenant,
-    simulation_config,
-)
+from envirostream.commands._simulation import add_simulation_args, simulation_config
 
 __all__ = ["add_parser", "run"]
 
@@ -28,12 +24,6 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         default="kafka",
         help="kafka: produce to telemetry.readings (default); mqtt: publish each reading to "
         "its device's MQTT topic, for `gateway mqtt` to forward (docs/gateway.md)",
-    )
-    p.add_argument(
-        "--tenant",
-        type=parse_tenant,
-        default="default",
-        help="the readings' tenant_id (default: default)",
     )
     p.add_argument("--broker-timeout", type=float, default=30.0, help="seconds to wait for Kafka")
     return p

@@ -40,6 +40,7 @@ def make_settings(tmp: Path, **overrides: object) -> Settings:
         "kafka_secure_port": free_port(),
         "store_port": free_port(),
         "metrics_port": free_port(),
+        "api_port": free_port(),
         "topic_partitions": 4,
         "window_seconds": 10,
         "allowed_lateness_seconds": 5,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import subprocess
 import sys
 import time
@@ -214,3 +215,24 @@ def test_replay_paces_rows_by_their_recorded_times(services: Settings, tmp_path:
     assert elapsed >= 2.0  # 4 gaps of 300 s at 600x = 2 s of pacing
     got = read_back(services, lambda r: r["device_id"] == "paced-1", 5)
     assert {r["capability"] for r in got} == {"GENERIC"} and len(got) == 5
+
+
+def test_simulate_and_replay_write_the_tenant_given(services: Settings, tmp_path: Path) -> None:
+    start = "2031-01-01T00:00:00Z"
+    run = cli(
+        services,
+        "simulate", "--devices", "2", "--kinds", "machine", "--rate", "0.1", "--speedup", "0",
+        "--duration", "100", "--start", start, "--tenant", "utility-a",
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    sent = int(re.search(r"sent (\d+) readings", run.stdout).group(1))  # type: ignore[union-attr]
+    start_ms = 1_924_992_000_000
+    got = read_back(services, lambda r: start_ms <= r["timestamp"] < start_ms + 200_000, sent)
+    assert len(got) == sent and {r["tenant_id"] for r in got} == {"utility-a"}
+    f = tmp_path / "one.csv"
+    f.write_text("timestamp,value\n2031-02-01 00:00:00,1.5\n2031-02-01 00:01:00,2.5\n")
+    replayed = cli(services, "replay", str(f), "--device", "tenant-dev", "--capability",
+                   "temperature", "--tenant", "utility-b")  # fmt: skip
+    assert replayed.returncode == 0, replayed.stderr
+    got = read_back(services, lambda r: r["device_id"] == "tenant-dev", 2)
+    assert [r["tenant_id"] for r in got] == ["utility-b", "utility-b"]

@@ -7,12 +7,13 @@ started, and leaves the data queryable with `envirostream query`.
 from __future__ import annotations
 
 import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 from core.store_password import read_store_password
-from infra.processes import ServiceProcess, read_pid
+from infra.processes import ServiceProcess, port_open, read_pid
 from producers.fleet import Fleet
 from producers.models import KINDS
 from tests.integration.conftest import REPO, make_settings, service_env
@@ -40,6 +41,9 @@ def test_up_runs_the_pipeline_and_leaves_the_data_queryable(tmp_path: Path) -> N
     assert int(final.group(1).replace(",", "")) == produced
     assert int(final.group(2).replace(",", "")) == produced
     assert "worker      up" in up.stdout  # the live summary saw the worker's metrics
+    # `up` served the operator API beside the pipeline, and stopped it.
+    assert f"operator API on http://127.0.0.1:{settings.api_port}" in up.stdout
+    assert not port_open("127.0.0.1", settings.api_port)
 
     # Everything `up` started is stopped again.
     for name in ("kafka", "store"):
@@ -66,3 +70,17 @@ def test_up_runs_the_pipeline_and_leaves_the_data_queryable(tmp_path: Path) -> N
             [sys.executable, "-m", "envirostream", "infra", "down"],
             env=env, cwd=REPO, capture_output=True, timeout=120,
         )  # fmt: skip
+
+
+def test_up_refuses_a_taken_api_port_before_starting_anything(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", settings.api_port))
+        taken.listen()
+        up = subprocess.run(
+            [sys.executable, "-m", "envirostream", "up", "--for", "5"],
+            env=service_env(settings), cwd=REPO, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+    assert up.returncode == 2, up.stdout + up.stderr
+    assert f"ENVIROSTREAM_API_PORT: 127.0.0.1:{settings.api_port} is already in use" in up.stderr
+    assert read_pid(ServiceProcess("kafka", settings.data_dir)) is None

@@ -16,7 +16,7 @@ def test_every_contract_command_is_in_the_table_once() -> None:
     assert tuple(commands.COMMANDS) == KNOWN_COMMANDS
     assert set(KNOWN_COMMANDS) == {
         "up", "worker", "simulate", "replay", "query", "infra", "topics", "status", "alerts",
-        "dlq", "gateway", "bench",
+        "dlq", "gateway", "bench", "api", "keys", "assets",
     }  # fmt: skip
     for name, command in commands.COMMANDS.items():
         module = getattr(commands, name)

@@ -16,7 +16,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = (
-    "core", "schemas", "topics", "producers", "sinks", "infra", "streams", "bench", "envirostream",
+    "core", "schemas", "topics", "producers", "sinks", "infra", "streams", "api", "bench",
+    "envirostream",
 )  # fmt: skip
 
 

@@ -22,8 +22,9 @@ FLOORS: dict[str, int] = {
     "sinks": 2,
     "infra": 2,
     "streams": 3,
-    "bench": 4,
-    "envirostream": 5,
+    "api": 4,
+    "bench": 5,
+    "envirostream": 6,
 }
 
 

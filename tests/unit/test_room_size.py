@@ -9,7 +9,17 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("streams", "sinks", "producers", "bench", "topics", "schemas", "infra", "envirostream")
+PACKAGES = (
+    "streams",
+    "sinks",
+    "producers",
+    "api",
+    "bench",
+    "topics",
+    "schemas",
+    "infra",
+    "envirostream",
+)
 MAX_MODULE_LINES = 500
 MAX_CLASS_LINES = 300
 

@@ -157,7 +157,7 @@ def test_worker_logs_the_alertmanager_url_without_its_password(
     forwarded: list[str] = []
 
     class Forwarder:
-        def __init__(self, url: str, metrics: PipelineMetrics) -> None:
+        def __init__(self, url: str, metrics: PipelineMetrics, **kwargs: Any) -> None:
             forwarded.append(url)
 
     for name in ("TopicAdmin", "RecordProducer", "AvroCodec"):

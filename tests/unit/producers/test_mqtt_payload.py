@@ -138,17 +138,15 @@ def test_json_schema_file_lists_the_avro_symbols() -> None:
     assert set(schema["$defs"]["reading"]["required"]) == {"capability", "value", "timestamp"}
 
 
-def test_a_tenant_gateway_fills_its_tenant_and_refuses_another() -> None:
-    one = json.dumps({"capability": "VOLTAGE", "value": 1.0, "timestamp": 5}).encode()
-    assert parse_message(TOPIC, one)[0]["tenant_id"] == "default"
-    assert parse_message(TOPIC, one, tenant="acme")[0]["tenant_id"] == "acme"
-    named = json.dumps(
-        [
-            {"capability": "VOLTAGE", "value": 1.0, "timestamp": 5, "tenant_id": "acme"},
-            {"capability": "VOLTAGE", "value": 1.0, "timestamp": 6, "tenant_id": "globex"},
-        ]
-    ).encode()
-    assert {r["tenant_id"] for r in parse_message(TOPIC, named)} == {"acme", "globex"}
-    with pytest.raises(PayloadError, match="globex") as refused:
-        parse_message(TOPIC, named, tenant="acme")
-    assert refused.value.reason == "tenant_mismatch"
+def test_a_gateway_of_one_tenant_stamps_its_tenant_and_refuses_another() -> None:
+    topic = "devices/bp-001/telemetry"
+    plain = json.dumps(one()).encode()
+    assert parse_message(topic, plain)[0]["tenant_id"] == "default"
+    assert parse_message(topic, plain, tenant="utility-a")[0]["tenant_id"] == "utility-a"
+    own = json.dumps(one(tenant_id="utility-a")).encode()
+    assert parse_message(topic, own, tenant="utility-a")[0]["tenant_id"] == "utility-a"
+    foreign = json.dumps([one(), one(tenant_id="utility-b")]).encode()
+    assert parse_message(topic, foreign)[1]["tenant_id"] == "utility-b"  # no --tenant: as sent
+    with pytest.raises(PayloadError, match="reading 1: tenant_id 'utility-b'") as caught:
+        parse_message(topic, foreign, tenant="utility-a")
+    assert caught.value.reason == "tenant_mismatch"
