@@ -26,7 +26,9 @@ from core.settings_api import ApiSettings
 from core.settings_detection import DetectionSettings
 from core.settings_gateway import GatewaySettings
 from core.settings_kafka import KafkaSecuritySettings
+from core.settings_metrics import MetricsSettings
 from core.settings_registry import RegistrySettings
+from core.settings_sink import SinkSettings
 
 ENV_PREFIX = "ENVIROSTREAM_"
 SECRET_FIELDS = frozenset(
@@ -35,7 +37,13 @@ SECRET_FIELDS = frozenset(
 
 
 class Settings(
-    DetectionSettings, RegistrySettings, KafkaSecuritySettings, GatewaySettings, ApiSettings
+    DetectionSettings,
+    RegistrySettings,
+    KafkaSecuritySettings,
+    GatewaySettings,
+    ApiSettings,
+    SinkSettings,
+    MetricsSettings,
 ):
     """Settings of every EnviroStream process (frozen once built)."""
 
@@ -198,72 +206,7 @@ class Settings(
         description="Python modules (comma-separated) whose `register(app)` adds Faust agents "
         "to the worker (docs/extending.md); empty: none.",
     )
-    # --- sinks -------------------------------------------------------------------------
-    sink_batch_rows: int = Field(
-        default=50_000, ge=1, description="Rows per ClickHouse insert (max)."
-    )
-    sink_batch_seconds: float = Field(
-        default=1.0, gt=0, le=600, description="Max age of buffered rows before an insert."
-    )
-    sink_max_partitions_per_insert: int = Field(
-        default=100,
-        ge=1,
-        description="Most table partitions (months) one insert block touches; a batch that "
-        "spans more is split (ClickHouse refuses blocks over its "
-        "max_partitions_per_insert_block, 100 by default, with TOO_MANY_PARTS).",
-    )
-    sink_timeout_seconds: float = Field(
-        default=60.0,
-        gt=0,
-        le=3600,
-        description="How long one insert may take before it counts as failed (and is retried; "
-        "rows are deduplicated by their sorting key).",
-    )
-    sink_retry_initial_seconds: float = Field(
-        default=0.5,
-        gt=0,
-        le=600,
-        description="Wait before retrying a failed insert; doubles per failure.",
-    )
-    sink_retry_max_seconds: float = Field(
-        default=30.0,
-        gt=0,
-        le=3600,
-        description="Longest wait between retries of a failed insert (the store is retried "
-        "for as long as it is down; nothing is committed past unstored rows).",
-    )
-    sink_max_buffered_rows: int = Field(
-        default=500_000,
-        ge=1,
-        description="Rows buffered for the sink (all tables) above which the worker stops "
-        "fetching input until they are stored (bounded memory while the store is down).",
-    )
-    # --- metrics and alerting ----------------------------------------------------------
-    metrics_host: str = Field(
-        default="127.0.0.1",
-        min_length=1,
-        description="Address the /metrics of the worker, simulator and replay listen on "
-        "(loopback; `0.0.0.0` opens them to the network, as compose does in containers).",
-    )
-    metrics_port: int = Field(default=9464, ge=0, le=65535, description="Worker /metrics; 0=off.")
-    simulator_metrics_port: int = Field(
-        default=9466, ge=0, le=65535, description="/metrics of the simulator; 0=off."
-    )
-    silent_device_seconds: float = Field(
-        default=300.0,
-        gt=0,
-        description="A device with no reading for this long counts as silent "
-        "(envirostream_devices_silent).",
-    )
-    health_interval_seconds: float = Field(
-        default=5.0,
-        gt=0,
-        le=300,
-        description="How often the worker samples consumer lag and silent devices.",
-    )
-    replay_metrics_port: int = Field(
-        default=9467, ge=0, le=65535, description="/metrics of `envirostream replay`; 0=off."
-    )
+    # --- alerting and logs (sinks: core/settings_sink.py; metrics: core/settings_metrics.py)
     alertmanager_url: SecretUrl | None = Field(
         default=None, description="Alertmanager to forward device alerts to (optional)."
     )

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import re
 
 from core.errors import EnviroStreamError
 from core.tenants import DEFAULT_TENANT, check_tenant

@@ -15,6 +15,7 @@ PACKAGES = (
     "producers",
     "api",
     "bench",
+    "core",
     "topics",
     "schemas",
     "infra",
