@@ -127,7 +127,7 @@ def run_up(settings: Settings, config: SimulationConfig, run_for: float | None =
     log_path = settings.data_dir / "logs" / "worker.log"
     worker = WorkerProcess(settings, log_path, cwd=Path.cwd())
     try:
-        api = _start_api(settings)
+        api = _start_api(settings, config.tenant_id)
     except BaseException:
         worker.stop(timeout=60)
         raise
@@ -203,8 +203,12 @@ def _check_api_port(settings: Settings) -> None:
         raise ConfigurationError(setting, msg)
 
 
-def _start_api(settings: Settings) -> ApiProcess | None:
-    """The operator API in a child process (``envirostream api``), unless its port is 0."""
+def _start_api(settings: Settings, tenant: str) -> ApiProcess | None:
+    """The operator API in a child process (``envirostream api``), unless its port is 0.
+
+    On the embedded store, the web view's key for ``tenant`` is kept in a file
+    (:mod:`api.local_key`); its path is printed, never the key.
+    """
     from api.server import ApiProcess
 
     if settings.api_port == 0:
@@ -215,6 +219,12 @@ def _start_api(settings: Settings) -> ApiProcess | None:
         f"operator API on {api.url} (OpenAPI {api.url}/docs; keys: envirostream keys create)",
         flush=True,
     )
+    if settings.uses_local_store:
+        from api.local_key import ensure_local_key
+        from api.store import store_client
+
+        path = ensure_local_key(store_client(settings), settings, tenant)
+        print(f"web view on {api.url}/ (tenant {tenant}; its key is in {path})", flush=True)
     return api
 
 

@@ -20,6 +20,8 @@ import uvicorn
 from confluent_kafka import Consumer, TopicPartition
 
 from api.app import create_app
+from api.keys import find_key
+from api.local_key import ensure_local_key
 from api.server import ApiProcess
 from core.settings import Settings
 from infra.processes import free_port
@@ -339,3 +341,22 @@ def test_rate_limit_answers_429_with_retry_after(api: Api) -> None:
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+def test_the_local_operator_key_of_up_is_kept_reused_and_replaced(api: Api, tmp_path: Path) -> None:
+    settings = api.settings.model_copy(update={"data_dir": tmp_path})
+    path = ensure_local_key(api.client, settings, TENANT_A)
+    assert path == tmp_path / "operator.key" and path.stat().st_mode & 0o777 == 0o600
+    key = path.read_text().strip()
+    assert call(api.url, "GET", "/api/v1/devices", key).status == 200
+    assert ensure_local_key(api.client, settings, TENANT_A).read_text().strip() == key  # reused
+    # Another tenant's `up` gets its own key, not the first tenant's.
+    other = ensure_local_key(api.client, settings, TENANT_B).read_text().strip()
+    assert other != key
+    record = find_key(api.client, other)
+    assert record is not None and record.tenant_id == TENANT_B and record.scope == "operate"
+    # A revoked key is replaced by a working one.
+    envirostream(api.settings, "keys", "revoke", record.key_id)
+    fresh = ensure_local_key(api.client, settings, TENANT_B).read_text().strip()
+    assert fresh not in (key, other)
+    assert call(api.url, "GET", "/api/v1/devices", fresh).status == 200

@@ -12,10 +12,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+from api.keys import find_key
 from core.store_password import read_store_password
 from infra.processes import ServiceProcess, port_open, read_pid
 from producers.fleet import Fleet
 from producers.models import KINDS
+from sinks.client import get_client
 from tests.integration.conftest import REPO, make_settings, service_env
 
 
@@ -44,6 +46,12 @@ def test_up_runs_the_pipeline_and_leaves_the_data_queryable(tmp_path: Path) -> N
     # `up` served the operator API beside the pipeline, and stopped it.
     assert f"operator API on http://127.0.0.1:{settings.api_port}" in up.stdout
     assert not port_open("127.0.0.1", settings.api_port)
+    # The web view's key: its file is printed (0600), never the key itself.
+    key_file = settings.data_dir / "operator.key"
+    assert f"its key is in {key_file}" in up.stdout
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    key = key_file.read_text().strip()
+    assert key.startswith("es_")
 
     # Everything `up` started is stopped again.
     for name in ("kafka", "store"):
@@ -65,6 +73,11 @@ def test_up_runs_the_pipeline_and_leaves_the_data_queryable(tmp_path: Path) -> N
         texts = [up.stdout, up.stderr, query.stdout, query.stderr]
         texts += [p.read_text(errors="replace") for p in logs]
         assert not [t for t in texts if password in t]
+        assert not [t for t in texts if key in t]
+        # ... and it is a valid operate key of the simulated tenant.
+        record = find_key(get_client(settings), key)
+        assert record is not None and not record.revoked
+        assert (record.tenant_id, record.scope) == ("default", "operate")
     finally:
         subprocess.run(
             [sys.executable, "-m", "envirostream", "infra", "down"],
