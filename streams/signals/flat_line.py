@@ -1,7 +1,10 @@
 """Flat line: a normally varying series repeating one value ``stuck_after`` times.
 
 A ``sensor:stuck:{CAPABILITY}`` WARNING. The share of repeated values is learned outside of
-flat runs, so a series that often repeats (a gear, a switch) is never called stuck.
+flat runs, so a series that often repeats (a gear, a switch) is never called stuck. A run at
+an end of its capability's physical range (``PHYSICAL_RANGES``: a throttle at 0 while a
+vehicle waits, a state of charge at 100) is a resting state, not a stuck sensor: at 1 Hz a
+vehicle idling for half a minute repeated 0 thirty times and was called stuck.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
+from streams.detect.rules import PHYSICAL_RANGES
 from streams.detect.state import State, read_float, read_int
 from streams.signals.base import (
     NO_FINDINGS,
@@ -68,6 +72,8 @@ class FlatLine(Signal):
         if not (ser.detector.is_warm and st.repeat_share < _STUCK_BELOW):
             return NO_FINDINGS
         cap = ser.capability
+        if value in PHYSICAL_RANGES.get(cap, ()):  # at rest at a physical bound
+            return NO_FINDINGS
         return [
             AlertCandidate(
                 f"sensor:stuck:{cap}",

@@ -125,6 +125,20 @@ def test_a_stuck_sensor_is_reported_once() -> None:
     assert sent[0]["first_seen"] == START + (900 + 30) * MIN
 
 
+def test_a_throttle_resting_at_zero_is_not_stuck_but_one_held_mid_range_is() -> None:
+    # A vehicle waits at a light: throttle 0 (its physical floor) for 60 readings, then drives.
+    driving = [max(0.0, v) for v in _normal(900, level=30.0, noise=8.0)]
+    waits = driving + [0.0] * 60 + driving[:100]
+    sent = _run(_stage(), "v1", waits, capability="THROTTLE", dtype="VEHICLE")
+    assert [a["rule"] for a in sent if a["rule"].startswith("sensor:stuck")] == []
+    # The same sensor frozen at 37.5 % is stuck.
+    frozen = driving + [37.5] * 60
+    sent = _run(_stage(), "v2", frozen, capability="THROTTLE", dtype="VEHICLE")
+    assert [a["rule"] for a in sent if a["rule"].startswith("sensor:stuck")] == [
+        "sensor:stuck:THROTTLE"
+    ]
+
+
 def test_a_device_losing_ticks_is_reported() -> None:
     stage = _stage()
     rng = random.Random(3)
