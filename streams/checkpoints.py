@@ -30,7 +30,7 @@ from streams.outputs import Outputs
 from topics import ALERTS, READINGS
 from topics.definitions import detector_state_topic
 
-__all__ = ["DetectorCheckpoints"]
+__all__ = ["DetectorCheckpoints", "restored_clocks"]
 
 log = logging.getLogger(__name__)
 
@@ -147,3 +147,16 @@ class DetectorCheckpoints:
             log.info("forgot %d devices silent for %s h", len(gone), ttl_ms / 3_600_000)
         self.last_expiry = time.monotonic()
         return len(gone)
+
+
+def restored_clocks(
+    detection: DetectionStage, partitions: Sequence[int]
+) -> dict[Source, list[tuple[str, int]]]:
+    """``(device_id, latest event time ms)`` of the devices on readings ``partitions`` that
+    ``detection`` holds (after :meth:`DetectorCheckpoints.restore_models`), by source."""
+    out: dict[Source, list[tuple[str, int]]] = {}
+    for key, dev in detection.devices.items():
+        src = detection.device_source.get(key)
+        if src is not None and src[0] == READINGS and src[1] in partitions:
+            out.setdefault(src, []).append((key[1], dev.last_seen))
+    return out

@@ -16,7 +16,7 @@ not stored), so a crash and replay rebuild everything in full.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -304,6 +304,18 @@ class ReadingsProcessor:
             out.extend(self._to_records(closed))
             recheck.extend(self._recheck(src, closed))
         return out, recheck
+
+    def seed_clocks(self, latest: Mapping[Source, Iterable[tuple[str, int]]]) -> None:
+        """Device clocks from checkpointed ``(device_id, latest event ms)`` per source
+        (:meth:`streams.windows.PartitionWindows.seed`): after a restart, lateness is judged
+        as the partition's previous owner judged it."""
+        for src, devices in latest.items():
+            windows = self.windows.get(src)
+            if windows is None:
+                windows = self.windows[src] = PartitionWindows(self.window_ms, self.lateness_ms)
+            for device_id, ts_ms in devices:
+                if ts_ms >= 0:  # -1: no reading seen
+                    windows.seed(device_id, ts_ms)
 
     def close_all(self, sources: Iterable[Source] | None = None) -> list[dict[str, Any]]:
         """Close every open window of ``sources`` (all by default): the input went idle."""

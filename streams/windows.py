@@ -195,6 +195,19 @@ class PartitionWindows:
         return min(acc.first_offset for acc in self._open.values())
 
     # -- updates ----------------------------------------------------------------------
+    def seed(self, device_id: str, max_event_ms: int) -> None:
+        """Start ``device_id``'s clock at ``max_event_ms`` (its latest event time as an
+        earlier owner of this partition checkpointed it), unless it has a clock already.
+
+        A restarted worker then judges lateness as its predecessor did: readings for
+        windows the predecessor had closed are late (corrected from the store), not the
+        start of new windows holding only the replayed share (a device whose clock had
+        jumped back before the restart made those windows short).
+        """
+        if device_id not in self._devices:
+            dev = self._devices[device_id] = _DeviceClock(self._now_s)
+            dev.max_event_ms = max_event_ms
+
     def set_clock(self, now_s: float) -> None:
         """The wall clock of the batch about to be added (stamped on the devices it carries)."""
         self._now_s = now_s

@@ -27,7 +27,7 @@ from schemas import AvroCodec
 from sinks.alertmanager import AlertmanagerForwarder
 from sinks.base import BatchingSink, StoredWindows, WindowRef
 from streams.alert_forwarding import AlertForwarding
-from streams.checkpoints import DetectorCheckpoints
+from streams.checkpoints import DetectorCheckpoints, restored_clocks
 from streams.commits import CommitFunction, CommitUnavailableError, OffsetCommitter, safe_offsets
 from streams.corrections import WindowCorrections
 from streams.detection import detection_stage_from_settings
@@ -185,15 +185,15 @@ class PipelineWorker:
         self.pending_restore.update(partitions)
 
     async def restore_pending(self) -> None:
-        """Restore the state of newly assigned partitions, if any (the consume loop calls
-        this before it handles a fetched batch, so no record of those partitions is
-        processed against an empty state)."""
+        """Restore newly assigned partitions' state (models, alert log, device clocks) before
+        the consume loop handles a batch: no record meets an empty state."""
         if not self.pending_restore:
             return
         partitions = sorted(self.pending_restore)
         self.pending_restore.clear()
         async with self.lock:
             await self.checkpoints.restore(partitions)
+            self.processor.seed_clocks(restored_clocks(self.detection, partitions))
 
     async def release(self, tps: Sequence[TP]) -> None:
         """Partitions revoked: checkpoint their devices for the next owner, then forget."""

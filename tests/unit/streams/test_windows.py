@@ -180,3 +180,18 @@ def test_only_the_first_window_a_device_closes_is_fresh() -> None:
         (60_000, False, 11),
         (120_000, False, 12),
     ]
+
+
+def test_a_seeded_clock_judges_lateness_as_the_previous_owner_did() -> None:
+    # The previous owner had seen the device up to 10:05 (its checkpoint); the device's
+    # clock then jumped back 3 minutes. A restarted worker must not reopen 10:02-10:03.
+    windows = PartitionWindows(size_ms=60_000, lateness_ms=10_000)
+    windows.seed("d", 605_000)
+    assert windows.watermark_ms("d") == 595_000
+    assert windows.add("d", "T", 1.0, 182_000, 7) is False  # closed by the previous owner
+    assert windows.open_count == 0
+    assert windows.add("d", "T", 2.0, 600_000, 8) is True  # still open at 10:05 - 10 s
+    windows.seed("d", 0)  # a clock that runs already is kept
+    assert windows.watermark_ms("d") == 595_000
+    # An unseeded device opens any window: what the restart did before.
+    assert windows.add("e", "T", 3.0, 182_000, 9) is True
