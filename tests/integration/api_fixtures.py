@@ -19,6 +19,7 @@ from typing import Any
 
 from core.settings import Settings, settings_environ
 from infra.harness import REPO_ROOT
+from streams.readings import READING_COLUMNS
 
 TENANT_A, TENANT_B = "tenant-a", "tenant-b"
 HOUR_MS = 3_600_000
@@ -156,19 +157,7 @@ def seed(client: Any, settings: Settings, now_ms: int) -> dict[str, str]:
     client.insert(
         "readings",
         readings,
-        column_names=[
-            "ts",
-            "tenant_id",
-            "device_id",
-            "device_type",
-            "sensor_id",
-            "capability",
-            "value",
-            "unit",
-            "quality",
-            "sequence",
-            "reading_id",
-        ],
+        column_names=list(READING_COLUMNS[: READING_COLUMNS.index("reading_id") + 1]),
     )
     client.insert(
         "aggregates",
