@@ -26,6 +26,7 @@ import numpy as np
 
 from core.settings import Settings
 from sinks.base import BatchingSink, SinkBatch, StoredWindows, WindowRef
+from sinks.bind_chunks import bounded_chunks
 from sinks.ddl import TABLES, codec_changes, column_additions, create_statements
 from sinks.operator_ddl import ensure_operator_tables
 from sinks.rollups import refresh_rollups, rollup_create_statements
@@ -140,20 +141,21 @@ class ClickHouseSink(BatchingSink, StoredWindows):
         ensure_operator_tables(self.client)
 
     def recompute_windows(self, window_ms: int, refs: Sequence[WindowRef]) -> list[dict[str, Any]]:
-        if not refs:
-            return []
-        params = {
-            "w": window_ms,
-            "lo": min(r[3] for r in refs),
-            "hi": max(r[3] for r in refs) + window_ms,
-            "refs": [tuple(r) for r in refs],
-        }
-        rows = self.client.query(_RECOMPUTE, parameters=params).result_rows
+        """Every statistic of the windows ``refs`` from the stored readings; one query per
+        piece of at most ``sinks.bind_chunks.BIND_BUDGET`` bytes of refs (a gateway's flush
+        can make thousands of windows late at once)."""
         out = []
-        for row in rows:
-            rec = dict(zip(_FIELDS, row, strict=True))
-            rec["window_end"] = rec["window_start"] + window_ms
-            out.append(rec)
+        for piece in bounded_chunks(sorted(refs)):
+            params = {
+                "w": window_ms,
+                "lo": min(r[3] for r in piece),
+                "hi": max(r[3] for r in piece) + window_ms,
+                "refs": piece,
+            }
+            for row in self.client.query(_RECOMPUTE, parameters=params).result_rows:
+                rec = dict(zip(_FIELDS, row, strict=True))
+                rec["window_end"] = rec["window_start"] + window_ms
+                out.append(rec)
         return out
 
     def write(self, batch: SinkBatch) -> None:

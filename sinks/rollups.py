@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from core.settings import Settings
+from sinks.bind_chunks import bounded_chunks
 
 __all__ = [
     "DAY_MS",
@@ -157,9 +158,12 @@ def refresh_rollups(
     """Recompute the rollup rows of the hours and days that ``windows`` fall in.
 
     ``windows`` are (tenant, device, capability, window_size, window_start ms) of minute
-    windows just written to ``aggregates``. ``None`` recomputes every period whose start
-    lies in ``[lo_ms, hi_ms)`` (a backfill: ``lo_ms``/``hi_ms`` must then be whole days,
-    and the range should span at most ``max_partitions_per_insert_block`` months).
+    windows just written to ``aggregates``; their series are bound in pieces of at most
+    ``sinks.bind_chunks.BIND_BUDGET`` bytes, one statement each (a piece's rows depend only
+    on its own series, so the pieces add up to the whole). ``None`` recomputes every period
+    whose start lies in ``[lo_ms, hi_ms)`` (a backfill: ``lo_ms``/``hi_ms`` must then be
+    whole days, and the range should span at most ``max_partitions_per_insert_block``
+    months).
     """
     wins = None if windows is None else list(windows)
     if wins is not None and not wins:
@@ -168,9 +172,13 @@ def refresh_rollups(
         runs = [(lo_ms, hi_ms, None)] if wins is None else period_runs(wins, period)
         for lo, hi, series in runs:
             params: dict[str, Any] = {"period": period, "label": label, "lo": lo, "hi": hi}
-            if series is not None:
-                params["series"] = series
-            client.command(_statement(table, series is not None), parameters=params)
+            if series is None:
+                client.command(_statement(table, False), parameters=params)
+                continue
+            # a fleet's series are too many for one request: a statement per piece
+            for piece in bounded_chunks(series):
+                params["series"] = piece
+                client.command(_statement(table, True), parameters=params)
 
 
 def period_runs(

@@ -85,7 +85,7 @@ class Outage:
         self._next = now + self.delay
         if began:
             self.log.warning(
-                "%s is unreachable (%s: %s); %s with backoff up to %.0f s, nothing is "
+                "%s is unreachable or refusing (%s: %s); %s with backoff up to %.0f s, nothing is "
                 "committed past what it has not acknowledged",
                 self.name,
                 type(error).__name__,

@@ -211,6 +211,47 @@ def test_rollups_equal_the_minute_windows_after_corrections_and_replays(
     client.close()
 
 
+def test_a_fleets_minute_is_rolled_up_whatever_its_number_of_series(store: Settings) -> None:
+    """Two minutes of 300 devices x 12 capabilities (3,600 series, ~200 kB of bound series):
+    more than one request can carry. Each minute is one ``aggregates`` write, as the worker
+    does; the rollups hold every series, equal to the windows, and the windows recomputed
+    from stored readings come back for every one of 3,600 refs."""
+    client = get_client(store, database="fleet_minute")
+    sink = ClickHouseSink(client, store)
+    sink.setup()
+    rng = random.Random(5)
+    series = [
+        ("default", f"site-north-substation-{d:04d}", cap)
+        for d in range(300)
+        for cap in ("VOLTAGE", "CURRENT", "TEMPERATURE", "FREQUENCY", "POWER_FACTOR",
+                    "ACTIVE_POWER", "REACTIVE_POWER", "OIL_TEMPERATURE", "HUMIDITY",
+                    "VIBRATION", "PRESSURE", "FLOW")
+    ]  # fmt: skip
+    windows: dict[tuple, dict[str, Any]] = {}
+    for minute in (0, 1):
+        start = T0 + 120 * MINUTE + minute * MINUTE
+        batch = [_window(s, start, [rng.gauss(50, 2) for _ in range(3)]) for s in series]
+        windows.update({(*s, start): w for s, w in zip(series, batch, strict=True)})
+        sink.write(_batch(batch))
+    _assert_rollups_match(client, windows)
+
+    rows = [
+        [w["first_ts"] + 1000 * i, t, d, "GRID", f"{d}/{c}", c, v, "u", "GOOD", i,
+         f"{d}/{c}@{k}/{i}", "", "", {}]
+        for k, ((t, d, c, _), w) in enumerate(windows.items())
+        for i, v in enumerate(w["_values"])
+    ]  # fmt: skip
+    columns = [list(c) for c in zip(*rows, strict=True)]
+    sink.write(SinkBatch("readings", tuple(READING_COLUMNS), columns))
+    refs = sorted(windows)[:3_600]
+    got = {
+        (r["tenant_id"], r["device_id"], r["capability"], r["window_start"]): r["count"]
+        for r in sink.recompute_windows(MINUTE, refs)
+    }
+    assert got == {ref: 3 for ref in refs}
+    client.close()
+
+
 def test_backfill_fills_the_rollups_of_a_store_older_than_them(store: Settings) -> None:
     client = get_client(store, database="backfill")
     ClickHouseSink(client, store).setup()

@@ -173,7 +173,7 @@ def test_a_store_outage_is_retried_with_backoff_and_logged_once_each_way(
     lines = [(r.levelname, r.getMessage()) for r in caplog.records]
     assert len(lines) == 2, lines
     assert lines[0][0] == "WARNING"
-    assert "the store is unreachable (ConnectionError: sink unreachable)" in lines[0][1]
+    assert "the store is unreachable or refusing (ConnectionError: sink unreachable)" in lines[0][1]
     # Down from t=100 to t=170; every attempt after the first failed one was a retry.
     assert lines[1] == ("INFO", f"the store is back after 70.0 s and {len(attempts) - 2} retries")
 
