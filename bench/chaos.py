@@ -52,7 +52,13 @@ from bench.chaos_load import (
 )
 from core.errors import EnviroStreamError
 from core.settings import Settings
-from infra.harness import WorkerProcess, private_settings, start_services, stop_services
+from infra.harness import (
+    WorkerProcess,
+    discard_private,
+    private_settings,
+    start_services,
+    stop_services,
+)
 from infra.kafka import start_kafka, stop_kafka
 from infra.store import start_store, stop_store
 from producers.fleet import Fleet
@@ -273,6 +279,7 @@ def run_chaos_bench(
         if workers is not None:
             workers.proc.stop()
         stop_services(settings)
+    discard_private(settings)  # kept when the run failed: its logs
     figures = {
         "minutes": minutes,
         "years": years,

@@ -220,7 +220,13 @@ def pipeline_detections(
     files: Sequence[NabFile], base: Settings, *, idle_seconds: float = 5.0
 ) -> tuple[list[list[int]], dict[str, float]]:
     """Replay every file through private Kafka + worker + store; alert times per file."""
-    from infra.harness import WorkerProcess, private_settings, start_services, stop_services
+    from infra.harness import (
+        WorkerProcess,
+        discard_private,
+        private_settings,
+        start_services,
+        stop_services,
+    )
     from producers.replay import CsvSource, replay
     from schemas import AvroCodec
     from sinks.clickhouse import ClickHouseSink
@@ -297,6 +303,7 @@ def pipeline_detections(
         if worker is not None:
             worker.stop()
         stop_services(settings)
+    discard_private(settings)  # kept when the run failed: its logs
     by_device: dict[str, list[int]] = {}
     for _alert_id, device, first_seen in rows:
         by_device.setdefault(str(device), []).append(int(first_seen))

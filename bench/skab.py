@@ -274,7 +274,13 @@ def pipeline_intervals(
 ) -> tuple[list[tuple[int, int]], dict[str, int]]:
     """Replay the files through private Kafka + worker + store; alert intervals from the
     store's ``alerts`` table, and the alerts by rule."""
-    from infra.harness import WorkerProcess, private_settings, start_services, stop_services
+    from infra.harness import (
+        WorkerProcess,
+        discard_private,
+        private_settings,
+        start_services,
+        stop_services,
+    )
     from producers.wide_csv import WideCsvSource, replay_wide
     from schemas import AvroCodec
     from sinks.clickhouse import ClickHouseSink
@@ -341,6 +347,7 @@ def pipeline_intervals(
         if worker is not None:
             worker.stop()
         stop_services(settings)
+    discard_private(settings)  # kept when the run failed: its logs
     by_rule: dict[str, int] = {}
     for _aid, rule, _a, _b in rows:
         by_rule[str(rule)] = by_rule.get(str(rule), 0) + 1

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from core.settings import Settings
-from infra.harness import private_settings
+from infra.harness import discard_private, private_settings
 from infra.store import start_store, stop_store
 from producers.encoding import TickEncoder
 from producers.models import KINDS
@@ -310,5 +310,6 @@ def run_storage_bench(
         client.close()
     finally:
         stop_store(settings)
+    discard_private(settings)  # kept when the run failed
     print(json.dumps(result))
     return result

@@ -6,7 +6,8 @@ way, through this module:
 * :func:`private_settings` -- settings with their own temp data dir, free loopback ports and
   consumer group, so a private pipeline never touches one already running;
 * :func:`start_services` / :func:`stop_services` / :func:`private_services` -- Kafka and the
-  embedded ClickHouse store of those settings;
+  embedded ClickHouse store of those settings; :func:`discard_private` deletes the temp
+  data dir once a run succeeded (a failed run keeps it, for its logs);
 * :class:`WorkerProcess` -- ``[sys.executable, "-m", "envirostream", "worker"]`` with exactly
   those settings in its environment and its output in a log file; waited on
   (:meth:`WorkerProcess.wait_for`, :meth:`WorkerProcess.wait_healthy`), stopped with
@@ -16,6 +17,7 @@ way, through this module:
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -34,6 +36,7 @@ from infra.store import start_store, stop_store
 __all__ = [
     "REPO_ROOT",
     "WorkerProcess",
+    "discard_private",
     "private_services",
     "private_settings",
     "start_services",
@@ -43,6 +46,7 @@ __all__ = [
 # `python -m envirostream` run from here imports this checkout's modules.
 REPO_ROOT = Path(__file__).resolve().parents[1]
 WORKER_ARGV = (sys.executable, "-m", "envirostream", "worker")
+_MADE: set[Path] = set()  # the temp data dirs private_settings made (discard_private's only)
 
 
 def private_settings(base: Settings, prefix: str, **overrides: object) -> Settings:
@@ -51,8 +55,10 @@ def private_settings(base: Settings, prefix: str, **overrides: object) -> Settin
     A fresh temp data dir (named ``prefix…``), free ports and an own consumer group;
     ``overrides`` win.
     """
+    data_dir = Path(tempfile.mkdtemp(prefix=prefix))
+    _MADE.add(data_dir)
     values: dict[str, object] = {
-        "data_dir": Path(tempfile.mkdtemp(prefix=prefix)),
+        "data_dir": data_dir,
         "cache_dir": base.cache_dir.resolve(),
         "kafka_port": free_port(),
         "kafka_controller_port": free_port(),
@@ -84,14 +90,35 @@ def stop_services(settings: Settings) -> None:
     stop_kafka(settings)
 
 
+def discard_private(settings: Settings) -> bool:
+    """Delete the temp data dir :func:`private_settings` made for ``settings`` (Kafka's log,
+    the store, worker logs: a bench of millions of readings leaves hundreds of MB); any
+    other data dir is never touched. Returns whether one was deleted. Services must be
+    stopped first."""
+    made = settings.data_dir
+    if made not in _MADE:
+        return False
+    _MADE.discard(made)
+    shutil.rmtree(made, ignore_errors=True)
+    return True
+
+
 @contextmanager
 def private_services(settings: Settings, *, store: bool = True) -> Iterator[Settings]:
-    """Kafka (and the store) of ``settings`` running for the ``with`` block, stopped after."""
+    """Kafka (and the store) of ``settings`` running for the ``with`` block, stopped after;
+    the private data dir is then deleted, or kept (and named on stderr) if the block
+    raised."""
     start_services(settings, store=store)
+    ok = False
     try:
         yield settings
+        ok = True
     finally:
         stop_services(settings)
+        if ok:
+            discard_private(settings)
+        elif settings.data_dir in _MADE:
+            print(f"kept {settings.data_dir} for its logs", file=sys.stderr)
 
 
 class WorkerProcess:
