@@ -158,12 +158,16 @@ def refresh_rollups(
     """Recompute the rollup rows of the hours and days that ``windows`` fall in.
 
     ``windows`` are (tenant, device, capability, window_size, window_start ms) of minute
-    windows just written to ``aggregates``; their series are bound in pieces of at most
-    ``sinks.bind_chunks.BIND_BUDGET`` bytes, one statement each (a piece's rows depend only
-    on its own series, so the pieces add up to the whole). ``None`` recomputes every period
-    whose start lies in ``[lo_ms, hi_ms)`` (a backfill: ``lo_ms``/``hi_ms`` must then be
-    whole days, and the range should span at most ``max_partitions_per_insert_block``
-    months).
+    windows just written to ``aggregates``. Per run of consecutive periods
+    (:func:`period_runs`), the statement names the run's series when they fit in one bound
+    parameter (``sinks.bind_chunks.BIND_BUDGET``); a fleet's minute names more than that
+    (the series of 800 devices take 20 pieces, ~2 s of statements), so a run of at most
+    :data:`WHOLE_PERIODS` periods is recomputed for every series instead (~0.1 s: one read
+    of the period, which such a batch covers anyway), and a longer run — late windows of
+    many series over days — statement by piece, each reading only its series.
+    ``None`` recomputes every period whose start lies in ``[lo_ms, hi_ms)`` (a backfill:
+    ``lo_ms``/``hi_ms`` must then be whole days, and the range should span at most
+    ``max_partitions_per_insert_block`` months).
     """
     wins = None if windows is None else list(windows)
     if wins is not None and not wins:
@@ -172,13 +176,18 @@ def refresh_rollups(
         runs = [(lo_ms, hi_ms, None)] if wins is None else period_runs(wins, period)
         for lo, hi, series in runs:
             params: dict[str, Any] = {"period": period, "label": label, "lo": lo, "hi": hi}
-            if series is None:
+            pieces = None if series is None else list(bounded_chunks(series))
+            if pieces is None or (len(pieces) > 1 and hi - lo <= WHOLE_PERIODS * period):
                 client.command(_statement(table, False), parameters=params)
                 continue
-            # a fleet's series are too many for one request: a statement per piece
-            for piece in bounded_chunks(series):
+            for piece in pieces:
                 params["series"] = piece
                 client.command(_statement(table, True), parameters=params)
+
+
+WHOLE_PERIODS = 2
+"""Runs this many periods long or shorter are recomputed for every series when their series
+do not fit in one statement (a minute of a fleet spans one hour, two at an hour's end)."""
 
 
 def period_runs(

@@ -212,10 +212,13 @@ def test_rollups_equal_the_minute_windows_after_corrections_and_replays(
 
 
 def test_a_fleets_minute_is_rolled_up_whatever_its_number_of_series(store: Settings) -> None:
-    """Two minutes of 300 devices x 12 capabilities (3,600 series, ~200 kB of bound series):
-    more than one request can carry. Each minute is one ``aggregates`` write, as the worker
-    does; the rollups hold every series, equal to the windows, and the windows recomputed
-    from stored readings come back for every one of 3,600 refs."""
+    """300 devices x 12 capabilities (3,600 series, ~200 kB of bound series: more than one
+    request can carry), written as the worker does: one ``aggregates`` write per minute
+    (three minutes, the last in the next hour), then late readings correcting a window
+    of every series in each of three earlier hours (one write: the run of hours is too
+    long to recompute every series, so it goes statement by piece of series). The rollups
+    hold every series, equal to the windows; the windows recomputed from stored readings
+    come back for 3,600 refs at once."""
     client = get_client(store, database="fleet_minute")
     sink = ClickHouseSink(client, store)
     sink.setup()
@@ -228,11 +231,20 @@ def test_a_fleets_minute_is_rolled_up_whatever_its_number_of_series(store: Setti
                     "VIBRATION", "PRESSURE", "FLOW")
     ]  # fmt: skip
     windows: dict[tuple, dict[str, Any]] = {}
-    for minute in (0, 1):
-        start = T0 + 120 * MINUTE + minute * MINUTE
+    for minute in (238, 239, 240):  # 2026-01-01 02:58, 02:59 and 03:00
+        start = T0 + minute * MINUTE
         batch = [_window(s, start, [rng.gauss(50, 2) for _ in range(3)]) for s in series]
         windows.update({(*s, start): w for s, w in zip(series, batch, strict=True)})
         sink.write(_batch(batch))
+    _assert_rollups_match(client, windows)
+
+    late = []
+    for hour in (0, 1, 2):
+        start = T0 + hour * HOUR + 30 * MINUTE
+        for s in series:
+            windows[(*s, start)] = _window(s, start, [rng.gauss(50, 2) for _ in range(4)])
+            late.append(windows[(*s, start)])
+    sink.write(_batch(late))
     _assert_rollups_match(client, windows)
 
     rows = [
@@ -248,7 +260,7 @@ def test_a_fleets_minute_is_rolled_up_whatever_its_number_of_series(store: Setti
         (r["tenant_id"], r["device_id"], r["capability"], r["window_start"]): r["count"]
         for r in sink.recompute_windows(MINUTE, refs)
     }
-    assert got == {ref: 3 for ref in refs}
+    assert got == {ref: windows[ref]["count"] for ref in refs}
     client.close()
 
 
