@@ -153,7 +153,12 @@ def _statement(table: str, keyed: bool) -> str:
 
 
 def refresh_rollups(
-    client: Any, windows: Iterable[RollupKey] | None = None, lo_ms: int = 0, hi_ms: int = 0
+    client: Any,
+    windows: Iterable[RollupKey] | None = None,
+    lo_ms: int = 0,
+    hi_ms: int = 0,
+    *,
+    whole_periods: int | None = None,
 ) -> None:
     """Recompute the rollup rows of the hours and days that ``windows`` fall in.
 
@@ -164,7 +169,8 @@ def refresh_rollups(
     (the series of 800 devices take 20 pieces, ~2 s of statements), so a run of at most
     :data:`WHOLE_PERIODS` periods is recomputed for every series instead (~0.1 s: one read
     of the period, which such a batch covers anyway), and a longer run — late windows of
-    many series over days — statement by piece, each reading only its series.
+    many series over days — statement by piece, each reading only its series
+    (``whole_periods`` overrides :data:`WHOLE_PERIODS`; 0: always by piece).
     ``None`` recomputes every period whose start lies in ``[lo_ms, hi_ms)`` (a backfill:
     ``lo_ms``/``hi_ms`` must then be whole days, and the range should span at most
     ``max_partitions_per_insert_block`` months).
@@ -172,12 +178,13 @@ def refresh_rollups(
     wins = None if windows is None else list(windows)
     if wins is not None and not wins:
         return
+    whole = WHOLE_PERIODS if whole_periods is None else whole_periods
     for table, (label, period) in ROLLUPS.items():
         runs = [(lo_ms, hi_ms, None)] if wins is None else period_runs(wins, period)
         for lo, hi, series in runs:
             params: dict[str, Any] = {"period": period, "label": label, "lo": lo, "hi": hi}
             pieces = None if series is None else list(bounded_chunks(series))
-            if pieces is None or (len(pieces) > 1 and hi - lo <= WHOLE_PERIODS * period):
+            if pieces is None or (len(pieces) > 1 and hi - lo <= whole * period):
                 client.command(_statement(table, False), parameters=params)
                 continue
             for piece in pieces:

@@ -24,6 +24,7 @@ BENCHMARKS = (
     "detection",
     "chaos",
     "storage",
+    "rollups",
     "scale",
     "soak",
     "series",
@@ -55,7 +56,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         type=int,
         default=None,
         help="simulator (10000) / detection (120) / chaos (40) / storage (50) / soak (800) / "
-        "series (2000): fleet size",
+        "series (2000) / rollups (800): fleet size",
     )
     p.add_argument(
         "--hours",
@@ -77,7 +78,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         "--minutes",
         type=float,
         default=None,
-        help="chaos (10) / soak (3): wall minutes of the run",
+        help="chaos (10) / soak (3): wall minutes of the run; rollups (4): minutes of windows",
     )
     p.add_argument(
         "--store-outage",
@@ -278,6 +279,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             devices=_given(args.devices, 800),
             minutes=_given(args.minutes, 3.0),
             workers=counts[0],
+        )
+    elif args.name == "rollups":
+        from bench.rollup_refresh import run_rollup_refresh_bench
+
+        run_rollup_refresh_bench(
+            settings, devices=_given(args.devices, 800), minutes=int(_given(args.minutes, 4))
         )
     elif args.name == "series":
         from bench.series import run_series_bench

@@ -54,6 +54,8 @@ def test_bench_detection_names_the_extra_when_scikit_learn_is_missing(
         (["bench", "scale", "--workers", "1,x"], "--workers"),
         (["bench", "scale", "--readings", "0"], "--readings"),
         (["bench", "series", "--seconds", "0"], "--seconds"),
+        (["bench", "rollups", "--minutes", "0"], "--minutes"),
+        (["bench", "rollups", "--devices", "-1"], "--devices"),
     ],
 )
 def test_scale_benches_refuse_bad_options_by_name_before_starting_anything(
