@@ -6,7 +6,10 @@ is untouched): fill ``telemetry.readings`` with N simulated readings, then measu
 ``getmany`` + the codec's specialised decoder (the fastest pair, ``bench decode``), and
 beside it the old ceiling, confluent-kafka + fastavro per record — and
 (b) the worker draining them through validation, windowing and the ClickHouse sink.
-Prints readings/s for both, their ratio and peak memory; the last line is JSON.
+Prints readings/s for both, their ratio and peak memory, then (c) where the worker's time
+per reading goes: the same readings through the worker's processing in process
+(``bench.process_cost``: with and without detection, no Kafka, no store) beside the
+worker's wall time per reading. The last line is JSON.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from bench.process_cost import process_cost
 from bench.raw_read import fill_readings, read_rate
 from core.settings import Settings
 from infra.harness import WorkerProcess, private_services, private_settings
@@ -94,15 +98,27 @@ def run_throughput_bench(base: Settings, readings: int = 200_000) -> dict[str, f
             f"  ratio worker/raw: {ratio:.2f}   peak RSS worker {peak / 1024:,.0f} MiB, "
             f"bench process {raw_peak / 1024:,.0f} MiB"
         )
-        figures = {
-            "readings": total,
-            "fill_per_s": round(total / fill_s),
-            "raw_fastavro_per_s": round(old_rate),
-            "raw_per_s": round(raw_rate),
-            "worker_per_s": round(work_rate),
-            "ratio": round(ratio, 3),
-            "worker_peak_rss_mib": round(peak / 1024, 1),
-            "bench_peak_rss_mib": round(raw_peak / 1024, 1),
-        }
-        print(json.dumps(figures))
-        return figures
+    # (c) after the services stopped: the cores are the processing's alone
+    cost = process_cost(settings, total)
+    worker_us, raw_us = 1e6 / work_rate, 1e6 / raw_rate
+    print(
+        f"  (c) per reading: worker {worker_us:.1f} µs wall, raw ceiling {raw_us:.1f} µs; in "
+        f"process (no Kafka, no store) {cost['with_detection_us']:.1f} µs CPU with detection, "
+        f"{cost['without_detection_us']:.1f} µs without (detection {cost['detection_us']:.1f})",
+        flush=True,
+    )
+    figures = {
+        "readings": total,
+        "fill_per_s": round(total / fill_s),
+        "raw_fastavro_per_s": round(old_rate),
+        "raw_per_s": round(raw_rate),
+        "worker_per_s": round(work_rate),
+        "ratio": round(ratio, 3),
+        "worker_peak_rss_mib": round(peak / 1024, 1),
+        "bench_peak_rss_mib": round(raw_peak / 1024, 1),
+        "worker_us_per_reading": round(worker_us, 2),
+        "raw_us_per_reading": round(raw_us, 2),
+        **{f"process_{k}": v for k, v in cost.items()},
+    }
+    print(json.dumps(figures))
+    return figures
