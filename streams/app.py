@@ -15,7 +15,7 @@ import faust
 from core.settings import Settings
 from streams.agents import AgentRegistration
 from streams.consumer import INPUT_TOPICS, consume
-from streams.worker import PipelineWorker
+from streams.worker import SINK_FLUSH_CHECK_SECONDS, PipelineWorker
 from topics.kafka_config import sasl_password, ssl_context
 
 __all__ = ["INPUT_TOPICS", "PipelineWorker", "broker_credentials", "create_app"]
@@ -79,6 +79,10 @@ def create_app(
     @app.timer(interval=0.5)
     async def housekeeping() -> None:
         await worker().tick()
+
+    @app.timer(interval=SINK_FLUSH_CHECK_SECONDS)
+    async def flush_due() -> None:
+        await worker().flush_due()
 
     @app.timer(interval=settings.health_interval_seconds)
     async def sample_health() -> None:

@@ -17,7 +17,6 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import numpy as np
 from faust.types import TP
 
 from core.metrics import PipelineMetrics
@@ -25,7 +24,7 @@ from core.records import Source
 from core.settings import Settings
 from schemas import AvroCodec
 from sinks.alertmanager import AlertmanagerForwarder
-from sinks.base import BatchingSink, StoredWindows, WindowRef
+from sinks.base import BatchingSink, StoredWindows
 from streams.alert_forwarding import AlertForwarding
 from streams.checkpoints import DetectorCheckpoints, restored_clocks
 from streams.commits import CommitFunction, CommitUnavailableError, OffsetCommitter, safe_offsets
@@ -38,15 +37,14 @@ from streams.outage import Outage
 from streams.outputs import Outputs, OutputsPendingError
 from streams.readings import READING_COLUMNS, ReadingsProcessor
 from streams.records import InputRecord
+from streams.store_writes import READINGS_TABLE, StoreWrites
 from streams.validate import EventTimeBounds
 from topics import ALERTS, READINGS
 from topics.producer import RecordProducer
 
-__all__ = ["PipelineWorker"]
+__all__ = ["SINK_FLUSH_CHECK_SECONDS", "PipelineWorker"]
 
-READINGS_TABLE = "readings"
-# Per table, the column with the event time (epoch ms) for the event-to-sink latency.
-EVENT_TIME = {READINGS_TABLE: "ts", **{s.table: s.event_time for s in STORED_TOPICS}}
+SINK_FLUSH_CHECK_SECONDS = 0.05  # how often the app's timer asks flush_due
 
 
 def keys_by_source(
@@ -114,20 +112,17 @@ class PipelineWorker:
         self.last_seen = LastSeen()
         self.lock = asyncio.Lock()
         self._last_commit = 0.0
-        # A failing store is retried with backoff, never a crash: rows and the offsets they
-        # hold stay buffered (docs/design.md, "Outages").
-        self.sink_outage = Outage(
-            "the store",
-            initial=settings.sink_retry_initial_seconds,
-            cap=settings.sink_retry_max_seconds,
-            waiting="inserts are retried",
-        )
+        self.writes = StoreWrites(settings, sink, self.corrections, self.outputs, metrics)
         self.broker_outage = Outage(
             "the Kafka broker",
             initial=settings.sink_retry_initial_seconds,
             cap=settings.sink_retry_max_seconds,
             waiting="outputs and commits wait",
         )
+
+    @property
+    def sink_outage(self) -> Outage:
+        return self.writes.outage
 
     @property
     def committed(self) -> dict[Source, int]:
@@ -250,6 +245,17 @@ class PipelineWorker:
             self.outputs.send_detection(self.detection.take())
             await self.flush_and_commit(force=False)
 
+    async def flush_due(self) -> bool:
+        """Write the sink's tables that are due now, unless a batch is being handled (it
+        flushes itself). A timer calls this every ``SINK_FLUSH_CHECK_SECONDS``: between
+        batches, rows wait ``ENVIROSTREAM_SINK_BATCH_SECONDS``, not up to the housekeeping
+        interval more. Returns whether it flushed."""
+        if self.lock.locked() or not self.writes.due():
+            return False
+        async with self.lock:
+            await self.flush_and_commit(force=False)
+        return True
+
     def expire_devices(self) -> int:
         """Forget devices silent for the device-state TTL (tombstones in the changelog)."""
         return self.checkpoints.expire(self.last_input)
@@ -264,14 +270,7 @@ class PipelineWorker:
         """Flush the sink's due tables (all when ``force``); every commit interval, also
         checkpoint when due and commit."""
         s = self.settings
-        now_s = self._clock()
-        due = self.sink.tables if force else self.sink.due(s.sink_batch_rows, s.sink_batch_seconds)
-        if force or self.sink_outage.ready():
-            if self.corrections.pending and READINGS_TABLE not in due:
-                due = [READINGS_TABLE, *due]  # windows to correct wait on that flush
-            for table in due:
-                if not await self._flush(table, now_s):
-                    break  # the store failed: the other tables wait for the next attempt
+        await self.writes.flush(self._clock(), force=force)
         self.metrics.windows_open.set(self.processor.open_windows())
         if not force and time.monotonic() - self._last_commit < s.commit_interval_seconds:
             return
@@ -286,54 +285,8 @@ class PipelineWorker:
             self.last_input[src] = now
 
     def sink_backlogged(self) -> bool:
-        """True when more rows wait for the sink than ``ENVIROSTREAM_SINK_MAX_BUFFERED_ROWS``
-        (the consumer loop stops fetching until they are stored)."""
-        waiting = sum(self.sink.buffered(t) for t in self.sink.tables)
-        return waiting > self.settings.sink_max_buffered_rows
-
-    async def _flush(self, table: str, now_s: float) -> bool:
-        """Write ``table``'s rows; False when the write failed (rows and offsets kept)."""
-        started = time.monotonic()
-        if not self.sink_outage.up:
-            self.metrics.sink_retries.labels(table).inc()
-        late = self.corrections.take() if table == READINGS_TABLE else {}
-        try:
-            batch = await asyncio.to_thread(self.sink.flush, table)
-        except Exception as exc:
-            self.corrections.restore(late)
-            self.metrics.sink_errors.labels(table).inc()
-            self.metrics.sink_up.set(0)
-            self.sink_outage.failed(exc)
-            return False
-        if self.sink_outage.succeeded():
-            self.metrics.sink_up.set(1)
-        if late and not await self._correct(late):
-            return False
-        self.metrics.sink_batch_duration.labels(table).observe(time.monotonic() - started)
-        self.metrics.sink_rows.labels(table).inc(batch.rows)
-        if (column := EVENT_TIME.get(table)) is not None:
-            event_ms = np.asarray(batch.column(column) if batch.rows else [], dtype=float)
-            self.metrics.event_to_sink.observe_many(table, now_s - event_ms / 1000.0)
-        return True
-
-    async def _correct(self, late: dict[Source, dict[WindowRef, int]]) -> bool:
-        """Re-emit the windows late readings changed, recomputed from the stored readings;
-        False (the windows kept for the next attempt) when the store failed."""
-        assert isinstance(self.sink, StoredWindows)  # late windows only come with one
-        refs = sorted({ref for refs in late.values() for ref in refs})
-        try:
-            stats = await asyncio.to_thread(
-                self.sink.recompute_windows, self.settings.window_ms, refs
-            )
-        except Exception as exc:
-            self.corrections.restore(late)
-            self.metrics.sink_up.set(0)
-            self.sink_outage.failed(exc)
-            return False
-        records = self.corrections.records(stats)
-        self.outputs.send_aggregates(records)
-        self.metrics.windows_corrected.inc(len(records))
-        return True
+        """Too many rows wait for the store: the consumer loop stops fetching."""
+        return self.writes.backlogged()
 
     async def commit(self) -> None:
         """Commit every input offset that is safe, after the outputs are acknowledged.

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -29,14 +31,15 @@ CODEC = AvroCodec()
 class FlakySink(BatchingSink):
     """Stores rows in memory; ``down`` makes every write fail. Readings columns reversed."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__(
             {
                 "readings": tuple(reversed(READING_COLUMNS)),
                 "aggregates": ("device_id", "window_end", "count"),
                 "anomalies": ("device_id", "ts"),
                 "alerts": ("alert_key", "last_seen", "state"),
-            }
+            },
+            clock,
         )
         self.down = False
         self.stored: dict[str, list[dict[str, Any]]] = {}
@@ -75,6 +78,11 @@ def make(sink: BatchingSink) -> tuple[PipelineWorker, list[dict[TP, int]]]:
         commit=commit,
     )
     return worker, commits
+
+
+def retune(worker: PipelineWorker, **settings: Any) -> None:
+    """Change settings of a running worker (and of its store writes, which read them)."""
+    worker.settings = worker.writes.settings = worker.settings.model_copy(update=settings)
 
 
 def batch(offsets: range) -> list[InputRecord]:
@@ -116,7 +124,7 @@ def test_commits_stay_behind_rows_the_sink_could_not_store() -> None:
 def test_a_sink_that_holds_rows_holds_the_commit_for_every_partition() -> None:
     sink = FlakySink()
     worker, _ = make(sink)
-    worker.settings = worker.settings.model_copy(update={"sink_batch_rows": 1_000})
+    retune(worker, sink_batch_rows=1_000)
     asyncio.run(worker.on_readings(batch(range(4))))
     other = [InputRecord(TOPIC, 1, 7, b"e", reading(CODEC, "e", 500))]
     worker._last_commit = float("-inf")  # the commit interval (1 ms) may not have passed yet
@@ -147,7 +155,7 @@ def test_a_store_outage_is_retried_with_backoff_and_logged_once_each_way(
         attempts.append(t[0])
         write(b)
 
-    sink.write = counted  # type: ignore[method-assign]
+    sink.write = counted  # type: ignore[method-assign,assignment]
     sink.down = True
     caplog.set_level("INFO", logger="envirostream.outage")
     asyncio.run(worker.on_readings(batch(range(3))))
@@ -181,9 +189,32 @@ def test_a_store_outage_is_retried_with_backoff_and_logged_once_each_way(
 def test_the_worker_reports_a_backlog_above_the_buffer_limit() -> None:
     sink = FlakySink()
     worker, _ = make(sink)
-    worker.settings = worker.settings.model_copy(update={"sink_max_buffered_rows": 4})
+    retune(worker, sink_max_buffered_rows=4)
     sink.down = True
     asyncio.run(worker.on_readings(batch(range(4))))
     assert not worker.sink_backlogged()  # 4 readings rows (+ aggregates not yet stored)
     asyncio.run(worker.on_readings(batch(range(4, 5))))
     assert worker.sink_backlogged()
+
+
+def test_rows_due_between_batches_are_written_by_the_timer_not_the_next_batch() -> None:
+    """The app's timer calls flush_due every 50 ms: rows whose batch age is reached are
+    written then, not at the next housekeeping tick or input batch (the soak's p99)."""
+    t = [0.0]
+    sink = FlakySink(clock=lambda: t[0])
+    worker, _ = make(sink)
+    retune(worker, sink_batch_rows=1_000, sink_batch_seconds=1.0)
+    asyncio.run(worker.on_readings(batch(range(3))))
+    assert "readings" not in sink.stored
+    t[0] = 0.9
+    assert not asyncio.run(worker.flush_due())  # 0.9 s old: not due
+    assert "readings" not in sink.stored
+    t[0] = 1.0
+
+    async def during_a_batch() -> bool:
+        async with worker.lock:  # the batch being handled flushes itself
+            return await worker.flush_due()
+
+    assert not asyncio.run(during_a_batch())
+    assert asyncio.run(worker.flush_due())
+    assert [r["reading_id"] for r in sink.stored["readings"]] == ["d@0", "d@1000", "d@2000"]

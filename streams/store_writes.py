@@ -1,0 +1,125 @@
+"""Writing the worker's buffered rows to the store: retries, latency, window corrections.
+
+:class:`StoreWrites` flushes the tables of a :class:`sinks.base.BatchingSink` when the
+worker asks it to. A failing store is retried with backoff, never a crash: rows, and the
+input offsets they hold, stay buffered (docs/design.md, "Outages"). Each write observes
+the event-to-sink latency of its rows. Windows that late readings changed are recomputed
+from the stored readings after the readings flush that holds them, and re-emitted. The
+worker's lock is held by the caller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+
+import numpy as np
+
+from core.metrics import PipelineMetrics
+from core.records import Source
+from core.settings import Settings
+from sinks.base import BatchingSink, StoredWindows, WindowRef
+from streams.corrections import WindowCorrections
+from streams.intake import STORED_TOPICS
+from streams.outage import Outage
+from streams.outputs import Outputs
+
+__all__ = ["EVENT_TIME", "READINGS_TABLE", "StoreWrites"]
+
+READINGS_TABLE = "readings"
+# Per table, the column with the event time (epoch ms) for the event-to-sink latency.
+EVENT_TIME = {READINGS_TABLE: "ts", **{s.table: s.event_time for s in STORED_TOPICS}}
+
+
+class StoreWrites:
+    """Flushes the sink's tables for one worker, through outages of the store."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        sink: BatchingSink,
+        corrections: WindowCorrections,
+        outputs: Outputs,
+        metrics: PipelineMetrics,
+    ) -> None:
+        self.settings = settings
+        self.sink = sink
+        self.corrections = corrections
+        self.outputs = outputs
+        self.metrics = metrics
+        self.outage = Outage(
+            "the store",
+            initial=settings.sink_retry_initial_seconds,
+            cap=settings.sink_retry_max_seconds,
+            waiting="inserts are retried",
+        )
+
+    def due(self) -> Sequence[str]:
+        """The tables whose rows reached ``ENVIROSTREAM_SINK_BATCH_ROWS`` or
+        ``ENVIROSTREAM_SINK_BATCH_SECONDS`` of age."""
+        s = self.settings
+        return self.sink.due(s.sink_batch_rows, s.sink_batch_seconds)
+
+    async def flush(self, now_s: float, *, force: bool) -> None:
+        """Write the due tables (all when ``force``), unless the store is in its backoff;
+        the readings first when windows wait to be corrected. A failure stops the round:
+        the other tables wait for the next attempt."""
+        if not (force or self.outage.ready()):
+            return
+        due = self.sink.tables if force else self.due()
+        if self.corrections.pending and READINGS_TABLE not in due:
+            due = [READINGS_TABLE, *due]  # windows to correct wait on that flush
+        for table in due:
+            if not await self.flush_table(table, now_s):
+                break
+
+    def backlogged(self) -> bool:
+        """True when more rows wait than ``ENVIROSTREAM_SINK_MAX_BUFFERED_ROWS`` (the
+        consumer loop stops fetching until they are stored)."""
+        waiting = sum(self.sink.buffered(t) for t in self.sink.tables)
+        return waiting > self.settings.sink_max_buffered_rows
+
+    async def flush_table(self, table: str, now_s: float) -> bool:
+        """Write ``table``'s rows; False when the write failed (rows and offsets kept)."""
+        started = time.monotonic()
+        if not self.outage.up:
+            self.metrics.sink_retries.labels(table).inc()
+        late = self.corrections.take() if table == READINGS_TABLE else {}
+        try:
+            batch = await asyncio.to_thread(self.sink.flush, table)
+        except Exception as exc:
+            self.corrections.restore(late)
+            self.metrics.sink_errors.labels(table).inc()
+            self.metrics.sink_up.set(0)
+            self.outage.failed(exc)
+            return False
+        if self.outage.succeeded():
+            self.metrics.sink_up.set(1)
+        if late and not await self._correct(late):
+            return False
+        self.metrics.sink_batch_duration.labels(table).observe(time.monotonic() - started)
+        self.metrics.sink_rows.labels(table).inc(batch.rows)
+        if (column := EVENT_TIME.get(table)) is not None:
+            event_ms = np.asarray(batch.column(column) if batch.rows else [], dtype=float)
+            self.metrics.event_to_sink.observe_many(table, now_s - event_ms / 1000.0)
+        return True
+
+    async def _correct(self, late: dict[Source, dict[WindowRef, int]]) -> bool:
+        """Re-emit the windows late readings changed, recomputed from the stored readings;
+        False (the windows kept for the next attempt) when the store failed."""
+        assert isinstance(self.sink, StoredWindows)  # late windows only come with one
+        refs = sorted({ref for refs in late.values() for ref in refs})
+        try:
+            stats = await asyncio.to_thread(
+                self.sink.recompute_windows, self.settings.window_ms, refs
+            )
+        except Exception as exc:
+            self.corrections.restore(late)
+            self.metrics.sink_up.set(0)
+            self.outage.failed(exc)
+            return False
+        records = self.corrections.records(stats)
+        self.outputs.send_aggregates(records)
+        self.metrics.windows_corrected.inc(len(records))
+        return True
