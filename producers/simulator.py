@@ -161,10 +161,15 @@ def run_simulation(
     fleet = config.fleet()
     encoder = TickEncoder(fleet, codec, config.tenant_id)
     step_ms = round(1000 / config.rate_hz)
-    start_ms = config.start_ms if config.start_ms is not None else now_ms() // step_ms * step_ms
+    wall0 = time.monotonic()
+    if config.start_ms is not None:
+        start_ms = config.start_ms
+    else:  # now: the next step of the clock, and each tick sent when the clock reaches it
+        now = now_ms()
+        start_ms = -(-now // step_ms) * step_ms
+        wall0 += (start_ms - now) / 1000.0
     end_ms = None if config.duration_s is None else start_ms + round(config.duration_s * 1000)
     report = SimulationReport(first_ts_ms=start_ms)
-    wall0 = time.monotonic()
     seq = 0
     ts = start_ms
     while not stop.is_set() and (end_ms is None or ts < end_ms):
