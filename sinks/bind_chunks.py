@@ -5,7 +5,7 @@ ClickHouse's HTTP interface carries a statement's bound parameters in the URL
 into a form field). Both have limits: the embedded store answers 414 to a request line over
 64 KiB, a server to a URI over ``http_max_uri_size`` (1 MiB) or a form field over
 ``http_max_field_value_size`` (128 KiB). A list of series or windows grows with the fleet
-(the rollup refresh of one minute of 200 devices binds 2,764 series, ~150 kB encoded), so
+(the rollup refresh of one minute of 200 devices binds 2,764 series, 232 kB encoded), so
 statements that bind one are run once per piece of at most :data:`BIND_BUDGET` bytes,
 counted as if every byte were percent-encoded (3 bytes each).
 """
