@@ -6,8 +6,9 @@ holds the lock that serialises them and decides *when* to flush the sink, checkp
 commit; *how* is in the parts it wires: :mod:`streams.readings` (decode, validate, window,
 detect), :mod:`streams.intake` (stored topics), :mod:`streams.feedback`,
 :mod:`streams.outputs` (Kafka), :mod:`streams.checkpoints` (detector state),
-:mod:`streams.alert_forwarding`, :mod:`streams.commits` and a sink implementing
-:class:`sinks.base.BatchingSink` — the worker knows the contract, not the destination.
+:mod:`streams.alert_forwarding`, :mod:`streams.commits`, :mod:`streams.store_writes` (the
+sink's writes) and a sink implementing :class:`sinks.base.BatchingSink` — the worker knows
+the contract, not the destination.
 """
 
 from __future__ import annotations
