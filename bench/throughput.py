@@ -5,7 +5,8 @@ is untouched): fill ``telemetry.readings`` with N simulated readings, then measu
 (a) the raw ceiling — a plain consumer that only fetches and decodes them: aiokafka
 ``getmany`` + the codec's specialised decoder (the fastest pair, ``bench decode``), and
 beside it the old ceiling, confluent-kafka + fastavro per record — and
-(b) the worker draining them through validation, windowing and the ClickHouse sink.
+(b) the worker draining them through validation, windowing and the ClickHouse sink, with
+the worker's CPU seconds and the seconds its inserts took over the drain.
 Prints readings/s for both, their ratio and peak memory, then (c) where the worker's time
 per reading goes: the same readings through the worker's processing in process
 (``bench.process_cost``: with and without detection, no Kafka, no store) beside the
@@ -22,6 +23,7 @@ from pathlib import Path
 
 from bench.process_cost import process_cost
 from bench.raw_read import fill_readings, read_rate
+from bench.scale import scrape
 from core.settings import Settings
 from infra.harness import WorkerProcess, private_services, private_settings
 from sinks.client import get_client
@@ -41,7 +43,14 @@ def _metric(port: int, name: str) -> float:
     return 0.0
 
 
-def _worker_drain(settings: Settings, total: int, log: Path) -> tuple[float, int, int]:
+INSERT_SECONDS = "envirostream_sink_batch_duration_seconds_sum"
+
+
+def _worker_drain(
+    settings: Settings, total: int, log: Path
+) -> tuple[float, int, int, float, float]:
+    """Drain time, rows stored, peak RSS (KiB), and over the drain: the worker's CPU
+    seconds (all threads) and the seconds its inserts took (the sink's histogram)."""
     client = get_client(settings)
     worker = WorkerProcess(settings, log)
     try:
@@ -54,6 +63,7 @@ def _worker_drain(settings: Settings, total: int, log: Path) -> tuple[float, int
             interval=0.05,
         )
         t0 = time.perf_counter()
+        cpu0 = worker.cpu_seconds()
         state = {"stored": 0}
 
         def drained() -> bool:
@@ -69,10 +79,13 @@ def _worker_drain(settings: Settings, total: int, log: Path) -> tuple[float, int
             note_every=float("inf"),  # the figure is the drain time: no notes meanwhile
         )
         elapsed = time.perf_counter() - t0
+        cpu = worker.cpu_seconds() - cpu0
+        samples = scrape(settings.metrics_port)
+        inserts = sum(v for k, v in samples.items() if k.startswith(INSERT_SECONDS))
         peak = worker.peak_rss_kib()
     finally:
         worker.stop()
-    return elapsed, state["stored"], peak
+    return elapsed, state["stored"], peak, cpu, inserts
 
 
 def run_throughput_bench(base: Settings, readings: int = 200_000) -> dict[str, float]:
@@ -90,9 +103,15 @@ def run_throughput_bench(base: Settings, readings: int = 200_000) -> dict[str, f
         raw_rate = read_rate(settings, total, "aiokafka", "codec")
         raw_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         print(f"  (a) raw, aiokafka + codec:            {raw_rate:>10,.0f} readings/s", flush=True)
-        work_s, stored, peak = _worker_drain(settings, total, tmp / "worker.log")
+        work_s, stored, peak, work_cpu, insert_s = _worker_drain(
+            settings, total, tmp / "worker.log"
+        )
         work_rate = stored / work_s
-        print(f"  (b) worker → ClickHouse: {work_rate:>9,.0f} readings/s", flush=True)
+        print(
+            f"  (b) worker → ClickHouse: {work_rate:>9,.0f} readings/s ({work_s:.1f} s; worker "
+            f"CPU {work_cpu:.1f} s, inserts {insert_s:.2f} s)",
+            flush=True,
+        )
         ratio = work_rate / raw_rate
         print(
             f"  ratio worker/raw: {ratio:.2f}   peak RSS worker {peak / 1024:,.0f} MiB, "
@@ -117,6 +136,8 @@ def run_throughput_bench(base: Settings, readings: int = 200_000) -> dict[str, f
         "worker_peak_rss_mib": round(peak / 1024, 1),
         "bench_peak_rss_mib": round(raw_peak / 1024, 1),
         "worker_us_per_reading": round(worker_us, 2),
+        "worker_cpu_us_per_reading": round(work_cpu / stored * 1e6, 2),
+        "worker_insert_share": round(insert_s / work_s, 3),
         "raw_us_per_reading": round(raw_us, 2),
         **{f"process_{k}": v for k, v in cost.items()},
     }
