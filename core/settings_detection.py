@@ -128,8 +128,8 @@ class DetectionSettings(BaseSettings):
         default=30.0,
         gt=0,
         le=3600,
-        description="How often the learned detector state of changed devices is written to "
-        "the compacted {APP_ID}-detector-state-changelog topic (a restart loads it: no new "
-        "warm-up; what was learned since the last checkpoint is learned again from the replay "
-        "or lost).",
+        description="How often the learned detector state of each changed device is written "
+        "to the compacted {APP_ID}-detector-state-changelog topic, a paced share of the devices "
+        "in every commit round (a restart loads it: no new warm-up; what was learned since the "
+        "last checkpoint is learned again from the replay or lost).",
     )

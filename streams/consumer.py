@@ -41,8 +41,9 @@ def split_by_topic(batches: dict[Any, list[Any]]) -> dict[str, list[InputRecord]
     """Split one fetch by topic, each in partition-offset order."""
     by_topic: dict[str, list[InputRecord]] = {}
     for tp, messages in batches.items():
+        src = (tp.topic, tp.partition)
         by_topic.setdefault(tp.topic, []).extend(
-            InputRecord(m.topic, m.partition, m.offset, m.key, m.value, is_rekeyed(m.headers))
+            InputRecord(m.topic, m.partition, m.offset, m.key, m.value, is_rekeyed(m.headers), src)
             for m in messages
         )
     return by_topic

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from streams.alert_book import AlertBook
 from streams.alerts import AlertPolicy
-from streams.detect.rules import STATE_CAPABILITIES, assess_reading
+from streams.detect.rules import STATE_CAPABILITIES, value_verdict
 from streams.detect.univariate import SeasonalZScore
 from streams.detection_output import DetectionOutput
 from streams.device_snapshot import (
@@ -83,7 +83,8 @@ class DetectionStage:
         self.book = AlertBook(self.policy, self.offline.interval_ms, self.config.quiet_intervals)
         self.devices: dict[DeviceKey, DeviceState] = {}
         self.device_source: dict[DeviceKey, Source] = {}
-        self.dirty: set[DeviceKey] = set()
+        # changed since their last checkpoint, the longest-changed first (insertion order)
+        self.dirty: dict[DeviceKey, None] = {}
         self.watermark: dict[Source, int] = {}  # event time, run on by idle()
         self.event_time: dict[Source, int] = {}  # the largest event time seen per partition
         self.out = DetectionOutput()
@@ -115,19 +116,14 @@ class DetectionStage:
         if device in self.book.offline:  # its DEVICE_OFFLINE alert resolves
             self.book.back_online(self.out, device, ts)
         dev = self.devices.get(device)
-        # The wall-clock time rules of assess_reading are not applied (now_ms = ts):
-        # replays and accelerated simulations carry event times far from the clock.
-        verdict, reason = assess_reading(
-            capability=r.capability,
-            value=r.value,
-            ts_ms=ts,
-            now_ms=ts,
-            device_type=dtype,
-            known_device_type=dev.device_type if dev is not None else None,
+        # The wall-clock time rules of assess_reading are not applied: replays and
+        # accelerated simulations carry event times far from the clock.
+        verdict, reason = value_verdict(
+            r.capability, r.value, dtype, dev.device_type if dev is not None else None
         )
         if dev is None or reason == "device_type_changed":
             dev = self.devices[device] = self._new_device(dtype)  # a new warm-up
-        self.dirty.add(device)
+        self.dirty[device] = None
         if ts > dev.last_seen:
             dev.last_seen = ts
         for on_device in self._on_device:
@@ -257,7 +253,7 @@ class DetectionStage:
         for device in gone:
             del self.devices[device]
             del self.device_source[device]
-            self.dirty.discard(device)
+            self.dirty.pop(device, None)
             self.book.drop_device(device)
         return [(src, f"{t}/{d}".encode()) for t, d in gone]
 
@@ -282,7 +278,7 @@ class DetectionStage:
                 for attr, score in state.attributes.items():
                     if attr.startswith("score:"):
                         route_feedback(self.signals, dev, attr, float(score))
-                self.dirty.add(device)
+                self.dirty[device] = None
         return True
 
     def thresholds(self, device: DeviceKey) -> dict[str, float]:
@@ -292,18 +288,21 @@ class DetectionStage:
 
     # -- checkpoints --------------------------------------------------------------------
     def checkpoint(
-        self, sources: Iterable[Source] | None = None
+        self, sources: Iterable[Source] | None = None, limit: int | None = None
     ) -> list[tuple[Source, bytes, bytes]]:
         """``(source, key, value)`` changelog records of every device changed since its last
-        checkpoint (of the devices last seen on ``sources`` only, when given); ``source`` is
-        the input partition the device's readings come from."""
+        checkpoint (of the devices last seen on ``sources`` only, when given; of the
+        ``limit`` changed the longest ago, when given); ``source`` is the input partition
+        the device's readings come from."""
         wanted = None if sources is None else set(sources)
-        out = []
+        out: list[tuple[Source, bytes, bytes]] = []
         for device in list(self.dirty):
+            if limit is not None and len(out) >= limit:
+                break
             src = self.device_source.get(device)
             if wanted is not None and src not in wanted:
                 continue
-            self.dirty.discard(device)
+            del self.dirty[device]
             dev = self.devices.get(device)
             if dev is None or src is None:
                 continue
@@ -348,7 +347,7 @@ class DetectionStage:
         kept = {d for d, s in self.device_source.items() if s not in gone}
         self.device_source = {d: self.device_source[d] for d in kept}
         self.devices = {k: v for k, v in self.devices.items() if k in kept}
-        self.dirty &= kept
+        self.dirty = {d: None for d in self.dirty if d in kept}
         self.book.keep_devices(kept)
 
 

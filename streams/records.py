@@ -16,20 +16,40 @@ from core.records import Source
 __all__ = ["DeadLetter", "InputRecord", "Source"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, init=False)
 class InputRecord:
-    """One record as fetched: where it came from and its bytes."""
+    """One record as fetched: where it came from and its bytes.
+
+    Built once per fetched record, so its constructor is a plain one (a frozen dataclass's
+    costs about three times as much) and ``source`` is computed once: the consumer passes
+    one tuple shared by the records of a partition. Treat it as read-only.
+    """
 
     topic: str
     partition: int
     offset: int
     key: bytes | None
     value: bytes | None
-    rekeyed: bool = False  # moved here by a worker from another partition (streams.routing)
+    rekeyed: bool  # moved here by a worker from another partition (streams.routing)
+    source: Source  # (topic, partition)
 
-    @property
-    def source(self) -> Source:
-        return (self.topic, self.partition)
+    def __init__(
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+        value: bytes | None,
+        rekeyed: bool = False,
+        source: Source | None = None,
+    ) -> None:
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+        self.key = key
+        self.value = value
+        self.rekeyed = rekeyed
+        self.source = (topic, partition) if source is None else source
 
 
 @dataclass(frozen=True, slots=True)

@@ -269,14 +269,17 @@ class PipelineWorker:
     # -- flushing and committing --------------------------------------------------------
     async def flush_and_commit(self, *, force: bool) -> None:
         """Flush the sink's due tables (all when ``force``); every commit interval, also
-        checkpoint when due and commit."""
+        checkpoint a paced share of the changed devices (all when ``force``) and commit."""
         s = self.settings
         await self.writes.flush(self._clock(), force=force)
         self.metrics.windows_open.set(self.processor.open_windows())
         if not force and time.monotonic() - self._last_commit < s.commit_interval_seconds:
             return
-        if force or self.checkpoints.due(time.monotonic()):
-            await self.checkpoints.checkpoint()  # flushed by commit() before any offset
+        # flushed by commit() before any offset
+        if force:
+            await self.checkpoints.checkpoint()
+        else:
+            await self.checkpoints.paced(time.monotonic())
         await self.commit()
 
     def hold_idle(self) -> None:

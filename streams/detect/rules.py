@@ -26,6 +26,7 @@ __all__ = [
     "assess_reading",
     "check_limits",
     "in_physical_range",
+    "value_verdict",
 ]
 
 Severity = Literal["INFO", "WARNING", "CRITICAL"]
@@ -206,13 +207,27 @@ def assess_reading(
     ...                device_type="EDGE_HUB", known_device_type="EDGE_HUB")
     ('SUSPECT', 'out_of_physical_range')
     """
+    if math.isfinite(value):
+        if ts_ms > now_ms + MAX_FUTURE_MS:
+            return "REFUSE", "future_timestamp"
+        if ts_ms < now_ms - MAX_PAST_MS:
+            return "REFUSE", "stale_timestamp"
+    return value_verdict(capability, value, device_type, known_device_type)
+
+
+def value_verdict(
+    capability: str, value: float, device_type: str, known_device_type: str | None
+) -> tuple[Literal["OK", "SUSPECT", "REFUSE"], str]:
+    """:func:`assess_reading` without its wall-clock rules (the detection stage's per-reading
+    call: event times of replays are far from the clock).
+
+    >>> value_verdict("CELL_TEMPERATURE", 25.0, "BATTERY_PACK", "GRID_TRANSFORMER")
+    ('SUSPECT', 'device_type_changed')
+    """
     if not math.isfinite(value):
         return "REFUSE", "non_finite_value"
-    if ts_ms > now_ms + MAX_FUTURE_MS:
-        return "REFUSE", "future_timestamp"
-    if ts_ms < now_ms - MAX_PAST_MS:
-        return "REFUSE", "stale_timestamp"
-    if not in_physical_range(capability, value):
+    bounds = PHYSICAL_RANGES.get(capability)
+    if bounds is not None and not bounds[0] <= value <= bounds[1]:
         return "SUSPECT", "out_of_physical_range"
     if known_device_type is not None and device_type != known_device_type:
         return "SUSPECT", "device_type_changed"

@@ -9,6 +9,7 @@ profile) is not extrapolated.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
@@ -34,6 +35,7 @@ _NOT_PREDICTED = frozenset({"CELL_VOLTAGE", "VOLTAGE", "BATTERY_VOLTAGE"})
 charge, so only their limits apply."""
 
 
+@functools.cache  # called for every new series; the limits are constants
 def trend_limit(device_type: str, capability: str) -> Limit | None:
     """The first-reached limit of a capability (the least severe, e.g. WARNING), if any.
 

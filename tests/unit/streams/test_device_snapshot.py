@@ -96,7 +96,7 @@ def test_every_device_round_trips_to_the_same_state() -> None:
     other = DetectionStage(warmup=20)
     assert other.load_checkpoint(records.items(), SRC) == 2
     assert other.rejected == []
-    other.dirty = set(other.devices)  # a load does not mark devices changed
+    other.dirty = dict.fromkeys(other.devices)  # a load does not mark devices changed
     again = _records(other)
     assert {k: _plain(v) for k, v in again.items()} == {k: _plain(v) for k, v in records.items()}
 

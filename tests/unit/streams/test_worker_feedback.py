@@ -141,3 +141,54 @@ def test_expired_devices_are_deleted_from_the_changelog_with_tombstones() -> Non
     topic = detector_state_topic(worker.settings)
     assert (topic, None) in producer.sent and (topic, 2) in producer.partitions
     assert worker.detection.devices == {}
+
+
+def paced_worker(devices: int, period: float) -> tuple[Any, list[bytes]]:
+    """A worker whose ``devices`` machines each sent one reading (all changed, in order
+    d00, d01, …), and the keys it writes to the detector-state changelog."""
+    worker, _, producer, _ = make_worker(detector_checkpoint_seconds=period)
+    batch = [
+        InputRecord(TOPIC, 2, i, f"d{i:02d}".encode(), reading(CODEC, f"d{i:02d}", 1000))
+        for i in range(devices)
+    ]
+    asyncio.run(worker.on_readings(batch))
+    keys: list[bytes] = []
+    topic = detector_state_topic(worker.settings)
+
+    def send_batch(t: str, k: Any, v: Any, partitions: Any = None, **_: Any) -> None:
+        if t == topic:
+            keys.extend(k)
+
+    producer.send_batch = send_batch
+    return worker, keys
+
+
+def test_checkpoints_are_paced_a_share_per_round_the_longest_changed_first() -> None:
+    worker, keys = paced_worker(devices=20, period=10.0)
+    ckpt = worker.checkpoints
+    ckpt.last_paced, ckpt.credit = 100.0, 0.0
+    assert asyncio.run(ckpt.paced(101.0)) == 2  # 20 devices / 10 s: two a second
+    assert keys == [b"default/d00", b"default/d01"]
+    assert asyncio.run(ckpt.paced(106.0)) == 10
+    assert keys[2:] == [f"default/d{i:02d}".encode() for i in range(2, 12)]
+    assert asyncio.run(ckpt.paced(200.0)) == 8  # a long pause: the rest, never more
+    assert asyncio.run(ckpt.paced(300.0)) == 0  # nothing changed since
+    assert len(keys) == len(set(keys)) == 20
+
+
+def test_a_small_fleet_is_checkpointed_once_per_interval_not_every_round() -> None:
+    worker, _ = paced_worker(devices=1, period=30.0)
+    ckpt = worker.checkpoints
+    ckpt.last_paced, ckpt.credit = 0.0, 0.0
+    written = []
+    for second in range(1, 62):  # a commit round a second, the device changing all along
+        worker.detection.dirty[("default", "d00")] = None
+        written.append(asyncio.run(ckpt.paced(float(second))))
+    assert sum(written) == 2
+    assert written.index(1) in (28, 29, 30)  # about 30 s after the last one
+
+
+def test_a_forced_checkpoint_writes_every_changed_device_at_once() -> None:
+    worker, keys = paced_worker(devices=20, period=30.0)
+    asyncio.run(worker.flush_and_commit(force=True))
+    assert len(keys) == 20
