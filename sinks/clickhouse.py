@@ -18,7 +18,7 @@ collapse by the sorting key.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC
 from typing import Any
 
@@ -97,14 +97,25 @@ SELECT tenant_id, device_id, capability,
        toUnixTimestamp64Milli(min(ts)), toUnixTimestamp64Milli(max(ts))
 FROM readings FINAL
 WHERE ts >= fromUnixTimestamp64Milli({lo:Int64}) AND ts < fromUnixTimestamp64Milli({hi:Int64})
-  AND (tenant_id, device_id, capability, start)
-      IN {refs:Array(Tuple(String, String, String, Int64))}
+  AND %s
 GROUP BY tenant_id, device_id, capability, start
 """
+_REFS = (
+    "(tenant_id, device_id, capability, start) "
+    "IN {refs:Array(Tuple(String, String, String, Int64))}"
+)
+WHOLE_WINDOWS = 2
+"""Refs spanning this many windows or fewer are recomputed for every series of the range
+when they need more than one statement (a worker's first minute after a start rechecks a
+window of every series: one read of the minute instead of one per piece of refs)."""
 _FIELDS = (
     "tenant_id", "device_id", "capability", "window_start", "device_type", "unit",
     "count", "mean", "min", "max", "std", "first", "last", "first_ts", "last_ts",
 )  # fmt: skip
+
+
+def _ref_of(rec: dict[str, Any]) -> WindowRef:
+    return (rec["tenant_id"], rec["device_id"], rec["capability"], rec["window_start"])
 
 
 class ClickHouseSink(BatchingSink, StoredWindows):
@@ -143,19 +154,37 @@ class ClickHouseSink(BatchingSink, StoredWindows):
     def recompute_windows(self, window_ms: int, refs: Sequence[WindowRef]) -> list[dict[str, Any]]:
         """Every statistic of the windows ``refs`` from the stored readings; one query per
         piece of at most ``sinks.bind_chunks.BIND_BUDGET`` bytes of refs (a gateway's flush
-        can make thousands of windows late at once)."""
+        can make thousands of windows late at once), or, when the refs need several pieces
+        but span at most :data:`WHOLE_WINDOWS` windows, one query over every series of
+        that range, keeping the rows of ``refs``."""
+        pieces = list(bounded_chunks(sorted(refs)))
+        if not pieces:
+            return []
+        lo, hi = min(r[3] for r in refs), max(r[3] for r in refs) + window_ms
+        if len(pieces) > 1 and hi - lo <= WHOLE_WINDOWS * window_ms:
+            wanted = set(refs)
+            params: dict[str, Any] = {"w": window_ms, "lo": lo, "hi": hi}
+            rows = self.client.query(_RECOMPUTE % "1", parameters=params).result_rows
+            return [rec for rec in self._windows(rows, window_ms) if _ref_of(rec) in wanted]
         out = []
-        for piece in bounded_chunks(sorted(refs)):
+        for piece in pieces:
             params = {
                 "w": window_ms,
                 "lo": min(r[3] for r in piece),
                 "hi": max(r[3] for r in piece) + window_ms,
                 "refs": piece,
             }
-            for row in self.client.query(_RECOMPUTE, parameters=params).result_rows:
-                rec = dict(zip(_FIELDS, row, strict=True))
-                rec["window_end"] = rec["window_start"] + window_ms
-                out.append(rec)
+            rows = self.client.query(_RECOMPUTE % _REFS, parameters=params).result_rows
+            out.extend(self._windows(rows, window_ms))
+        return out
+
+    @staticmethod
+    def _windows(rows: Iterable[Sequence[Any]], window_ms: int) -> list[dict[str, Any]]:
+        out = []
+        for row in rows:
+            rec = dict(zip(_FIELDS, row, strict=True))
+            rec["window_end"] = rec["window_start"] + window_ms
+            out.append(rec)
         return out
 
     def write(self, batch: SinkBatch) -> None:

@@ -20,6 +20,7 @@ from core.settings import Settings, load_settings
 from infra.processes import free_port
 from infra.store import start_store, stop_store
 from sinks.base import SinkBatch
+from sinks.bind_chunks import bounded_chunks
 from sinks.clickhouse import ClickHouseSink
 from sinks.client import get_client
 from sinks.ddl import TABLES, codec_changes
@@ -261,6 +262,15 @@ def test_a_fleets_minute_is_rolled_up_whatever_its_number_of_series(store: Setti
         for r in sink.recompute_windows(MINUTE, refs)
     }
     assert got == {ref: windows[ref]["count"] for ref in refs}
+    # A worker's first minute after a start: a window of nearly every series (more than
+    # one piece of refs), recomputed in one read of the minute; the others are left out.
+    minute = [ref for ref in windows if ref[3] == T0 + 239 * MINUTE][10:]
+    got = {
+        (r["tenant_id"], r["device_id"], r["capability"], r["window_start"]): r["count"]
+        for r in sink.recompute_windows(MINUTE, minute)
+    }
+    assert len(list(bounded_chunks(minute))) > 1
+    assert got == {ref: windows[ref]["count"] for ref in minute}
     client.close()
 
 
