@@ -28,6 +28,7 @@ from core.settings_gateway import GatewaySettings
 from core.settings_kafka import KafkaSecuritySettings
 from core.settings_metrics import MetricsSettings
 from core.settings_registry import RegistrySettings
+from core.settings_runtime import RuntimeSettings
 from core.settings_sink import SinkSettings
 
 ENV_PREFIX = "ENVIROSTREAM_"
@@ -44,6 +45,7 @@ class Settings(
     ApiSettings,
     SinkSettings,
     MetricsSettings,
+    RuntimeSettings,
 ):
     """Settings of every EnviroStream process (frozen once built)."""
 

@@ -6,9 +6,10 @@ import logging
 
 import faust
 from confluent_kafka import KafkaException
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry, GCCollector, start_http_server
 
 from core.errors import ConfigurationError, EnviroStreamError
+from core.gc_tuning import tune_gc
 from core.metrics import PipelineMetrics
 from core.secrets import redact_url
 from core.settings import Settings
@@ -74,6 +75,7 @@ def run_worker(settings: Settings) -> None:
     sink = open_sink(settings)
     registry = CollectorRegistry()
     metrics = PipelineMetrics(registry, tables=TABLES, dead_letter_reasons=REASONS)
+    GCCollector(registry=registry)  # python_gc_*: collections and their yield by generation
     serve_metrics(
         settings.metrics_port, registry, "ENVIROSTREAM_METRICS_PORT", settings.metrics_host
     )
@@ -114,5 +116,6 @@ def run_worker(settings: Settings) -> None:
         )
 
     app = create_app(settings, build, agents)
+    tune_gc(settings.gc_thresholds)  # what exists now lives as long as the process
     worker = faust.Worker(app, loglevel=settings.log_level.lower(), quiet=True)
     worker.execute_from_commandline()

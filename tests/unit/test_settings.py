@@ -39,6 +39,8 @@ def test_external_services_are_taken_from_the_environment() -> None:
         ("ENVIROSTREAM_LATE_POLICY", "ignore", "'correct' or 'store'"),
         ("ENVIROSTREAM_METRICS_PORT", "70000", "less than or equal"),
         ("ENVIROSTREAM_TOPIC_PARTITIONS", "many", "integer"),
+        ("ENVIROSTREAM_WORKER_GC_THRESHOLD", "700,10", "three positive integers"),
+        ("ENVIROSTREAM_WORKER_GC_THRESHOLD", "700,0,10", "three positive integers"),
     ],
 )
 def test_invalid_values_name_the_variable_and_the_value(
@@ -70,3 +72,9 @@ def test_settings_environ_rebuilds_the_same_settings_in_a_child() -> None:
     env = settings_environ(settings, {"PATH": "/bin", "ENVIROSTREAM_STALE": "x"})
     assert env["PATH"] == "/bin" and "ENVIROSTREAM_STALE" not in env
     assert load_settings(env) == settings
+
+
+def test_the_workers_gc_thresholds_are_read_as_gc_takes_them() -> None:
+    assert load_settings({}).gc_thresholds == (100_000, 50, 100)
+    settings = load_settings({"ENVIROSTREAM_WORKER_GC_THRESHOLD": " 700, 10 ,10"})
+    assert settings.gc_thresholds == (700, 10, 10)
