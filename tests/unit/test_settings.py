@@ -75,6 +75,6 @@ def test_settings_environ_rebuilds_the_same_settings_in_a_child() -> None:
 
 
 def test_the_workers_gc_thresholds_are_read_as_gc_takes_them() -> None:
-    assert load_settings({}).gc_thresholds == (100_000, 50, 100)
+    assert load_settings({}).gc_thresholds == (700, 10, 1000)
     settings = load_settings({"ENVIROSTREAM_WORKER_GC_THRESHOLD": " 700, 10 ,10"})
     assert settings.gc_thresholds == (700, 10, 10)
