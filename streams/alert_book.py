@@ -182,6 +182,11 @@ class AlertBook:
             return None
         return state
 
+    def device_of(self, alert_id: str) -> DeviceKey | None:
+        """The device of the alert ``alert_id``, if it is held here."""
+        state = self.find(alert_id)
+        return None if state is None else (state.tenant_id, state.device_id)
+
     def feedback(self, out: DetectionOutput, state: AlertState, kind: str, now_ms: int) -> bool:
         """Apply ``ack``/``false_positive`` to the held alert ``state``; whether it changed
         the alert (its record is then appended to ``out``)."""

@@ -18,7 +18,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 
 from core.metrics import PipelineMetrics
 from core.records import Source
@@ -27,6 +27,7 @@ from schemas import AvroCodec
 from streams.alert_log import read_latest_alerts, read_latest_state
 from streams.detection import DetectionStage
 from streams.outputs import Outputs
+from streams.signals.base import DeviceKey
 from topics import ALERTS, READINGS
 from topics.definitions import detector_state_topic
 
@@ -127,15 +128,18 @@ class DetectorCheckpoints:
         return await self.checkpoint(limit=share)
 
     async def checkpoint(
-        self, sources: Sequence[Source] | None = None, limit: int | None = None
+        self,
+        sources: Sequence[Source] | None = None,
+        limit: int | None = None,
+        devices: Collection[DeviceKey] | None = None,
     ) -> int:
         """Queue the state of changed devices to the changelog (the commit flushes it): all
-        of them, those of ``sources``, or the ``limit`` changed the longest ago.
+        of them, those of ``sources``, the ``limit`` changed the longest ago, or ``devices``.
 
         Serialising runs in a thread (~1 ms per device, a vehicle's state is ~10 kB
         compressed) so heartbeats and timers keep running.
         """
-        records = await asyncio.to_thread(self.detection.checkpoint, sources, limit)
+        records = await asyncio.to_thread(self.detection.checkpoint, sources, limit, devices)
         if records:
             self.outputs.producer.send_batch(
                 self.state_topic,

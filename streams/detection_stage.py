@@ -288,15 +288,18 @@ class DetectionStage:
 
     # -- checkpoints --------------------------------------------------------------------
     def checkpoint(
-        self, sources: Iterable[Source] | None = None, limit: int | None = None
+        self,
+        sources: Iterable[Source] | None = None,
+        limit: int | None = None,
+        devices: Iterable[DeviceKey] | None = None,
     ) -> list[tuple[Source, bytes, bytes]]:
-        """``(source, key, value)`` changelog records of every device changed since its last
-        checkpoint (of the devices last seen on ``sources`` only, when given; of the
-        ``limit`` changed the longest ago, when given); ``source`` is the input partition
-        the device's readings come from."""
+        """``(source, key, value)`` changelog records of the devices changed since their last
+        checkpoint: all, or only those last seen on ``sources``, the ``limit`` changed the
+        longest ago, or ``devices`` (``source``: the input partition of their readings)."""
         wanted = None if sources is None else set(sources)
         out: list[tuple[Source, bytes, bytes]] = []
-        for device in list(self.dirty):
+        changed = list(self.dirty) if devices is None else [d for d in devices if d in self.dirty]
+        for device in changed:
             if limit is not None and len(out) >= limit:
                 break
             src = self.device_source.get(device)

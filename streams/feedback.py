@@ -18,6 +18,7 @@ from core.records import Source
 from schemas import AvroCodec, DecodeError
 from streams.detection import DetectionStage
 from streams.records import DeadLetter, InputRecord
+from streams.signals.base import DeviceKey
 
 __all__ = ["FEEDBACK_KINDS", "FeedbackIntake", "FeedbackResult"]
 
@@ -30,7 +31,11 @@ FEEDBACK_KINDS = {"ACK": "ack", "FALSE_POSITIVE": "false_positive"}
 @dataclass
 class FeedbackResult:
     dead_letters: list[DeadLetter] = field(default_factory=list)
-    thresholds_changed: bool = False  # a false positive raised a detector's thresholds
+    raised: set[DeviceKey] = field(default_factory=set)  # thresholds raised by false positives
+
+    @property
+    def thresholds_changed(self) -> bool:
+        return bool(self.raised)
 
 
 class FeedbackIntake:
@@ -59,7 +64,10 @@ class FeedbackIntake:
                 continue
             found = self.detection.feedback(str(item["alert_id"]), kind, item["timestamp"])
             self.metrics.alert_feedback.labels(kind, "applied" if found else "unknown_alert").inc()
-            result.thresholds_changed |= found and kind == "false_positive"
+            if found and kind == "false_positive":
+                device = self.detection.book.device_of(str(item["alert_id"]))
+                if device is not None:
+                    result.raised.add(device)
             if not found:
                 log.warning(
                     "feedback %s for alert %s: no such alert held by this worker",

@@ -162,8 +162,8 @@ class PipelineWorker:
             result = self.feedback.apply(batch)
             self.outputs.send_dead_letters(result.dead_letters)
             self.outputs.send_detection(self.detection.take())
-            if result.thresholds_changed:
-                await self.checkpoints.checkpoint()
+            if result.raised:  # those devices at once, not the whole fleet
+                await self.checkpoints.checkpoint(devices=result.raised)
             await self.flush_and_commit(force=False)
 
     async def on_sink_records(self, topic: str, batch: Sequence[InputRecord]) -> None:

@@ -192,3 +192,24 @@ def test_a_forced_checkpoint_writes_every_changed_device_at_once() -> None:
     worker, keys = paced_worker(devices=20, period=30.0)
     asyncio.run(worker.flush_and_commit(force=True))
     assert len(keys) == 20
+
+
+def test_a_false_positive_checkpoints_its_own_device_at_once_not_the_fleet() -> None:
+    worker, producer, _, alert_id = firing_worker()
+    others = [
+        InputRecord(TOPIC, 2, 8 + i, f"d{i:02d}".encode(), reading(CODEC, f"d{i:02d}", 9000))
+        for i in range(10)
+    ]
+    asyncio.run(worker.on_readings(others))  # ten more devices changed, not checkpointed yet
+    topic = detector_state_topic(worker.settings)
+    keys: list[bytes] = []
+
+    def send_batch(t: str, k: Any, v: Any, partitions: Any = None, **_: Any) -> None:
+        if t == topic:
+            keys.extend(k)
+
+    producer.send_batch = send_batch
+    record = InputRecord(ALERTS_FEEDBACK, 2, 40, b"m1", feedback(alert_id, "FALSE_POSITIVE"))
+    asyncio.run(worker.on_feedback([record]))
+    assert keys == [b"default/m1"]
+    assert ("default", "d00") in worker.detection.dirty  # left for the paced rounds
