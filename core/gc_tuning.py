@@ -5,8 +5,8 @@ The detection state is millions of small objects that live as long as their devi
 readings' worth of state found nothing to free. With Python's default thresholds
 (700, 10, 10) the collector still traversed all of it again and again: in
 `envirostream bench soak --devices 800` a full collection ran every ~3 s, 0.2 s each (10% of
-the wall clock, and each a stall of the input), and in process it was a quarter of the
-per-reading cost (docs/performance.md, "Garbage collection"). Young collections keep
+the wall clock, and each a stall of the input), and in process the collector took 2.9 µs of
+a reading's ~21 (docs/performance.md, "Garbage collection"). Young collections keep
 Python's cadence: the cycles that asyncio and aiokafka make die young and hold fetched
 buffers, and letting them wait (a gen0 threshold of 100,000) grew the worker by 5 MiB a
 second. Only full collections become rarer.
