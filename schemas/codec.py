@@ -221,6 +221,10 @@ class AvroCodec:
         """Names this codec can encode and decode."""
         return tuple(self._current)
 
+    def current(self, name: str) -> tuple[dict[str, Any], bytes]:
+        """The current schema of ``name`` (as written) and its single-object header."""
+        return self._current[name], self._headers[name]
+
     def _set_current(self, schema: dict[str, Any]) -> None:
         name = _short_name(schema)
         self._current[name] = schema

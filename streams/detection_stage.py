@@ -42,6 +42,7 @@ from streams.signals.offline import OfflineWatch
 
 if TYPE_CHECKING:
     from core.records import Source
+    from schemas.reading_columns import ReadingColumns
     from streams.alerts import AlertState
 
 __all__ = ["CHECKPOINT_VERSION", "DetectionOutput", "DetectionStage"]
@@ -103,7 +104,13 @@ class DetectionStage:
     # -- per reading --------------------------------------------------------------------
     def observe(self, src: Source, reading: Mapping[str, Any]) -> None:
         """One accepted reading (decoded ``UniversalSensorReading``), in offset order."""
-        r = self._view.fill(reading)
+        self._observe(src, self._view.fill(reading), reading.get("quality"))
+
+    def observe_at(self, src: Source, cols: ReadingColumns, i: int) -> None:
+        """:meth:`observe` of item ``i`` of a batch's columns."""
+        self._observe(src, self._view.fill_at(cols, i), cols.quality[i])
+
+    def _observe(self, src: Source, r: ReadingView, quality: str | None) -> None:
         ts, device, dtype = r.ts, r.device, r.device_type
         wm = self.watermark.get(src)
         if wm is None or ts > wm:
@@ -122,7 +129,8 @@ class DetectionStage:
             r.capability, r.value, dtype, dev.device_type if dev is not None else None
         )
         if dev is None or reason == "device_type_changed":
-            dev = self.devices[device] = self._new_device(dtype)  # a new warm-up
+            dev = self.devices[device] = DeviceState(dtype)  # a new warm-up
+            self._complete(dev)
         self.dirty[device] = None
         if ts > dev.last_seen:
             dev.last_seen = ts
@@ -143,7 +151,7 @@ class DetectionStage:
         ser = dev.series.get(r.series)
         if ser is None:
             ser = dev.series[r.series] = self._new_series(dtype, r.capability)
-        learn = verdict == "OK" and reading.get("quality") == "GOOD" and ts > ser.last_ts
+        learn = verdict == "OK" and quality == "GOOD" and ts > ser.last_ts
         hooks = ser.hooks
         if hooks is None:
             hooks = ser.hooks = self._series_hooks(ser)
@@ -153,11 +161,6 @@ class DetectionStage:
                 self._emit(r, found)
         if learn:
             ser.last_ts = ts
-
-    def _new_device(self, device_type: str) -> DeviceState:
-        dev = DeviceState(device_type)
-        self._complete(dev)
-        return dev
 
     def _new_series(self, device_type: str, capability: str) -> SeriesState:
         ser = SeriesState(capability, baseline_model(self.config))
@@ -193,18 +196,14 @@ class DetectionStage:
 
     def _emit(self, r: ReadingView, found: Sequence[Finding]) -> None:
         for f in found:
-            if isinstance(f, ScorePoint):
-                self._anomaly(r, f)
+            if isinstance(f, ScorePoint):  # an ``AnomalyScore`` (flagged ones counted)
+                if f.flagged:
+                    self.out.anomaly_counts[(f.detector, r.device_type)] += 1
+                self.out.anomalies.append(f.record(r))
                 continue
             src = self.device_source.get(r.device)
             wm = self.watermark.get(src) if src is not None else None
             self.book.observe(self.out, r.device, r.device_type, f, wm)
-
-    def _anomaly(self, r: ReadingView, p: ScorePoint) -> None:
-        """One ``AnomalyScore`` record for ``telemetry.anomalies`` (flagged ones counted)."""
-        if p.flagged:
-            self.out.anomaly_counts[(p.detector, r.device_type)] += 1
-        self.out.anomalies.append(p.record(r))
 
     def observe_late(self, src: Source, reading: Mapping[str, Any]) -> None:
         """A reading its device's windows had passed: not scored, but signals that count

@@ -18,14 +18,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
+
+import numpy as np
 
 from core.records import Source
-from schemas import AvroCodec, DecodeError
+from schemas import AvroCodec
+from schemas.reading_columns import ColumnReader, ReadingColumns
 from streams.detection import DetectionOutput, DetectionStage
 from streams.records import DeadLetter, InputRecord
 from streams.routing import DeviceRouter, Rekeyed, RekeyedSeen, split_misrouted
-from streams.validate import EventTimeBounds, all_valid, check_reading
+from streams.validate import EventTimeBounds, certainly_valid, check_reading
 from streams.windows import ClosedWindow, PartitionWindows
 
 __all__ = [
@@ -37,7 +40,6 @@ __all__ = [
     "ReadingsProcessor",
     "RowBlock",
     "Source",
-    "reading_columns",
 ]
 
 READING = "UniversalSensorReading"
@@ -59,39 +61,6 @@ READING_COLUMNS = (
     "phase",
     "attributes",
 )
-
-
-def reading_columns(items: Sequence[dict[str, Any]]) -> list[list[Any]]:
-    """The ``readings`` rows of decoded readings, column by column (:data:`READING_COLUMNS`).
-
-    >>> r = {"timestamp": 5, "tenant_id": "t", "device_id": "d", "device_type": "MACHINE",
-    ...      "sensor_id": "d/f", "capability": "FLOW", "value": 1.5, "unit": "l/s",
-    ...      "quality": "GOOD", "sequence": 3, "reading_id": "r", "label": None}
-    >>> r2 = {**r, "label": {"scenario": "leak", "phase": "FAILURE"}, "attributes": {"k": "v"}}
-    >>> reading_columns([r, r2])[-3:]
-    [['', 'leak'], ['', 'FAILURE'], [{}, {'k': 'v'}]]
-    """
-    labels = [r["label"] or _NO_LABEL for r in items]
-    return [
-        [r["timestamp"] for r in items],
-        [r["tenant_id"] for r in items],
-        [r["device_id"] for r in items],
-        [r["device_type"] for r in items],
-        [r["sensor_id"] for r in items],
-        [r["capability"] for r in items],
-        [r["value"] for r in items],
-        [r["unit"] for r in items],
-        [r["quality"] for r in items],
-        [r["sequence"] for r in items],
-        [r["reading_id"] for r in items],
-        [lb.get("scenario", "") for lb in labels],
-        [lb.get("phase", "") for lb in labels],
-        [r.get("attributes") or _NO_ATTRIBUTES for r in items],
-    ]
-
-
-_NO_LABEL: dict[str, str] = {}
-_NO_ATTRIBUTES: dict[str, str] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +115,7 @@ class ReadingsProcessor:
         detection: DetectionStage | None = None,
     ) -> None:
         self.codec = codec
+        self.reader = ColumnReader(codec)
         self.window_ms = window_ms
         self.lateness_ms = lateness_ms
         self.window_label = window_label
@@ -167,26 +137,28 @@ class ReadingsProcessor:
         if not batch:
             return result
         now_ms = int(now_s * 1000)
-        bounds = self.bounds
         for partition in self.windows.values():
             partition.set_clock(now_s)
-        decoded = self.codec.decode_batch(READING, [r.value or b"" for r in batch])
+        cols = self.reader.read([r.value or b"" for r in batch])
         for rec in batch:  # records of a partition come in offset order: the last one wins
             self.next_offset[rec.source] = rec.offset + 1
-        if all_valid(decoded, bounds, now_ms):  # the usual batch: no check one by one
-            pairs = list(zip(batch, decoded, strict=True))
-            valid = cast(list[tuple[InputRecord, dict[str, Any]]], pairs)
+        sure = certainly_valid(cols, self.bounds, now_ms)
+        if sure.all():  # the usual batch: no check one by one
+            keep = list(range(len(batch)))
         else:
-            valid = self._checked(batch, decoded, now_ms, result)
-        valid, result.rekeyed = split_misrouted(self.router, valid)
+            keep = self._checked(batch, cols, sure, now_ms, result)
+        keep, result.rekeyed = split_misrouted(self.router, batch, cols.device_id, keep)
         seen = self.rekeyed_seen
         detection = self.detection
+        devices, capabilities = cols.device_id, cols.capability
+        values, times = cols.value, cols.timestamp
         windows: PartitionWindows | None = None
         window_src: Source | None = None
-        by_source: dict[Source, list[dict[str, Any]]] = {}
+        by_source: dict[Source, list[int]] = {}
         first_offsets: dict[Source, int] = {}
-        rows: list[dict[str, Any]] = []
-        for rec, item in valid:
+        rows: list[int] = []
+        for i in keep:
+            rec = batch[i]
             src = rec.source
             if src != window_src:  # a batch holds few partitions, each in one run
                 window_src = src
@@ -199,26 +171,30 @@ class ReadingsProcessor:
                     rows = by_source[src] = []
                     first_offsets[src] = rec.offset
             assert windows is not None
-            if rec.rekeyed and seen.counted(src, item):
+            if rec.rekeyed and seen.counted(src, cols.record(i)):
                 result.duplicates += 1  # its row is stored already
                 continue
-            if windows.add(
-                item["device_id"], item["capability"], item["value"], item["timestamp"], rec.offset
-            ):
+            if windows.add(devices[i], capabilities[i], values[i], times[i], rec.offset):
                 result.accepted += 1
                 if rec.rekeyed:
-                    seen.remember(src, item)
+                    seen.remember(src, cols.record(i))
                 if detection is not None:
-                    detection.observe(src, item)
+                    detection.observe_at(src, cols, i)
             else:
+                item = cols.record(i)
                 self._late(result, windows, rec, item)
                 if detection is not None:
                     detection.observe_late(src, item)
-            rows.append(item)
-        for src, items in by_source.items():
-            if not items:
+            rows.append(i)
+        table = cols.table_columns()
+        for src, taken in by_source.items():
+            if not taken:
                 continue  # only re-keyed copies already stored
-            c = reading_columns(items)
+            a, e = taken[0], taken[-1] + 1
+            if e - a == len(taken):  # one run of the batch (the usual): slices
+                c = [column[a:e] for column in table]
+            else:
+                c = [[column[i] for i in taken] for column in table]
             # (device, capability) -> (tenant, device type, unit), the last reading's
             series = zip(c[2], c[5], strict=True)
             self._series_meta.update(zip(series, zip(c[1], c[3], c[7], strict=True), strict=True))
@@ -237,22 +213,26 @@ class ReadingsProcessor:
     def _checked(
         self,
         batch: Sequence[InputRecord],
-        decoded: Sequence[dict[str, Any] | DecodeError],
+        cols: ReadingColumns,
+        sure: np.ndarray,
         now_ms: int,
         result: BatchResult,
-    ) -> list[tuple[InputRecord, dict[str, Any]]]:
-        """The readings that pass, one by one; the others are dead letters of ``result``."""
-        valid = []
-        for rec, item in zip(batch, decoded, strict=True):
-            if isinstance(item, DecodeError):
-                result.dead_letters.append(DeadLetter(rec, item.reason, str(item), "decode"))
-                continue
-            problem = check_reading(item, self.bounds, now_ms)
-            if problem is not None:
-                result.dead_letters.append(DeadLetter(rec, problem[0], problem[1], "validate"))
-                continue
-            valid.append((rec, item))
-        return valid
+    ) -> list[int]:
+        """The readings that pass, one by one (those not ``sure``); the others are dead
+        letters of ``result``."""
+        keep = []
+        for i, (rec, ok) in enumerate(zip(batch, sure.tolist(), strict=True)):
+            if not ok:
+                error = cols.error(i)
+                if error is not None:
+                    result.dead_letters.append(DeadLetter(rec, error.reason, str(error), "decode"))
+                    continue
+                problem = check_reading(cols.record(i), self.bounds, now_ms)
+                if problem is not None:
+                    result.dead_letters.append(DeadLetter(rec, problem[0], problem[1], "validate"))
+                    continue
+            keep.append(i)
+        return keep
 
     def _late(
         self, result: BatchResult, windows: PartitionWindows, rec: InputRecord, item: dict

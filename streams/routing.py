@@ -95,26 +95,31 @@ class DeviceRouter:
 
 
 def split_misrouted(
-    router: DeviceRouter, valid: list[tuple[InputRecord, dict[str, Any]]]
-) -> tuple[list[tuple[InputRecord, dict[str, Any]]], list[Rekeyed]]:
-    """The readings of ``valid`` that belong here, and those to move to their owner.
+    router: DeviceRouter,
+    batch: Sequence[InputRecord],
+    device_ids: Sequence[str],
+    keep: list[int],
+) -> tuple[list[int], list[Rekeyed]]:
+    """The readings ``keep`` (indices into ``batch`` and its ``device_ids``) that belong
+    here, and those to move to their owner.
 
     A reading that was already re-keyed stays wherever it is (never moved twice: two
     workers that briefly disagree on the partition count cannot bounce it).
     """
     if not router.partitions:
-        return valid, []
+        return keep, []
     owner = router.owner
-    if all(owner(item["device_id"]) == rec.partition for rec, item in valid):
-        return valid, []  # the usual batch: well keyed
-    here: list[tuple[InputRecord, dict[str, Any]]] = []
+    if all([owner(device_ids[i]) == batch[i].partition for i in keep]):
+        return keep, []  # the usual batch: well keyed
+    here: list[int] = []
     moved: list[Rekeyed] = []
-    for rec, item in valid:
-        part = owner(item["device_id"])
+    for i in keep:
+        rec = batch[i]
+        part = owner(device_ids[i])
         if part == rec.partition or rec.rekeyed:
-            here.append((rec, item))
+            here.append(i)
         else:
-            moved.append(Rekeyed(rec, item["device_id"], part))
+            moved.append(Rekeyed(rec, device_ids[i], part))
     return here, moved
 
 

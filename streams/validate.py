@@ -9,18 +9,20 @@ dead-letter reason of the worker (decode, validation, windows, feedback), so the
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from schemas.reading_columns import ReadingColumns
 
 __all__ = [
     "MAX_ABS_VALUE",
     "MAX_ID_LENGTH",
     "REASONS",
     "EventTimeBounds",
-    "all_valid",
+    "certainly_valid",
     "check_reading",
 ]
 
@@ -126,42 +128,28 @@ def check_reading(
     return None
 
 
-def all_valid(
-    records: Sequence[Any], bounds: EventTimeBounds | None = None, now_ms: int = 0
-) -> bool:
-    """True when :func:`check_reading` passes every one of ``records`` (decoded readings),
-    checked field by field over the batch at once; False means: some may not, check each.
+def certainly_valid(
+    cols: ReadingColumns, bounds: EventTimeBounds | None = None, now_ms: int = 0
+) -> np.ndarray:
+    """Per item of ``cols``: True where :func:`check_reading` surely passes it, judged over
+    the batch at once from the columns; False means: check that one by one (an item the
+    codec read rather than the vectorised decoder is always False, as is a decode error).
 
+    >>> from schemas import AvroCodec
+    >>> from schemas.reading_columns import ColumnReader
+    >>> codec = AvroCodec()
     >>> good = {"reading_id": "r", "device_id": "d", "capability": "VOC", "value": 1.0,
     ...         "sensor_id": "s", "tenant_id": "t", "timestamp": 5}
-    >>> all_valid([good, good]), all_valid([good, {**good, "value": float("nan")}])
-    (True, False)
-    >>> all_valid([good], EventTimeBounds(floor_ms=10, max_future_ms=0), now_ms=20)
-    False
+    >>> items = [codec.encode("UniversalSensorReading", r) for r in (good, {**good, "value":
+    ...          float("nan")}, {**good, "timestamp": 30})]
+    >>> cols = ColumnReader(codec).read(items)
+    >>> certainly_valid(cols).tolist(), certainly_valid(cols, EventTimeBounds(0, 0), 20).tolist()
+    ([True, False, True], [True, False, False])
     """
-    if not records or not all(type(r) is dict for r in records):
-        return False
-    try:
-        if not all([r["reading_id"] for r in records]) or not all(
-            [r["device_id"] for r in records]
-        ):
-            return False
-        for name in ("reading_id", "device_id", "sensor_id", "tenant_id"):
-            if max(map(len, [r[name] for r in records])) > MAX_ID_LENGTH:
-                return False
-        values = [r["value"] for r in records]
-        if not all(type(v) is float for v in values):
-            return False
-        # NaN fails every comparison, so this also refuses NaN (and the infinities)
-        if not bool(np.all(np.abs(np.asarray(values, dtype=np.float64)) <= MAX_ABS_VALUE)):
-            return False
-        if "UNKNOWN" in [r["capability"] for r in records]:
-            return False
-        if bounds is not None:
-            times = [r["timestamp"] for r in records]
-            if not all(type(t) is int for t in times):
-                return False
-            return min(times) >= bounds.floor_ms and max(times) <= now_ms + bounds.max_future_ms
-    except (KeyError, TypeError):  # a field missing or not text: the one-by-one check says
-        return False
-    return True
+    ok = (cols.key_bytes > 0) & (cols.id_bytes <= MAX_ID_LENGTH)
+    ok &= np.abs(cols.values) <= MAX_ABS_VALUE  # NaN fails every comparison
+    if bounds is not None:
+        ok &= (cols.times >= bounds.floor_ms) & (cols.times <= now_ms + bounds.max_future_ms)
+    if "UNKNOWN" in cols.capability:
+        ok &= np.array([c != "UNKNOWN" for c in cols.capability], dtype=bool)
+    return ok

@@ -38,6 +38,7 @@ from streams.detect.state import PlainState, State, StateError, read_dict, read_
 from streams.detect.univariate import SeasonalZScore
 
 if TYPE_CHECKING:
+    from schemas.reading_columns import ReadingColumns
     from streams.signals.config import DetectionConfig
 
 __all__ = [
@@ -96,6 +97,19 @@ class ReadingView:
         self.ts = reading["timestamp"]
         self.sequence = reading.get("sequence")
         self.reading_id = reading.get("reading_id") or ""
+        return self
+
+    def fill_at(self, cols: ReadingColumns, i: int) -> ReadingView:
+        """This view, refilled with item ``i`` of a batch's columns (as :meth:`fill`)."""
+        cap = cols.capability[i]
+        self.device = (cols.tenant_id[i], cols.device_id[i])
+        self.device_type = cols.device_type[i]
+        self.capability = cap
+        self.series = cols.sensor_id[i] or cap
+        self.value = cols.value[i]
+        self.ts = cols.timestamp[i]
+        self.sequence = cols.sequence[i]
+        self.reading_id = cols.reading_id[i]
         return self
 
 

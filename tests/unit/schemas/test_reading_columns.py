@@ -1,0 +1,162 @@
+"""The column decoder against the codec's record decoder: the same readings, the same
+rejections, whatever the bytes."""
+
+from __future__ import annotations
+
+import math
+import random
+from typing import Any
+
+from schemas import AvroCodec, DecodeError, load_schema
+from schemas.reading_columns import ColumnReader, ColumnSymbols, decode_columns
+from streams.readings import READING_COLUMNS
+from tests.unit.schemas.test_reading_decoder import NAME, PHASES, SYMBOLS, _body, _reading
+
+COLUMNS = [  # the readings table's order, as the worker writes it
+    "timestamp",
+    "tenant_id",
+    "device_id",
+    "device_type",
+    "sensor_id",
+    "capability",
+    "value",
+    "unit",
+    "quality",
+    "sequence",
+    "reading_id",
+    "scenario",
+    "phase",
+    "attributes",
+]
+
+
+def _expected_columns(records: list[dict[str, Any]]) -> list[list[Any]]:
+    """The table columns of decoded records, built here from the records themselves."""
+    out: list[list[Any]] = []
+    for name in COLUMNS:
+        if name in ("scenario", "phase"):
+            out.append([(r["label"] or {}).get(name, "") for r in records])
+        else:
+            out.append([r[name] for r in records])
+    return out
+
+
+def _same(a: Any, b: Any) -> bool:
+    return repr(a) == repr(b)  # NaN equals NaN
+
+
+def test_random_readings_read_into_the_columns_of_their_records() -> None:
+    rng = random.Random(21)
+    codec = AvroCodec()
+    records = [_reading(rng) for _ in range(2000)]
+    records += [
+        {**records[0], "device_type": dt, "capability": cap, "attributes": {}, "label": lb}
+        for dt in SYMBOLS["device_type"]
+        for cap in SYMBOLS["capability"]
+        for lb in [None, *({"scenario": "s", "phase": p} for p in PHASES)]
+    ]
+    items = codec.encode_batch(NAME, records)
+    cols = ColumnReader(codec).read(items)
+    assert len(cols) == len(records)
+    assert _same(cols.table_columns(), _expected_columns(records))
+    assert all(_same(cols.record(i), r) for i, r in enumerate(records))
+    assert _same(cols.values.tolist(), [r["value"] for r in records])
+    assert cols.times.tolist() == [r["timestamp"] for r in records]
+    # long strings, attributes and 10-byte varints are the codec's; the rest are not
+    assert 0 < len(cols.others) < len(records)
+    simple = [i for i, r in enumerate(records) if i not in cols.others]
+    assert any(records[i]["label"] for i in simple) and any(not records[i]["label"] for i in simple)
+
+
+def test_a_fleets_batch_is_read_without_the_codec() -> None:
+    codec = AvroCodec()
+    records = [
+        {
+            "reading_id": f"dev-{d}:{t}",
+            "device_id": f"dev-{d}",
+            "sensor_id": f"dev-{d}/voc",
+            "capability": "VOC",
+            "value": d + t / 10,
+            "timestamp": 1_767_225_600_000 + t * 1000,
+            "sequence": t,
+            "tenant_id": "default",
+            "label": {"scenario": "leak", "phase": "FAILURE"} if d == 3 else None,
+        }
+        for t in range(20)
+        for d in range(50)
+    ]
+    items = codec.encode_batch(NAME, records)
+    cols = ColumnReader(codec).read(items)
+    assert cols.others == {}
+    assert [c.replace("timestamp", "ts") for c in COLUMNS] == list(READING_COLUMNS)
+    assert cols.record(3) == codec.decode_batch(NAME, [items[3]])[0]
+    assert cols.scenario[3] == "leak" and cols.phase[3] == "FAILURE" and cols.phase[4] == ""
+    assert cols.id_bytes[0] == len("dev-0/voc") and cols.key_bytes[0] == len("dev-0")
+
+
+def test_malformed_bytes_get_the_errors_the_codec_gives() -> None:
+    rng = random.Random(8)
+    codec = AvroCodec()
+    good = codec.encode_batch(NAME, [_reading(rng) for _ in range(30)])
+    good += codec.encode_batch(NAME, [{**_reading(rng), "attributes": {}} for _ in range(30)])
+    bad: list[Any] = []
+    for data in good:
+        bad.extend(data[:cut] for cut in range(0, len(data), 2))  # truncated everywhere
+        bad.append(data + b"\x00")  # a byte after a complete record
+        for _ in range(30):  # random bytes changed
+            mutated = bytearray(data)
+            mutated[rng.randrange(10, len(data))] = rng.randrange(256)
+            bad.append(bytes(mutated))
+    header = codec.current(NAME)[1]
+    bad += [b"", b"\xc3", header, header + b"\xff" * 40, None, bytearray(good[0]), good[0]]
+    bad += [header + _body(device_type=b"\x01"), header + _body(sequence=b"\x80" * 10 + b"\x00")]
+    cols = ColumnReader(codec).read(bad)
+    expected = codec.decode_batch(NAME, bad)
+    decoded = 0
+    for i, want in enumerate(expected):
+        if isinstance(want, DecodeError):
+            got = cols.error(i)
+            assert got is not None and (type(got), got.reason) == (type(want), want.reason), i
+        else:
+            decoded += 1
+            assert cols.error(i) is None and _same(cols.record(i), want), i
+    assert 0 < decoded < len(bad)
+
+
+def test_an_item_the_codec_reads_fills_every_column() -> None:
+    codec = AvroCodec()
+    record = {**_reading(random.Random(4)), "attributes": {"site": "north"}, "label": None}
+    record["timestamp"] = 1_767_225_600_000
+    record["value"] = 2.5
+    items = [*codec.encode_batch(NAME, [record]), b"junk"]
+    cols = ColumnReader(codec).read(items)
+    assert set(cols.others) == {0, 1}  # a map with entries: the codec's
+    assert _same([c[0] for c in cols.table_columns()], [c[0] for c in _expected_columns([record])])
+    assert cols.values[0] == 2.5 and math.isnan(cols.values[1])
+    assert cols.times.tolist() == [1_767_225_600_000, 0]
+    assert cols.id_bytes.tolist() == [-1, -1]  # checked one by one downstream
+
+
+def test_an_empty_batch_and_a_schema_of_another_layout() -> None:
+    codec = AvroCodec()
+    assert len(ColumnReader(codec).read([])) == 0
+    changed = load_schema(NAME)
+    changed["fields"].insert(6, {"name": "extra", "type": "string", "default": ""})
+    try:
+        ColumnSymbols(changed)
+    except ValueError as e:
+        assert "another layout" in str(e)
+    else:
+        raise AssertionError("a layout the decoder does not know was accepted")
+    records = [{**_reading(random.Random(i)), "attributes": {}} for i in range(3)]
+    items = codec.encode_batch(NAME, records)
+    _, ok = decode_columns(items, b"\xc3\x01" + bytes(8), ColumnSymbols(load_schema(NAME)))
+    assert not ok.any()  # another fingerprint: not read here
+
+    class Future(AvroCodec):  # a current schema of a layout the decoder does not know
+        def current(self, name: str) -> tuple[dict[str, Any], bytes]:
+            return changed, super().current(name)[1]
+
+    cols = ColumnReader(Future()).read(items)
+    assert set(cols.others) == {0, 1, 2}  # all the codec's, and still right
+    assert all(_same(cols.record(i), r) for i, r in enumerate(records))
