@@ -21,6 +21,7 @@ from producers.models import KINDS
 from producers.simulator import SimulationConfig, run_simulation
 from schemas import AvroCodec
 from schemas.measure import fastavro_decode
+from schemas.reading_columns import ColumnReader
 from topics import READINGS, topic_specs
 from topics.kafka_config import aiokafka_kwargs, librdkafka_config
 from topics.producer import RecordProducer
@@ -35,6 +36,16 @@ def _codec(codec: AvroCodec) -> Decode:
     return lambda values: sum(1 for o in codec.decode_batch(NAME, values) if isinstance(o, dict))
 
 
+def _columns(codec: AvroCodec) -> Decode:
+    reader = ColumnReader(codec)
+
+    def decode(values: list[bytes]) -> int:
+        cols = reader.read(values)
+        return len(cols) - sum(1 for i in cols.others if cols.error(i) is not None)
+
+    return decode
+
+
 def _fastavro(codec: AvroCodec) -> Decode:
     return lambda values: len(fastavro_decode(codec, values))
 
@@ -42,7 +53,8 @@ def _fastavro(codec: AvroCodec) -> Decode:
 DECODERS: dict[str, Callable[[AvroCodec], Decode]] = {
     "none": lambda codec: len,  # fetch only
     "fastavro": _fastavro,  # fastavro's schemaless_reader per record (before the codec's own)
-    "codec": _codec,  # AvroCodec.decode_batch: the specialised reading decoder
+    "codec": _codec,  # AvroCodec.decode_batch: the specialised reading decoder, a dict each
+    "columns": _columns,  # ColumnReader: the batch into columns at once (the worker's)
 }
 
 
