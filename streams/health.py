@@ -40,7 +40,7 @@ class LastSeen:
         self._seen: dict[Hashable, dict[bytes, float]] = {}
 
     def update(self, source: Hashable, devices: Iterable[bytes | None], now: float) -> None:
-        self._seen.setdefault(source, {}).update((d, now) for d in devices if d)
+        self._seen.setdefault(source, {}).update(dict.fromkeys(filter(None, devices), now))
 
     def silent(self, now: float, after: float) -> int:
         """How many known devices sent nothing for ``after`` seconds or more."""

@@ -98,3 +98,47 @@ def test_a_bad_record_in_a_batch_changes_nothing_but_its_dead_letter() -> None:
     assert b[3][1] == [
         (2 * i + 1, "not_avro" if i % 500 else "missing_field") for i in range(0, 3000, 250)
     ]
+
+
+def test_each_partition_gets_its_own_rows_whichever_decoder_read_them() -> None:
+    """Two partitions interleaved in one batch, a junk record between them, a reading with
+    attributes and one with a label (the codec reads the first, the columns the second):
+    each partition's rows are its readings, in offset order, field for field."""
+    codec = AvroCodec()
+    readings = _stream(codec, 40)
+    readings[5] = {**readings[5], "attributes": {"site": "north"}}
+    readings[8] = {**readings[8], "label": {"scenario": "leak", "phase": "FAILURE"}}
+    values = codec.encode_batch("UniversalSensorReading", readings)
+    batch: list[InputRecord] = []
+    for i, v in enumerate(values):
+        batch.append(InputRecord(TOPIC, i % 2, 100 + i, b"k", v))
+        if i == 11:
+            batch.append(InputRecord(TOPIC, 1, 1000, b"k", b"junk"))
+    proc = ReadingsProcessor(
+        codec, window_ms=60_000, lateness_ms=5_000, window_label="1m", bounds=None
+    )
+    result = proc.process(batch, NOW_S)
+    assert [(d.record.offset, d.reason) for d in result.dead_letters] == [(1000, "not_avro")]
+    by_partition = {block.source[1]: block for block in result.rows}
+    assert set(by_partition) == {0, 1}
+    for part, block in by_partition.items():
+        mine = [r for i, r in enumerate(readings) if i % 2 == part]
+        assert block.first_offset == 100 + part
+        expected = [
+            [r["timestamp"] for r in mine],
+            [r["tenant_id"] for r in mine],
+            [r["device_id"] for r in mine],
+            [r["device_type"] for r in mine],
+            [r["sensor_id"] for r in mine],
+            [r["capability"] for r in mine],
+            [r["value"] for r in mine],
+            [r["unit"] for r in mine],
+            [r["quality"] for r in mine],
+            [r["sequence"] for r in mine],
+            [r["reading_id"] for r in mine],
+            [(r["label"] or {}).get("scenario", "") for r in mine],
+            [(r["label"] or {}).get("phase", "") for r in mine],
+            [r["attributes"] for r in mine],
+        ]
+        assert block.columns == expected
+    assert result.accepted + result.late == 40
