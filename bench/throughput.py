@@ -118,7 +118,8 @@ def run_throughput_bench(base: Settings, readings: int = 200_000) -> dict[str, f
         )
         ratio = work_rate / raw_rate
         print(
-            f"  ratio worker/raw: {ratio:.2f}   peak RSS worker {peak / 1024:,.0f} MiB, "
+            f"  ratio worker/raw: {ratio:.2f} (to the dict-per-record ceiling "
+            f"{work_rate / dict_rate:.2f})   peak RSS worker {peak / 1024:,.0f} MiB, "
             f"bench process {raw_peak / 1024:,.0f} MiB"
         )
     # (c) after the services stopped: the cores are the processing's alone
@@ -138,6 +139,7 @@ def run_throughput_bench(base: Settings, readings: int = 200_000) -> dict[str, f
         "raw_per_s": round(raw_rate),
         "worker_per_s": round(work_rate),
         "ratio": round(ratio, 3),
+        "ratio_to_records_ceiling": round(work_rate / dict_rate, 3),
         "worker_peak_rss_mib": round(peak / 1024, 1),
         "bench_peak_rss_mib": round(raw_peak / 1024, 1),
         "worker_us_per_reading": round(worker_us, 2),
