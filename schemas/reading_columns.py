@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from schemas.codec import AvroCodec, DecodeError
+from schemas.reading_decoder import reading_decoder
 
 __all__ = ["ColumnReader", "ReadingColumns", "decode_columns"]
 
@@ -141,7 +142,9 @@ class ColumnSymbols:
 
     def __init__(self, schema: dict[str, Any]) -> None:
         fields = schema["fields"]
-        if [f["name"] for f in fields] != list(_LAYOUT):
+        # the per-record decoder's check: names, types, the label's union and fields, the
+        # map's values (a type change under the same names is another layout too)
+        if [f["name"] for f in fields] != list(_LAYOUT) or reading_decoder(schema) is None:
             msg = f"{NAME} has another layout than this decoder reads"
             raise ValueError(msg)
         types = {f["name"]: f["type"] for f in fields}
@@ -171,6 +174,37 @@ def _texts(blob: bytes, starts: np.ndarray, ends: np.ndarray, ok: np.ndarray) ->
                 text = ""
         append(text)
     return out
+
+
+def _names(
+    blob: bytes, buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, ok: np.ndarray
+) -> list[str]:
+    """:func:`_texts` for a low-cardinality field: when neighbours repeat (a batch of one
+    tenant, a device's readings one after another), each run of equal byte strings is
+    decoded once and repeated; otherwise item by item."""
+    n = len(starts)
+    if n == 0:
+        return []
+    lens = ends - starts
+    new = np.ones(n, dtype=bool)  # the items whose bytes differ from the previous item's
+    new[1:] = lens[1:] != lens[:-1]
+    if 4 * np.count_nonzero(new) > n:  # the lengths alone change too often: no runs
+        return _texts(blob, starts, ends, ok)
+    width = int(lens.max())
+    if width > 0:
+        cols = np.arange(width)
+        g = buf[np.minimum(starts[:, None] + cols, len(buf) - 1)]
+        g[cols[None, :] >= lens[:, None]] = 0
+        new[1:] |= (g[1:] != g[:-1]).any(axis=1)
+    firsts = np.flatnonzero(new)
+    if 4 * len(firsts) > n:
+        return _texts(blob, starts, ends, ok)
+    run_ok = np.ones(len(firsts), dtype=bool)
+    texts = _texts(blob, starts[firsts], ends[firsts], run_ok)
+    counts = np.diff(np.append(firsts, n))
+    if not run_ok.all():
+        ok &= np.repeat(run_ok, counts)
+    return np.repeat(np.array(texts, dtype=object), counts).tolist()
 
 
 def decode_columns(
@@ -253,7 +287,8 @@ def decode_columns(
     scen_start = pos + 1
     scen_end = scen_start + (b >> 1)
     ph = buf[np.minimum(scen_end, last)].astype(np.int64)
-    ok &= ~labelled | ((b < 0x80) & (b & 1 == 0) & (ph < 2 * (len(sym.phase) - 1)) & (ph & 1 == 0))
+    phase_limit = min(2 * (len(sym.phase) - 1), 0x80)  # one byte, as enum() reads
+    ok &= ~labelled | ((b < 0x80) & (b & 1 == 0) & (ph < phase_limit) & (ph & 1 == 0))
     pos = np.where(labelled, scen_end + 1, pos)
     ok &= pos == ends
     scen_end = np.where(labelled, scen_end, scen_start)  # no label: an empty scenario
@@ -262,18 +297,18 @@ def decode_columns(
     id_bytes = np.maximum.reduce([rid_bytes, dev_bytes, sen[1] - sen[0], ten[1] - ten[0]])
     cols = ReadingColumns(
         reading_id=_texts(blob, *rid, ok),
-        device_id=_texts(blob, *dev, ok),
+        device_id=_names(blob, buf, *dev, ok),
         device_type=sym.device_type[dtype].tolist(),
-        sensor_id=_texts(blob, *sen, ok),
+        sensor_id=_names(blob, buf, *sen, ok),
         capability=sym.capability[cap].tolist(),
         value=values.tolist(),
-        unit=_texts(blob, *unit, ok),
+        unit=_names(blob, buf, *unit, ok),
         timestamp=times.tolist(),
         sequence=seq.tolist(),
         quality=sym.quality[qual].tolist(),
-        tenant_id=_texts(blob, *ten, ok),
+        tenant_id=_names(blob, buf, *ten, ok),
         attributes=[_NO_ATTRIBUTES] * n,
-        scenario=_texts(blob, scen_start, scen_end, ok),
+        scenario=_names(blob, buf, scen_start, scen_end, ok),
         phase=sym.phase[phase].tolist(),
         values=values,
         times=times,

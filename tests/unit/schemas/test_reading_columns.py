@@ -160,3 +160,69 @@ def test_an_empty_batch_and_a_schema_of_another_layout() -> None:
     cols = ColumnReader(Future()).read(items)
     assert set(cols.others) == {0, 1, 2}  # all the codec's, and still right
     assert all(_same(cols.record(i), r) for i, r in enumerate(records))
+
+
+def test_a_run_of_equal_names_is_read_once_and_refused_together() -> None:
+    """A batch of one tenant and devices one after another (the runs decoded once), with a
+    run whose tenant is not UTF-8: those items get the codec's answer, the others theirs."""
+    codec = AvroCodec()
+    base = {
+        "reading_id": "r",
+        "device_id": "d",
+        "sensor_id": "d/t",
+        "capability": "VOC",
+        "value": 1.0,
+        "timestamp": 1_767_225_600_000,
+        "tenant_id": "zz",
+    }
+    good = codec.encode_batch(
+        NAME, [{**base, "reading_id": f"r{i}", "device_id": f"d{i // 8}"} for i in range(40)]
+    )
+    bad = [g.replace(b"\x04zz", b"\x04\xff\xfe") for g in good[8:16]]
+    assert all(b != g for b, g in zip(bad, good[8:16], strict=True))
+    items = [*good[:8], *bad, *good[16:]]
+    cols = ColumnReader(codec).read(items)
+    expected = codec.decode_batch(NAME, items)
+    for i, want in enumerate(expected):
+        if isinstance(want, DecodeError):
+            got = cols.error(i)
+            assert got is not None and got.reason == want.reason, i
+        else:
+            assert _same(cols.record(i), want), i
+    assert set(cols.others) == set(range(8, 16))
+    assert cols.tenant_id[0] is cols.tenant_id[39]  # one run: one string
+
+
+def test_a_type_changed_under_the_same_names_is_another_layout() -> None:
+    """Same field names, other types: the vectorised path must not read the old layout."""
+    changes = []
+    optional_unit = load_schema(NAME)
+    next(f for f in optional_unit["fields"] if f["name"] == "unit")["type"] = ["null", "string"]
+    changes.append(optional_unit)
+    single = load_schema(NAME)
+    next(f for f in single["fields"] if f["name"] == "value")["type"] = "float"
+    changes.append(single)
+    swapped = load_schema(NAME)
+    swapped["fields"][-1]["type"][1]["fields"].reverse()  # phase before scenario
+    changes.append(swapped)
+    for schema in changes:
+        try:
+            ColumnSymbols(schema)
+        except ValueError:
+            continue
+        raise AssertionError(f"accepted {schema}")
+    assert len(ColumnSymbols(load_schema(NAME)).phase) == len(PHASES) + 1
+
+
+def test_a_phase_index_past_one_byte_is_left_to_the_codec() -> None:
+    """With over 64 phases an index takes two bytes: a record cut after the first one is
+    not a reading (the enum limit of one byte holds for the label's phase too)."""
+    many = load_schema(NAME)
+    label = many["fields"][-1]["type"][1]
+    label["fields"][1]["type"]["symbols"] += [f"P{i}" for i in range(70)]
+    header = AvroCodec().current(NAME)[1]
+    cut = header + _body()[:-1] + b"\x02" + b"\x00" + b"\x80"  # label, "", half a varint
+    whole = header + _body()[:-1] + b"\x02" + b"\x00" + b"\x04"  # label, "", phase 2
+    cols, ok = decode_columns([cut, whole], header, ColumnSymbols(many))
+    assert ok.tolist() == [False, True]
+    assert cols.phase[1] == label["fields"][1]["type"]["symbols"][2]
