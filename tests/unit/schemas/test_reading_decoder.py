@@ -94,18 +94,25 @@ def _outcome(item: Any) -> Any:
     return repr(item) if isinstance(item, dict) else (type(item).__name__, item.reason)
 
 
+def malformed(good: list[bytes], rng: random.Random, step: int, flips: int) -> list[bytes]:
+    """Each record of ``good`` cut every ``step`` bytes, with a byte after it, and with
+    ``flips`` single random bytes changed (after the 10-byte header)."""
+    bad: list[bytes] = []
+    for data in good:
+        bad.extend(data[:cut] for cut in range(0, len(data), step))  # truncated everywhere
+        bad.append(data + b"\x00")  # a byte after a complete record
+        for _ in range(flips):  # random bytes changed
+            mutated = bytearray(data)
+            mutated[rng.randrange(10, len(data))] = rng.randrange(256)
+            bad.append(bytes(mutated))
+    return bad
+
+
 def test_malformed_bytes_get_the_reasons_fastavro_gives() -> None:
     rng = random.Random(7)
     codec = AvroCodec()
     good = codec.encode_batch(NAME, [_reading(rng) for _ in range(40)])
-    bad: list[bytes] = []
-    for data in good:
-        bad.extend(data[:cut] for cut in range(0, len(data), 3))  # truncated everywhere
-        bad.append(data + b"\x00")  # a byte after a complete record
-        for _ in range(20):  # random bytes changed
-            mutated = bytearray(data)
-            mutated[rng.randrange(10, len(data))] = rng.randrange(256)
-            bad.append(bytes(mutated))
+    bad = malformed(good, rng, step=3, flips=20)
     bad += [b"", b"\xc3", b"\xc3\x01" + bytes(8), good[0][:10] + b"\xff" * 40]
     fast = codec.decode_batch(NAME, bad)
     slow = codec._decode_each(NAME, bad)
