@@ -173,6 +173,8 @@ def _names(
     lens = ends - starts
     new = np.ones(n, dtype=bool)  # the items whose bytes differ from the previous item's
     new[1:] = lens[1:] != lens[:-1]
+    # an item not read (its span may run past the buffer) shares no run with a neighbour
+    new[1:] |= ~ok[1:] | ~ok[:-1]
     if 4 * np.count_nonzero(new) > n:  # the lengths alone change too often: no runs
         return _texts(blob, starts, ends, ok)
     width = int(lens.max())
