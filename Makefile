@@ -21,6 +21,7 @@ test: bootstrap lint typecheck
 	$(BIN)/python -m pytest
 
 bootstrap: $(STAMP)
+	$(BIN)/python -c 'from streams.detect.seasonal_kernel import compile_all; compile_all()'
 	$(BIN)/python -m infra.kafka fetch
 	sh infra/prometheus/install.sh
 	sh infra/install_mosquitto.sh

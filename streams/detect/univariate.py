@@ -17,13 +17,18 @@ before it updates the profile and the variance, so an anomaly cannot drag the ba
 itself.
 
 The score is ``|z|``, or at least the threshold while a drift is latched. The statistics are
-those of :mod:`streams.detect.moments`, whose state checkpoints as plain numbers.
+those of :mod:`streams.detect.moments`, written out over one float64 array per series and
+compiled (:mod:`streams.detect.seasonal_kernel`); the state checkpoints as plain numbers,
+in the same shape as when it was held in those objects.
 """
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
+
+from streams.detect import seasonal_kernel as k
 from streams.detect.base import Detector, Score
 from streams.detect.moments import EWMean, EWVar, PageHinkley
 from streams.detect.state import (
@@ -38,11 +43,21 @@ from streams.detect.state import (
 
 __all__ = ["SeasonalZScore"]
 
-_HOUR_MS = 3_600_000
-_DAY_MS = 24 * _HOUR_MS
-_BUCKETS = 24
 _NEW_NORMAL_KEYS = ("accept_ms", "drift_since", "shift")  # state added with the new-normal rule
-_MIN_BUCKET = 2  # readings an hour's bucket needs before the profile is trusted there
+_MEANS = {"fast": k.FAST, "level": k.LEVEL, "shift": k.SHIFT}  # EWMean states by array place
+_PH_FIELDS = {  # PageHinkley's state (in its to_state order) by array place
+    "alpha": k.PH_ALPHA_AT,
+    "delta": k.PH_DELTA,
+    "drift_detected": k.PH_DETECTED,
+    "max_decrease": k.PH_MAX_DEC,
+    "mean": k.PH_MEAN,
+    "min_increase": k.PH_MIN_INC,
+    "min_instances": k.PH_MIN,
+    "n": k.PH_N,
+    "sum_decrease": k.PH_SUM_DEC,
+    "sum_increase": k.PH_SUM_INC,
+    "threshold": k.PH_THRESHOLD,
+}
 
 
 class SeasonalZScore(Detector[float]):
@@ -87,25 +102,38 @@ class SeasonalZScore(Detector[float]):
         self.drift_release = drift_release
         self.min_std = min_std
         self.rel_std_floor = rel_std_floor
-        self._fast = EWMean(fast_fading)
-        self._var = EWVar(var_fading)
-        self._level = EWMean(fast_fading)  # fast mean of clipped z: drift release
-        self._ph_delta = drift_delta
-        self._ph_threshold = drift_threshold
-        self._ph = self._new_ph()
-        self._profile = [0.0] * _BUCKETS
-        self._counts = [0] * _BUCKETS
-        self._bucket_sq = [0.0] * _BUCKETS  # mean squared residual per hour of the day
-        self._bucket_n = [0] * _BUCKETS
-        self.drifting = False
+        self.drift_delta = drift_delta
+        self.drift_threshold = drift_threshold
         self.accept_ms = accept_ms  # a drift latched this long is the new normal (0: never)
-        self._drift_since = 0  # event time the drift was latched
-        self._shift = EWMean(fast_fading)  # the residual while drifting: the new level
+        _check_fading(fast_fading)
+        _check_fading(var_fading)
+        self._s = k.new_state(
+            (
+                (k.WARMUP, warmup),
+                (k.THRESHOLD, threshold),
+                (k.CLIP, clip),
+                (k.PROFILE_RATE, profile_rate),
+                (k.DRIFT_RELEASE, drift_release),
+                (k.MIN_STD, min_std),
+                (k.REL_STD_FLOOR, rel_std_floor),
+                (k.ACCEPT_MS, accept_ms),
+                (k.DRIFT_DELTA, drift_delta),
+                (k.DRIFT_THRESHOLD, drift_threshold),
+                (k.FAST, fast_fading),
+                (k.LEVEL, fast_fading),  # fast mean of clipped z: drift release
+                (k.SHIFT, fast_fading),  # the residual while drifting: the new level
+                (k.VAR_X, var_fading),
+                (k.VAR_SQ, var_fading),
+            )
+        )
 
-    def _new_ph(self) -> PageHinkley:
-        return PageHinkley(min_instances=30, delta=self._ph_delta, threshold=self._ph_threshold)
+    @property
+    def drifting(self) -> bool:
+        """Whether a drift is latched (the series scores at least the threshold)."""
+        return bool(self._s[k.DRIFTING])
 
     def to_state(self) -> State:
+        s = self._s
         return {
             "warmup": self.warmup,
             "threshold": self.threshold,
@@ -114,21 +142,21 @@ class SeasonalZScore(Detector[float]):
             "drift_release": self.drift_release,
             "min_std": self.min_std,
             "rel_std_floor": self.rel_std_floor,
-            "drift_delta": self._ph_delta,
-            "drift_threshold": self._ph_threshold,
+            "drift_delta": self.drift_delta,
+            "drift_threshold": self.drift_threshold,
             "n_learned": self.n_learned,
-            "fast": self._fast.to_state(),
-            "var": self._var.to_state(),
-            "level": self._level.to_state(),
-            "ph": self._ph.to_state(),
-            "profile": self._profile,
-            "counts": self._counts,
-            "bucket_sq": self._bucket_sq,
-            "bucket_n": self._bucket_n,
+            "fast": _mean_state(s, k.FAST),
+            "var": {"mean": _mean_state(s, k.VAR_X), "sq": _mean_state(s, k.VAR_SQ)},
+            "level": _mean_state(s, k.LEVEL),
+            "ph": {name: _ph_value(name, s[at]) for name, at in _PH_FIELDS.items()},
+            "profile": s[k.PROFILE : k.PROFILE + k.BUCKETS].tolist(),
+            "counts": [int(c) for c in s[k.COUNTS : k.COUNTS + k.BUCKETS]],
+            "bucket_sq": s[k.BUCKET_SQ : k.BUCKET_SQ + k.BUCKETS].tolist(),
+            "bucket_n": [int(c) for c in s[k.BUCKET_N : k.BUCKET_N + k.BUCKETS]],
             "drifting": self.drifting,
             "accept_ms": self.accept_ms,
-            "drift_since": self._drift_since,
-            "shift": self._shift.to_state(),
+            "drift_since": int(s[k.DRIFT_SINCE]),
+            "shift": _mean_state(s, k.SHIFT),
         }
 
     @classmethod
@@ -144,178 +172,61 @@ class SeasonalZScore(Detector[float]):
             drift_delta=read_float(d, "drift_delta"),
             drift_threshold=read_float(d, "drift_threshold"),
         )
-        new._fast = EWMean.from_state(read_dict(d, "fast"))
-        new._var = EWVar.from_state(read_dict(d, "var"))
-        new._level = EWMean.from_state(read_dict(d, "level"))
-        new._ph = PageHinkley.from_state(read_dict(d, "ph"))
-        new._profile = read_floats(d, "profile", _BUCKETS)
-        new._counts = read_ints(d, "counts", _BUCKETS)
-        new._bucket_sq = read_floats(d, "bucket_sq", _BUCKETS)
-        new._bucket_n = read_ints(d, "bucket_n", _BUCKETS)
-        new.drifting = read_bool(d, "drifting")
-        if any(k in d for k in _NEW_NORMAL_KEYS):  # all absent in states checkpointed before
-            new.accept_ms = read_int(d, "accept_ms")
-            new._drift_since = read_int(d, "drift_since")
-            new._shift = EWMean.from_state(read_dict(d, "shift"))
+        s = new._s
+        _set_mean(s, k.FAST, EWMean.from_state(read_dict(d, "fast")))
+        var = EWVar.from_state(read_dict(d, "var"))
+        _set_mean(s, k.VAR_X, var.of_x)
+        _set_mean(s, k.VAR_SQ, var.of_sq)
+        _set_mean(s, k.LEVEL, EWMean.from_state(read_dict(d, "level")))
+        ph = PageHinkley.from_state(read_dict(d, "ph"))
+        for name, at in _PH_FIELDS.items():
+            s[at] = getattr(ph, name)
+        s[k.PROFILE : k.PROFILE + k.BUCKETS] = read_floats(d, "profile", k.BUCKETS)
+        s[k.COUNTS : k.COUNTS + k.BUCKETS] = read_ints(d, "counts", k.BUCKETS)
+        s[k.BUCKET_SQ : k.BUCKET_SQ + k.BUCKETS] = read_floats(d, "bucket_sq", k.BUCKETS)
+        s[k.BUCKET_N : k.BUCKET_N + k.BUCKETS] = read_ints(d, "bucket_n", k.BUCKETS)
+        s[k.DRIFTING] = read_bool(d, "drifting")
+        if any(key in d for key in _NEW_NORMAL_KEYS):  # all absent in states checkpointed before
+            new.accept_ms = s[k.ACCEPT_MS] = read_int(d, "accept_ms")
+            s[k.DRIFT_SINCE] = read_int(d, "drift_since")
+            _set_mean(s, k.SHIFT, EWMean.from_state(read_dict(d, "shift")))
         return new._learned(d)
 
     def _accepts(self, x: float) -> bool:
         return isinstance(x, float | int) and math.isfinite(x)
 
-    def _baseline(self, ts_ms: int) -> float:
-        pos = (ts_ms % _DAY_MS) / _HOUR_MS - 0.5  # bucket i is centred at i + 0.5 hours
-        lo = math.floor(pos)
-        frac = pos - lo
-        i0, i1 = lo % _BUCKETS, (lo + 1) % _BUCKETS
-        if self._counts[i0] >= _MIN_BUCKET and self._counts[i1] >= _MIN_BUCKET:
-            return self._profile[i0] * (1.0 - frac) + self._profile[i1] * frac
-        return float(self._fast.get()) if self.n_learned else 0.0
+    def _score(self, x: float, ts_ms: int) -> float:
+        return float(k.score(self._s, float(x), ts_ms, self.n_learned))
 
-    def _std(self, base: float, ts_ms: int) -> float:
-        """The residual's standard deviation: the larger of the recent one and the one
-        usually seen at this hour (a daily schedule step, e.g. a charge starting at 09:00,
-        is normal at 09:00), floored at ``rel_std_floor`` of the level (a few millivolts on
-        a 3.3 V cell plateau are not an anomaly, however quiet the cell)."""
-        i = (ts_ms % _DAY_MS) // _HOUR_MS
-        bucket = self._bucket_sq[i] if self._bucket_n[i] >= _MIN_BUCKET else 0.0
-        var = max(self._var.get(), bucket, 0.0)
-        return max(math.sqrt(var), self.min_std, self.rel_std_floor * abs(base))
-
-    def _z(self, x: float, ts_ms: int) -> float:
-        if self.n_learned < 2:
-            return 0.0
-        base = self._baseline(ts_ms)
-        return (x - base) / self._std(base, ts_ms)
+    def _learn(self, x: float, ts_ms: int) -> None:
+        k.learn(self._s, float(x), ts_ms, self.n_learned)
 
     def z(self, x: float, ts_ms: int) -> float:
         """Signed residual of ``x`` from the baseline at ``ts_ms`` in the residual's current
         standard deviation (the raw score, before the recent-level and drift rules); 0
         before two readings were learned. Does not change the state."""
-        return self._z(x, ts_ms) if self._accepts(x) else 0.0
+        if self.n_learned < 2 or not self._accepts(x):
+            return 0.0
+        return float(k.z(self._s, float(x), ts_ms))
 
     def residual(self, x: float, ts_ms: int) -> float:
         """``x`` minus the baseline at ``ts_ms`` (the daily profile, or the recent level
         before the profile covers the hour); 0 before two readings were learned."""
         if self.n_learned < 2:
             return 0.0
-        return x - self._baseline(ts_ms)
+        return x - float(k.baseline(self._s, ts_ms, self.n_learned))
 
     def spread(self) -> float:
         """The residual's typical standard deviation: the mean of the hourly spreads learned
         so far (the recent spread before any), floored like the score's."""
-        sq = [v for v, n in zip(self._bucket_sq, self._bucket_n, strict=True) if n >= _MIN_BUCKET]
-        var = sum(sq) / len(sq) if sq else max(self._var.get(), 0.0)
-        level = abs(float(self._fast.get())) if self.n_learned else 0.0
-        return max(math.sqrt(var), self.min_std, self.rel_std_floor * level)
+        return float(k.spread(self._s, self.n_learned))
 
     def deviation(self, x: float, ts_ms: int) -> float:
         """Signed distance of ``x`` from the daily profile at ``ts_ms``, in the spread usual
         at that hour (not the recent spread, which grows with a slow ramp and hides it)."""
         if self.n_learned < 2:
             return 0.0
-        base = self._baseline(ts_ms)
-        i = (ts_ms % _DAY_MS) // _HOUR_MS
-        var = self._bucket_sq[i] if self._bucket_n[i] >= _MIN_BUCKET else self._var.get()
-        std = max(math.sqrt(max(var, 0.0)), self.min_std, self.rel_std_floor * abs(base))
-        return (x - base) / std
-
-    def _frame(self, ts_ms: int) -> tuple[float, float, int, int, int]:
-        """``(baseline, std, hour, i0, i1)`` at ``ts_ms``: :meth:`_baseline` and :meth:`_std`
-        in one pass (the score and the learning of a reading share them), the hour's bucket
-        and the two buckets the baseline interpolates between."""
-        t = ts_ms % _DAY_MS
-        pos = t / _HOUR_MS - 0.5  # bucket i is centred at i + 0.5 hours
-        lo = math.floor(pos)
-        frac = pos - lo
-        i0, i1 = lo % _BUCKETS, (lo + 1) % _BUCKETS
-        counts = self._counts
-        if counts[i0] >= _MIN_BUCKET and counts[i1] >= _MIN_BUCKET:
-            profile = self._profile
-            base = profile[i0] * (1.0 - frac) + profile[i1] * frac
-        else:
-            base = float(self._fast.mean) if self.n_learned else 0.0
-        # _std, written out (the comparisons are those of max(), NaN included)
-        i = t // _HOUR_MS
-        ew = self._var
-        m = ew.of_x.mean
-        var = ew.of_sq.mean - m * m
-        if self._bucket_n[i] >= _MIN_BUCKET:
-            bucket = self._bucket_sq[i]
-            if bucket > var:
-                var = bucket
-        if var < 0.0:
-            var = 0.0
-        std = math.sqrt(var)
-        if self.min_std > std:
-            std = self.min_std
-        floor = self.rel_std_floor * abs(base)
-        if floor > std:
-            std = floor
-        return base, std, i, i0, i1
-
-    def _score(self, x: float, ts_ms: int) -> float:
-        base, std, _, _, _ = self._frame(ts_ms)
-        return self._score_at(x, base, std)
-
-    def _score_at(self, x: float, base: float, std: float) -> float:
-        if self.n_learned >= 2:
-            z = abs((x - base) / std)
-            # far from the daily profile *and* from the recent level: a state that differs
-            # from yesterday's (a battery at another charge) is not an anomaly by itself
-            z = min(z, abs(x - float(self._fast.mean)) / std)
-        else:
-            z = 0.0
-        return max(z, self.threshold) if self.drifting else z
-
-    def _learn(self, x: float, ts_ms: int) -> None:
-        self._learn_at(x, ts_ms, *self._frame(ts_ms))
-
-    def _learn_at(
-        self, x: float, ts_ms: int, base: float, std: float, i: int, i0: int, i1: int
-    ) -> None:
-        learned = self.n_learned
-        z = (x - base) / std if learned >= 2 else 0.0
-        clip = self.clip
-        zc = z if z < clip else clip  # max(-clip, min(clip, z)), NaN included
-        if not zc > -clip:
-            zc = -clip
-        # once warm, learning is winsorised: an outlier moves the baseline by at most ``clip``
-        # std; during warm-up the variance is not yet trustworthy, so values are taken as is
-        xw = base + zc * std if learned >= self.warmup else x
-        self._fast.update(xw)
-        self._var.update(xw - base if learned >= 2 else 0.0)
-        counts = self._counts
-        c = counts[i] = counts[i] + 1
-        prate = self.profile_rate
-        rate = 1.0 / c
-        if prate > rate:
-            rate = prate
-        profile = self._profile
-        profile[i] += rate * (xw - profile[i])
-        if counts[i0] >= _MIN_BUCKET and counts[i1] >= _MIN_BUCKET:
-            # the spread usual at this hour, around the profile (not around the fast mean
-            # used before the profile covers the hour: its lag is not the series' spread)
-            n = self._bucket_n[i] = self._bucket_n[i] + 1
-            brate = 1.0 / n
-            if prate > brate:
-                brate = prate
-            self._bucket_sq[i] += brate * ((xw - base) ** 2 - self._bucket_sq[i])
-        self._level.update(zc)
-        if self.n_learned + 1 == self.warmup:
-            # what the test summed while the profile was immature is not evidence of drift
-            self._ph = self._new_ph()
-        self._ph.update(zc)
-        if self.drifting:
-            self._shift.update(x - base)
-        if self._ph.drift_detected and self.n_learned >= self.warmup and not self.drifting:
-            self.drifting = True
-            self._drift_since = ts_ms
-            self._shift = EWMean(self._shift.fading_factor)
-            self._shift.update(x - base)
-        elif self.drifting and abs(self._level.get()) < self.drift_release:
-            self.drifting = False
-        elif self.drifting and self.accept_ms and ts_ms - self._drift_since >= self.accept_ms:
-            self._accept_new_level()
+        return float(k.deviation(self._s, float(x), ts_ms))
 
     def process_one(self, x: float, ts_ms: int, *, learn: bool = True) -> Score:
         """:meth:`Detector.process_one`, with one baseline and spread for score and learning."""
@@ -324,23 +235,38 @@ class SeasonalZScore(Detector[float]):
 
     def process(self, x: float, ts_ms: int, learn: bool) -> tuple[float, bool, bool]:
         """``(score, is_anomaly, warm)`` of :meth:`process_one`, no ``Score`` allocated."""
-        warm = self.n_learned >= self.warmup
-        if not (math.isfinite(x) if type(x) is float else self._accepts(x)):
-            return math.nan, False, warm  # neither scored nor learned
-        frame = self._frame(ts_ms)
-        score = self._score_at(x, frame[0], frame[1])
+        n = self.n_learned
+        warm = n >= self.warmup
+        if type(x) is not float:
+            if not self._accepts(x):
+                return math.nan, False, warm  # neither scored nor learned
+            x = float(x)
+        elif not math.isfinite(x):
+            return math.nan, False, warm
+        score = k.process(self._s, x, ts_ms, learn, n)
         if learn:
-            self._learn_at(x, ts_ms, *frame)
-            self.n_learned += 1
+            self.n_learned = n + 1
         return score, warm and math.isfinite(score) and score >= self.threshold, warm
 
-    def _accept_new_level(self) -> None:
-        """A drift that lasted ``accept_ms`` is the series' new normal (a sensor replaced, a
-        machine re-tuned after maintenance): the profile moves by the residual seen while
-        drifting, the drift test starts over, and the series is judged around its new level
-        instead of being alerted on for weeks while the slow profile catches up."""
-        shift = float(self._shift.get())
-        self._profile = [p + shift for p in self._profile]
-        self._level = EWMean(self._level.fading_factor)
-        self._ph = self._new_ph()
-        self.drifting = False
+
+def _check_fading(fading: float) -> None:
+    if not 0.0 <= fading <= 1.0:
+        msg = f"fading_factor must be in [0, 1], got {fading!r}"
+        raise ValueError(msg)
+
+
+def _mean_state(s: np.ndarray, at: int) -> State:
+    """``EWMean.to_state`` of the mean at ``at``."""
+    return {"fading": float(s[at]), "mean": float(s[at + 1]), "started": bool(s[at + 2])}
+
+
+def _set_mean(s: np.ndarray, at: int, m: EWMean) -> None:
+    s[at], s[at + 1], s[at + 2] = m.fading_factor, m.mean, m.started
+
+
+def _ph_value(name: str, value: float) -> float | int | bool:
+    if name == "min_instances":
+        return int(value)
+    if name == "drift_detected":
+        return bool(value)
+    return float(value)
