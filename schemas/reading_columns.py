@@ -161,6 +161,15 @@ def _texts(blob: bytes, starts: np.ndarray, ends: np.ndarray, ok: np.ndarray) ->
     return out
 
 
+def _unique_texts(blob: bytes, starts: np.ndarray, ends: np.ndarray, ok: np.ndarray) -> list[str]:
+    """:func:`_texts` for a field whose values rarely repeat (reading ids): one pass without
+    the dictionary, or :func:`_texts` when an item is not UTF-8."""
+    try:
+        return [blob[a:e].decode() for a, e in zip(starts.tolist(), ends.tolist(), strict=True)]
+    except UnicodeDecodeError:
+        return _texts(blob, starts, ends, ok)
+
+
 def _names(
     blob: bytes, buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, ok: np.ndarray
 ) -> list[str]:
@@ -283,7 +292,7 @@ def decode_columns(
     rid_bytes, dev_bytes = rid[1] - rid[0], dev[1] - dev[0]
     id_bytes = np.maximum.reduce([rid_bytes, dev_bytes, sen[1] - sen[0], ten[1] - ten[0]])
     cols = ReadingColumns(
-        reading_id=_texts(blob, *rid, ok),
+        reading_id=_unique_texts(blob, *rid, ok),
         device_id=_names(blob, buf, *dev, ok),
         device_type=sym.device_type[dtype].tolist(),
         sensor_id=_names(blob, buf, *sen, ok),

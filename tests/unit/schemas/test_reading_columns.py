@@ -178,6 +178,33 @@ def test_a_run_of_equal_names_is_read_once_and_refused_together() -> None:
     assert cols.tenant_id[0] is cols.tenant_id[39]  # one run: one string
 
 
+def test_a_reading_id_that_is_not_utf8_refuses_that_item_only() -> None:
+    """Reading ids are read in one pass; one id that is not UTF-8 among good ones gets the
+    codec's error, and every other item (before and after it) its record."""
+    codec = AvroCodec()
+    records = [
+        {
+            "reading_id": f"id{i:02d}",
+            "device_id": "d",
+            "sensor_id": "d/t",
+            "capability": "VOC",
+            "value": float(i),
+            "timestamp": 1_767_225_600_000 + i,
+            "tenant_id": "t",
+        }
+        for i in range(12)
+    ]
+    items = codec.encode_batch(NAME, records)
+    items[5] = items[5].replace(b"id05", b"id\xff\xfe")
+    cols = ColumnReader(codec).read(items)
+    expected = codec.decode_batch(NAME, items)
+    assert isinstance(expected[5], DecodeError) and set(cols.others) == {5}
+    got = cols.error(5)
+    assert got is not None and got.reason == expected[5].reason
+    assert [cols.reading_id[i] for i in (0, 4, 6, 11)] == ["id00", "id04", "id06", "id11"]
+    assert all(_same(cols.record(i), expected[i]) for i in range(12) if i != 5)
+
+
 def test_a_type_changed_under_the_same_names_is_another_layout() -> None:
     """Same field names, other types: the vectorised path must not read the old layout."""
     changes = []
