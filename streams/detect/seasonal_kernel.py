@@ -222,6 +222,8 @@ def _learn_at(
         rate = prate
     s[PROFILE + i] += rate * (xw - s[PROFILE + i])
     if s[COUNTS + i0] >= MIN_BUCKET and s[COUNTS + i1] >= MIN_BUCKET:
+        # the spread usual at this hour, around the profile (not around the fast mean used
+        # before the profile covers the hour: its lag is not the series' spread)
         nb = s[BUCKET_N + i] + 1.0
         s[BUCKET_N + i] = nb
         brate = 1.0 / nb

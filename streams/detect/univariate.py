@@ -44,7 +44,6 @@ from streams.detect.state import (
 __all__ = ["SeasonalZScore"]
 
 _NEW_NORMAL_KEYS = ("accept_ms", "drift_since", "shift")  # state added with the new-normal rule
-_MEANS = {"fast": k.FAST, "level": k.LEVEL, "shift": k.SHIFT}  # EWMean states by array place
 _PH_FIELDS = {  # PageHinkley's state (in its to_state order) by array place
     "alpha": k.PH_ALPHA_AT,
     "delta": k.PH_DELTA,
@@ -105,8 +104,7 @@ class SeasonalZScore(Detector[float]):
         self.drift_delta = drift_delta
         self.drift_threshold = drift_threshold
         self.accept_ms = accept_ms  # a drift latched this long is the new normal (0: never)
-        _check_fading(fast_fading)
-        _check_fading(var_fading)
+        EWMean(fast_fading), EWVar(var_fading)  # their checks of the fading factors
         self._s = k.new_state(
             (
                 (k.WARMUP, warmup),
@@ -247,12 +245,6 @@ class SeasonalZScore(Detector[float]):
         if learn:
             self.n_learned = n + 1
         return score, warm and math.isfinite(score) and score >= self.threshold, warm
-
-
-def _check_fading(fading: float) -> None:
-    if not 0.0 <= fading <= 1.0:
-        msg = f"fading_factor must be in [0, 1], got {fading!r}"
-        raise ValueError(msg)
 
 
 def _mean_state(s: np.ndarray, at: int) -> State:
