@@ -192,3 +192,41 @@ def test_the_series_above_latch_drifts_and_end_them() -> None:
             ended += before and not det.drifting
             before = det.drifting
     assert latched >= 8 and ended >= 6
+
+
+def test_a_checkpoint_in_the_python_detectors_shape_loads_and_continues_alike() -> None:
+    """A worker restarted on this code restores states checkpointed by the Python detector
+    (the same dict): built here from the reference's objects, it scores on identically."""
+    series = _series(3)
+    ref = Reference(10, 6.0, HOUR)
+    half = len(series) // 2
+    for x, ts, learn in series[:half]:
+        ref.process(x, ts, learn)
+    state = {
+        "warmup": 10,
+        "threshold": 6.0,
+        "clip": 4.0,
+        "profile_rate": 0.002,
+        "drift_release": 1.0,
+        "min_std": 1e-6,
+        "rel_std_floor": 0.005,
+        "drift_delta": 1.0,
+        "drift_threshold": 120.0,
+        "n_learned": ref.n,
+        "fast": ref.fast.to_state(),
+        "var": ref.var.to_state(),
+        "level": ref.level.to_state(),
+        "ph": ref.ph.to_state(),
+        "profile": list(ref.profile),
+        "counts": list(ref.counts),
+        "bucket_sq": list(ref.bucket_sq),
+        "bucket_n": list(ref.bucket_n),
+        "drifting": ref.drifting,
+        "accept_ms": HOUR,
+        "drift_since": ref.since,
+        "shift": ref.shift.to_state(),
+    }
+    det = SeasonalZScore.from_state(json.loads(json.dumps(state)))
+    assert det.to_state() == json.loads(json.dumps(state))
+    for step, (x, ts, learn) in enumerate(series[half:]):
+        assert repr(det.process(x, ts, learn)[0]) == repr(ref.process(x, ts, learn)), step
