@@ -46,6 +46,12 @@ class SinkSettings(BaseSettings):
         description="Longest wait between retries of a failed insert (the store is retried "
         "for as long as it is down; nothing is committed past unstored rows).",
     )
+    sink_pipelined: bool = Field(
+        default=True,
+        description="Write to the store in the background while the worker goes on with "
+        "its input (one round of inserts at a time; offsets commit only behind stored rows). "
+        "false: the input waits for every round of inserts.",
+    )
     sink_max_buffered_rows: int = Field(
         default=500_000,
         ge=1,

@@ -7,7 +7,9 @@ writes a table's rows in one :meth:`~BatchingSink.write` when the worker flushes
 time bound, or before a forced commit). :meth:`~BatchingSink.pending_from` tells the
 worker, per input partition, the first offset whose rows are not yet durable: Kafka offsets
 are committed only below it. A failed write raises and keeps the rows and the offsets they
-hold back, so nothing is committed past them.
+hold back, so nothing is committed past them. A write may run while rows are added:
+:meth:`~BatchingSink.begin_flush` hands over a table's rows and keeps their offsets held
+until :meth:`~BatchingSink.end_flush` (a failed write puts the rows back in front).
 
 A new destination is a subclass that names its tables and implements :meth:`write` (and
 :meth:`setup` if it creates anything at start); ``sinks/clickhouse.py`` is the first one.
@@ -78,6 +80,11 @@ class RowBuffer:
         self.columns: list[list[Any]] = [[] for _ in self.column_names]
         self.pending_from: dict[Hashable, int] = {}
         self.since: float | None = None
+        # the rows handed to a write not yet ended (begin ... end): still held
+        self.in_flight: dict[Hashable, int] = {}
+        self.in_flight_rows = 0
+        self._in_flight_since: float | None = None
+        self._writing = False
 
     def __len__(self) -> int:
         return len(self.columns[0])
@@ -119,6 +126,31 @@ class RowBuffer:
         self.pending_from = {}
         self.since = None
         return cols
+
+    def begin(self) -> list[list[Any]]:
+        """Hand over the buffered columns to a write and start empty; the offsets they hold
+        stay held (:attr:`in_flight`) until :meth:`end`. One write at a time."""
+        if self._writing:
+            msg = f"{self.name}: a write of its rows is already in flight"
+            raise RuntimeError(msg)
+        self._writing = True
+        self.in_flight, self._in_flight_since = self.pending_from, self.since
+        cols = self.take()
+        self.in_flight_rows = len(cols[0])
+        return cols
+
+    def end(self, cols: list[list[Any]], *, ok: bool) -> None:
+        """The write of ``cols`` (from :meth:`begin`) ended: their offsets are released when
+        ``ok``; otherwise the rows go back in front of those added since, holding them."""
+        if not ok:
+            if cols[0]:
+                self.columns = [old + new for old, new in zip(cols, self.columns, strict=True)]
+            for source, offset in self.in_flight.items():
+                self.hold(source, offset)
+            if self._in_flight_since is not None:
+                self.since = min(self._in_flight_since, self.since or self._in_flight_since)
+        self.in_flight, self.in_flight_rows, self._in_flight_since = {}, 0, None
+        self._writing = False
 
 
 class BatchingSink(ABC):
@@ -167,23 +199,41 @@ class BatchingSink(ABC):
         return [name for name, buf in self._buffers.items() if buf.due(max_rows, max_seconds)]
 
     def buffered(self, table: str) -> int:
-        """Rows of ``table`` waiting to be written."""
-        return len(self._buffer(table))
+        """Rows of ``table`` not yet durable: waiting, or in a write not yet ended."""
+        buf = self._buffer(table)
+        return len(buf) + buf.in_flight_rows
 
     def flush(self, table: str) -> SinkBatch:
         """Write ``table``'s buffered rows; only when :meth:`write` returns are the offsets
         they held released. A failed write raises and keeps rows and offsets."""
-        buf = self._buffer(table)
-        batch = SinkBatch(table, buf.column_names, buf.columns)
-        if batch.rows:
-            self.write(batch)
-        buf.take()
+        batch = self.begin_flush(table)
+        try:
+            if batch.rows:
+                self.write(batch)
+        except BaseException:
+            self.end_flush(batch, ok=False)
+            raise
+        self.end_flush(batch, ok=True)
         return batch
+
+    def begin_flush(self, table: str) -> SinkBatch:
+        """``table``'s buffered rows, handed to a write that may run (in a thread) while
+        more rows are added; their offsets stay held until :meth:`end_flush`."""
+        buf = self._buffer(table)
+        return SinkBatch(table, buf.column_names, buf.begin())
+
+    def end_flush(self, batch: SinkBatch, *, ok: bool) -> None:
+        """The write of ``batch`` (from :meth:`begin_flush`) ended: durable when ``ok``
+        (offsets released), else its rows wait again, before those added meanwhile."""
+        self._buffer(batch.table).end(batch.columns, ok=ok)
 
     def pending_from(self, source: Hashable) -> int | None:
         """The first offset of ``source`` with a row not yet durable (None: nothing held)."""
         held = [
-            o for buf in self._buffers.values() if (o := buf.pending_from.get(source)) is not None
+            o
+            for buf in self._buffers.values()
+            for d in (buf.pending_from, buf.in_flight)
+            if (o := d.get(source)) is not None
         ]
         return min(held) if held else None
 
@@ -193,6 +243,7 @@ class BatchingSink(ABC):
         for source in sources:
             for buf in self._buffers.values():
                 buf.pending_from.pop(source, None)
+                buf.in_flight.pop(source, None)
 
     def _buffer(self, table: str) -> RowBuffer:
         try:

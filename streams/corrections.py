@@ -37,6 +37,8 @@ class WindowCorrections:
         self.window_ms = window_ms
         self.window_label = window_label
         self._pending: dict[Source, dict[WindowRef, int]] = {}
+        # taken by a flush not yet done (their offsets stay held): by id of the taken dict
+        self._taken: dict[int, dict[Source, dict[WindowRef, int]]] = {}
 
     @property
     def pending(self) -> int:
@@ -50,17 +52,29 @@ class WindowCorrections:
                 refs[ref] = w.offset
 
     def hold(self, source: Source) -> int | None:
-        """The first input offset of ``source`` whose correction has not been sent."""
-        refs = self._pending.get(source)
-        return min(refs.values()) if refs else None
+        """The first input offset of ``source`` whose correction has not been sent (pending,
+        or taken by a flush not yet :meth:`done`)."""
+        held = [
+            min(refs.values())
+            for d in (self._pending, *self._taken.values())
+            if (refs := d.get(source))
+        ]
+        return min(held) if held else None
 
     def take(self) -> dict[Source, dict[WindowRef, int]]:
-        """Every pending window (the caller recomputes them once their rows are stored)."""
+        """Every pending window (the caller recomputes them once their rows are stored, then
+        calls :meth:`done`, or :meth:`restore` if that failed); held until then."""
         taken, self._pending = self._pending, {}
+        self._taken[id(taken)] = taken
         return taken
+
+    def done(self, taken: dict[Source, dict[WindowRef, int]]) -> None:
+        """The corrections of ``taken`` were sent: their offsets are no longer held."""
+        self._taken.pop(id(taken), None)
 
     def restore(self, taken: dict[Source, dict[WindowRef, int]]) -> None:
         """Put windows back after their recomputation failed."""
+        self.done(taken)
         for source, refs in taken.items():
             mine = self._pending.setdefault(source, {})
             for ref, offset in refs.items():
@@ -69,6 +83,8 @@ class WindowCorrections:
     def forget(self, sources: Iterable[Source]) -> None:
         for source in sources:
             self._pending.pop(source, None)
+            for taken in self._taken.values():
+                taken.pop(source, None)
 
     def records(self, stats: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         """``WindowAggregate`` records from recomputed window statistics."""

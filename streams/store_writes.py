@@ -6,6 +6,12 @@ input offsets they hold, stay buffered (docs/design.md, "Outages"). Each write o
 the event-to-sink latency of its rows. Windows that late readings changed are recomputed
 from the stored readings after the readings flush that holds them, and re-emitted. The
 worker's lock is held by the caller.
+
+With ``ENVIROSTREAM_SINK_PIPELINED`` (the default) a round of writes runs in the
+background while the worker goes on with its input: the round takes the due tables' rows
+(:meth:`sinks.base.BatchingSink.begin_flush`), and their input offsets, and the windows to
+correct, stay held until it ends, so a commit meanwhile never passes them. One round at a
+time: a flush asked for while one runs waits for the next call, a forced one waits for it.
 """
 
 from __future__ import annotations
@@ -54,6 +60,7 @@ class StoreWrites:
             cap=settings.sink_retry_max_seconds,
             waiting="inserts are retried",
         )
+        self._round: asyncio.Task[None] | None = None  # the writes in the background
 
     def due(self) -> Sequence[str]:
         """The tables whose rows reached ``ENVIROSTREAM_SINK_BATCH_ROWS`` or
@@ -64,14 +71,46 @@ class StoreWrites:
     async def flush(self, now_s: float, *, force: bool) -> None:
         """Write the due tables (all when ``force``), unless the store is in its backoff;
         the readings first when windows wait to be corrected. A failure stops the round:
-        the other tables wait for the next attempt."""
+        the other tables wait for the next attempt. Pipelined, the round runs in the
+        background (none starts while one runs); ``force`` waits for it and writes."""
+        if self.writing():
+            if not force:
+                return
+            await self.settle()
+        self._ended()
         if not (force or self.outage.ready()):
             return
         due = self.sink.tables if force else self.due()
         if self.corrections.pending and READINGS_TABLE not in due:
             due = [READINGS_TABLE, *due]  # windows to correct wait on that flush
-        for table in due:
-            if not await self.flush_table(table, now_s):
+        if not due:
+            return
+        if force or not self.settings.sink_pipelined:
+            await self._write_round(due, now_s)
+        else:
+            self._round = asyncio.create_task(self._write_round(due, now_s))
+
+    def writing(self) -> bool:
+        """Whether a round of writes runs in the background."""
+        return self._round is not None and not self._round.done()
+
+    async def settle(self, timeout: float | None = None) -> None:
+        """Wait for the round of writes in the background, if any (its rows durable or put
+        back to wait); raises what the round raised (a fault, not a failed write)."""
+        if self._round is not None:
+            await asyncio.wait_for(asyncio.shield(self._round), timeout)
+            self._ended()
+
+    def _ended(self) -> None:
+        """Forget the ended round; a fault in it (not a failed write) is raised here."""
+        if self._round is not None and self._round.done():
+            round_, self._round = self._round, None
+            round_.result()
+
+    async def _write_round(self, due: Sequence[str], now_s: float) -> None:
+        t0 = time.monotonic()
+        for table in due:  # each table's own start time (wall clock)
+            if not await self.flush_table(table, now_s + time.monotonic() - t0):
                 break
 
     def backlogged(self) -> bool:
@@ -81,28 +120,39 @@ class StoreWrites:
         return waiting > self.settings.sink_max_buffered_rows
 
     async def flush_table(self, table: str, now_s: float) -> bool:
-        """Write ``table``'s rows; False when the write failed (rows and offsets kept)."""
+        """Write ``table``'s rows, starting at wall time ``now_s``; False when the write
+        failed (rows and offsets kept)."""
         started = time.monotonic()
         if not self.outage.up:
             self.metrics.sink_retries.labels(table).inc()
         late = self.corrections.take() if table == READINGS_TABLE else {}
+        batch = self.sink.begin_flush(table)
         try:
-            batch = await asyncio.to_thread(self.sink.flush, table)
+            if batch.rows:
+                await asyncio.to_thread(self.sink.write, batch)
         except Exception as exc:
+            self.sink.end_flush(batch, ok=False)
             self.corrections.restore(late)
             self.metrics.sink_errors.labels(table).inc()
             self.metrics.sink_up.set(0)
             self.outage.failed(exc)
             return False
+        except BaseException:  # cancelled: the rows wait for the next round
+            self.sink.end_flush(batch, ok=False)
+            self.corrections.restore(late)
+            raise
+        self.sink.end_flush(batch, ok=True)
         if self.outage.succeeded():
             self.metrics.sink_up.set(1)
         if late and not await self._correct(late):
             return False
-        self.metrics.sink_batch_duration.labels(table).observe(time.monotonic() - started)
+        self.corrections.done(late)
+        took = time.monotonic() - started
+        self.metrics.sink_batch_duration.labels(table).observe(took)
         self.metrics.sink_rows.labels(table).inc(batch.rows)
-        if (column := EVENT_TIME.get(table)) is not None:
+        if (column := EVENT_TIME.get(table)) is not None:  # stored when the write ended
             event_ms = np.asarray(batch.column(column) if batch.rows else [], dtype=float)
-            self.metrics.event_to_sink.observe_many(table, now_s - event_ms / 1000.0)
+            self.metrics.event_to_sink.observe_many(table, now_s + took - event_ms / 1000.0)
         return True
 
     async def _correct(self, late: dict[Source, dict[WindowRef, int]]) -> bool:
@@ -119,6 +169,9 @@ class StoreWrites:
             self.metrics.sink_up.set(0)
             self.outage.failed(exc)
             return False
+        except BaseException:  # cancelled: corrected on the next round
+            self.corrections.restore(late)
+            raise
         records = self.corrections.records(stats)
         self.outputs.send_aggregates(records)
         self.metrics.windows_corrected.inc(len(records))

@@ -14,6 +14,7 @@ the contract, not the destination.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -46,6 +47,9 @@ from topics.producer import RecordProducer
 __all__ = ["SINK_FLUSH_CHECK_SECONDS", "PipelineWorker"]
 
 SINK_FLUSH_CHECK_SECONDS = 0.05  # how often the app's timer asks flush_due
+STOP_WRITES_SECONDS = 30.0  # how long a stop waits for the store writes in the background
+
+log = logging.getLogger(__name__)
 
 
 def keys_by_source(
@@ -214,8 +218,13 @@ class PipelineWorker:
         self.alerting.forget(sources)
 
     async def stop(self) -> None:
-        """A clean stop leaves the models' latest state for the next start."""
+        """A clean stop ends the writes in the background, and leaves the models' latest
+        state for the next start."""
         async with self.lock:
+            try:
+                await self.writes.settle(STOP_WRITES_SECONDS)
+            except TimeoutError:
+                log.warning("stopping with store writes unfinished; their input is replayed")
             await self.checkpoints.checkpoint()
             await self.outputs.flush(30.0)
 
@@ -302,12 +311,8 @@ class PipelineWorker:
         # Acks take milliseconds: a broker silent for 5 s counts as away (the worker goes on
         # storing rows meanwhile); while it is away a short wait, so no tick stalls on it.
         wait = 5.0 if self.broker_outage.up else 0.2
-        try:
-            await self.outputs.acknowledged(wait)
-        except OutputsPendingError as exc:
-            self.broker_outage.failed(exc)
-            self._last_commit = time.monotonic()
-            return
+        # The offsets are taken before the wait: a write in the background may store rows
+        # and send corrections meanwhile, and only what was sent before the wait is acked.
         progress: dict[Source, Any] = {}
         for src in list(self.processor.next_offset):
             if (off := self.processor.commit_offset(src)) is not None:
@@ -316,8 +321,15 @@ class PipelineWorker:
         for intake in self.intakes.values():
             progress.update(intake.next_offset)
         progress.update(self.feedback.next_offset)
+        offsets = safe_offsets(progress, self.sink.pending_from)
         try:
-            await self.committer.commit(safe_offsets(progress, self.sink.pending_from))
+            await self.outputs.acknowledged(wait)
+        except OutputsPendingError as exc:
+            self.broker_outage.failed(exc)
+            self._last_commit = time.monotonic()
+            return
+        try:
+            await self.committer.commit(offsets)
         except CommitUnavailableError as exc:
             self.broker_outage.failed(exc)
         else:

@@ -60,3 +60,18 @@ def test_due_tables_by_rows_and_forget_releases_offsets() -> None:
 def test_unknown_table_names_the_sink_and_its_tables() -> None:
     with pytest.raises(KeyError, match=r"ListSink stores no table 'x'; it has \['t', 'u'\]"):
         ListSink().add("x", [[1]], SRC, 0)
+
+
+def test_rows_handed_to_a_write_hold_their_offsets_until_it_ends() -> None:
+    sink = ListSink()
+    sink.add("t", [[1], [0.5]], SRC, first_offset=10)
+    batch = sink.begin_flush("t")  # the write runs (in a thread) ...
+    sink.add("t", [[2], [0.7]], SRC, first_offset=11)  # ... while rows come in
+    assert sink.pending_from(SRC) == 10 and sink.buffered("t") == 2
+    sink.end_flush(batch, ok=True)
+    assert sink.pending_from(SRC) == 11 and sink.buffered("t") == 1
+    batch = sink.begin_flush("t")
+    sink.forget([SRC])  # revoked meanwhile: its offsets are no longer held
+    assert sink.pending_from(SRC) is None
+    sink.end_flush(batch, ok=False)  # the rows still wait to be written (replays dedupe)
+    assert sink.buffered("t") == 1 and sink.pending_from(SRC) is None

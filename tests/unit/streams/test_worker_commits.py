@@ -83,6 +83,9 @@ def make_worker(**overrides: Any) -> tuple[PipelineWorker, MemorySink, MemoryPro
         "sink_batch_seconds": 600,
         "commit_interval_seconds": 0.001,
         "event_time_floor": "1970-01-01",  # the readings here are stamped near the epoch
+        # each asyncio.run is a loop of its own: writes end within the call (the writes in
+        # the background: tests/unit/streams/test_worker_pipelined_writes.py)
+        "sink_pipelined": False,
     }
     settings = load_settings({}, **(values | overrides))
     commits: list[dict[TP, int]] = []

@@ -63,6 +63,7 @@ def make(sink: BatchingSink) -> tuple[PipelineWorker, list[dict[TP, int]]]:
         sink_batch_seconds=600,
         commit_interval_seconds=0.001,
         event_time_floor="1970-01-01",  # readings stamped near the epoch
+        sink_pipelined=False,  # each asyncio.run is a loop of its own: writes end in the call
     )
     commits: list[dict[TP, int]] = []
 

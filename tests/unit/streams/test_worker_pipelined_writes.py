@@ -1,0 +1,176 @@
+"""The store written in the background (``ENVIROSTREAM_SINK_PIPELINED``, the default).
+
+One event loop runs the whole day, as in the worker: a round of inserts is in flight while
+more batches come in. The sink's write blocks on an event the test releases, so "in
+flight" is a state the test holds, not a race it hopes to win. What must hold: input goes
+on meanwhile; no offset is committed past a row being written, nor past a window whose
+correction waits for it; a failed write puts its rows back before the newer ones; a forced
+flush and a stop wait for the round.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from faust.types import TP
+
+from sinks.base import SinkBatch, StoredWindows, WindowRef
+from streams.readings import LateWindow
+from streams.worker import PipelineWorker
+from tests.unit.streams.test_worker_commits import TOPIC
+from tests.unit.streams.test_worker_sink import FlakySink, batch, make, retune
+
+
+class GatedSink(FlakySink):
+    """A :class:`FlakySink` whose writes wait for :attr:`gate` (set: writes go through)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = threading.Event()
+        self.started = threading.Event()  # a write is waiting at the gate
+        self.writes: list[tuple[str, int]] = []  # (table, rows) of every write attempted
+
+    def write(self, b: SinkBatch) -> None:
+        self.writes.append((b.table, b.rows))
+        self.started.set()
+        assert self.gate.wait(10), "the test never opened the gate"
+        super().write(b)
+
+
+def pipelined(sink: FlakySink) -> tuple[PipelineWorker, list[dict[TP, int]]]:
+    worker, commits = make(sink)
+    retune(worker, sink_pipelined=True)
+    return worker, commits
+
+
+def ids(sink: FlakySink) -> list[str]:
+    return [r["reading_id"] for r in sink.stored.get("readings", [])]
+
+
+async def write_started(sink: GatedSink) -> None:
+    assert await asyncio.to_thread(sink.started.wait, 5), "no write started"
+    sink.started.clear()
+
+
+def test_input_goes_on_while_rows_are_written_and_commits_stay_behind_them() -> None:
+    sink = GatedSink()
+    worker, commits = pipelined(sink)
+
+    async def day() -> None:
+        await worker.on_readings(batch(range(3)))
+        await write_started(sink)  # rows 0..2 in flight, the gate closed
+        assert worker.writes.writing()
+        # The next batch is handled while the write waits (it would hang here otherwise).
+        await asyncio.wait_for(worker.on_readings(batch(range(3, 6))), 5)
+        assert ids(sink) == []
+        assert sink.pending_from((TOPIC, 0)) == 0  # in flight: still held
+        worker._last_commit = float("-inf")
+        await worker.commit()
+        assert max(c[TP(TOPIC, 0)] for c in commits) == 0
+        assert sink.buffered("readings") == 6  # 3 in flight + 3 waiting (the backlog bound)
+
+        sink.gate.set()
+        await worker.writes.settle(5)
+        assert ids(sink) == ["d@0", "d@1000", "d@2000"]
+        assert sink.pending_from((TOPIC, 0)) == 3  # rows 3..5 wait for the next round
+        await worker.flush_and_commit(force=True)
+        assert ids(sink)[3:] == ["d@3000", "d@4000", "d@5000"]
+        assert commits[-1] == {TP(TOPIC, 0): 5}  # reading 5's window is still open
+
+    asyncio.run(day())
+    assert [t for t, _ in sink.writes].count("readings") == 2  # one write per round
+
+
+def test_a_failed_write_puts_its_rows_back_before_the_newer_ones() -> None:
+    sink = GatedSink()
+    worker, commits = pipelined(sink)
+
+    async def day() -> None:
+        sink.down = True
+        await worker.on_readings(batch(range(3)))
+        await write_started(sink)
+        await worker.on_readings(batch(range(3, 5)))  # added while the write is in flight
+        sink.gate.set()
+        await worker.writes.settle(5)  # the write failed: the store is in its backoff
+        assert worker.sink_outage.up is False
+        assert sink.pending_from((TOPIC, 0)) == 0
+        worker._last_commit = float("-inf")
+        await worker.commit()
+        assert max(c[TP(TOPIC, 0)] for c in commits) == 0
+        sink.down = False
+        await worker.flush_and_commit(force=True)
+
+    asyncio.run(day())
+    # Every row once, the rows of the failed write first, as read.
+    assert ids(sink) == [f"d@{i * 1000}" for i in range(5)]
+    assert commits[-1] == {TP(TOPIC, 0): 4}
+
+
+def test_a_forced_flush_and_a_stop_wait_for_the_round_in_flight() -> None:
+    sink = GatedSink()
+    worker, _ = pipelined(sink)
+    order: list[str] = []
+
+    async def day() -> None:
+        await worker.on_readings(batch(range(3)))
+        await write_started(sink)
+        forced = asyncio.create_task(worker.flush_and_commit(force=True))
+        await asyncio.sleep(0.2)
+        assert not forced.done()  # waits for the write at the gate
+        order.append("gate")
+        sink.gate.set()
+        await asyncio.wait_for(forced, 5)
+        order.append("forced")
+        assert ids(sink) == ["d@0", "d@1000", "d@2000"]
+
+        sink.gate.clear()
+        await worker.on_readings(batch(range(3, 4)))
+        await write_started(sink)
+        stop = asyncio.create_task(worker.stop())
+        await asyncio.sleep(0.2)
+        assert not stop.done()
+        sink.gate.set()
+        await asyncio.wait_for(stop, 5)
+        assert not worker.writes.writing()
+
+    asyncio.run(day())
+    assert order == ["gate", "forced"]
+    assert "d@3000" in ids(sink)
+
+
+class RecomputingSink(GatedSink, StoredWindows):
+    """A gated sink that recomputes windows: records the refs, returns no statistics."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.corrected: list[WindowRef] = []
+
+    def recompute_windows(self, window_ms: int, refs: Sequence[WindowRef]) -> list[dict[str, Any]]:
+        self.corrected.extend(refs)
+        return []
+
+
+def test_windows_to_correct_hold_the_commit_until_their_correction_is_sent() -> None:
+    sink = RecomputingSink()
+    worker, commits = pipelined(sink)
+    # A late reading at offset 1 changed a window already emitted: offsets from 1 are held.
+    worker.corrections.add([LateWindow((TOPIC, 0), 1, "default", "d", "VIBRATION", 0)])
+
+    async def day() -> None:
+        await worker.on_readings(batch(range(3, 6)))
+        await write_started(sink)  # the readings' write, the correction taken with it
+        assert worker.corrections.pending == 0
+        assert worker.corrections.hold((TOPIC, 0)) == 1  # taken, not yet sent: held
+        worker._last_commit = float("-inf")
+        await worker.commit()
+        assert max(c[TP(TOPIC, 0)] for c in commits) <= 1
+        sink.gate.set()
+        await worker.writes.settle(5)
+        assert worker.corrections.hold((TOPIC, 0)) is None  # sent: released
+
+    asyncio.run(day())
+    # (and the device's first window, rechecked: a predecessor may have stored part of it)
+    assert sorted(sink.corrected) == [("default", "d", "VIBRATION", t) for t in (0, 3000)]
