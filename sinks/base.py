@@ -63,6 +63,15 @@ class SinkBatch:
         """The values of column ``name``."""
         return self.columns[self.column_names.index(name)]
 
+    def release(self) -> None:
+        """Drop the rows once written. A driver may keep what it was handed in a reference
+        cycle (clickhouse-connect's ``InsertContext`` holds a bound method of itself): a
+        write that ran while the worker went on outlives the young collections, and its
+        rows would wait for a full collection (measured: ~1 MiB/s of growth at 10k
+        readings/s)."""
+        for column in self.columns:
+            column.clear()
+
 
 class RowBuffer:
     """Rows waiting to be written to one table, column-wise, and the offsets they hold.

@@ -153,6 +153,7 @@ class StoreWrites:
         if (column := EVENT_TIME.get(table)) is not None:  # stored when the write ended
             event_ms = np.asarray(batch.column(column) if batch.rows else [], dtype=float)
             self.metrics.event_to_sink.observe_many(table, now_s + took - event_ms / 1000.0)
+        batch.release()
         return True
 
     async def _correct(self, late: dict[Source, dict[WindowRef, int]]) -> bool:

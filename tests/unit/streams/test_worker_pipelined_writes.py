@@ -11,8 +11,11 @@ flush and a stop wait for the round.
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
+import weakref
 from collections.abc import Sequence
+from types import SimpleNamespace
 from typing import Any
 
 from faust.types import TP
@@ -174,3 +177,36 @@ def test_windows_to_correct_hold_the_commit_until_their_correction_is_sent() -> 
     asyncio.run(day())
     # (and the device's first window, rechecked: a predecessor may have stored part of it)
     assert sorted(sink.corrected) == [("default", "d", "VIBRATION", t) for t in (0, 3000)]
+
+
+class Row:
+    """A stored value that can be watched with a weak reference."""
+
+
+class CyclicSink(FlakySink):
+    """Keeps what it was handed in a reference cycle, as clickhouse-connect's
+    ``InsertContext`` does (it holds a bound method of itself)."""
+
+    def write(self, b: SinkBatch) -> None:
+        context = SimpleNamespace(data=b.columns)
+        context.me = context
+
+
+def test_rows_written_are_not_kept_for_a_full_collection_by_the_drivers_cycles() -> None:
+    sink = CyclicSink()
+    worker, _ = pipelined(sink)
+    row = Row()
+    watched = weakref.ref(row)
+    sink.add("anomalies", [[row], [0]], (TOPIC, 0), 0)
+
+    async def write() -> None:
+        await worker.writes.flush(0.0, force=False)
+        await worker.writes.settle(5)
+
+    gc.disable()  # as for rows promoted past the young collections while the worker went on
+    try:
+        asyncio.run(write())
+        del row
+        assert watched() is None, "the written rows live on in the driver's garbage"
+    finally:
+        gc.enable()
