@@ -152,8 +152,10 @@ class RowBuffer:
         """The write of ``cols`` (from :meth:`begin`) ended: their offsets are released when
         ``ok``; otherwise the rows go back in front of those added since, holding them."""
         if not ok:
-            if cols[0]:
-                self.columns = [old + new for old, new in zip(cols, self.columns, strict=True)]
+            if cols[0]:  # in place: the driver may still hold ``cols`` (no second copy)
+                for old, new in zip(cols, self.columns, strict=True):
+                    old.extend(new)
+                self.columns = cols
             for source, offset in self.in_flight.items():
                 self.hold(source, offset)
             if self._in_flight_since is not None:

@@ -97,9 +97,14 @@ class StoreWrites:
     async def settle(self, timeout: float | None = None) -> None:
         """Wait for the round of writes in the background, if any (its rows durable or put
         back to wait); raises what the round raised (a fault, not a failed write)."""
-        if self._round is not None:
-            await asyncio.wait_for(asyncio.shield(self._round), timeout)
-            self._ended()
+        round_ = self._round
+        if round_ is None:
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(round_), timeout)
+        finally:
+            if round_.done() and self._round is round_:
+                self._round = None  # what it raised is raised here, once
 
     def _ended(self) -> None:
         """Forget the ended round; a fault in it (not a failed write) is raised here."""
@@ -142,12 +147,12 @@ class StoreWrites:
             self.corrections.restore(late)
             raise
         self.sink.end_flush(batch, ok=True)
+        took = time.monotonic() - started  # the rows are stored (corrections come after)
         if self.outage.succeeded():
             self.metrics.sink_up.set(1)
         if late and not await self._correct(late):
             return False
         self.corrections.done(late)
-        took = time.monotonic() - started
         self.metrics.sink_batch_duration.labels(table).observe(took)
         self.metrics.sink_rows.labels(table).inc(batch.rows)
         if (column := EVENT_TIME.get(table)) is not None:  # stored when the write ended
@@ -173,7 +178,11 @@ class StoreWrites:
         except BaseException:  # cancelled: corrected on the next round
             self.corrections.restore(late)
             raise
-        records = self.corrections.records(stats)
-        self.outputs.send_aggregates(records)
+        try:
+            records = self.corrections.records(stats)
+            self.outputs.send_aggregates(records)
+        except BaseException:  # not sent: held, and corrected by a later round
+            self.corrections.restore(late)
+            raise
         self.metrics.windows_corrected.inc(len(records))
         return True

@@ -225,6 +225,8 @@ class PipelineWorker:
                 await self.writes.settle(STOP_WRITES_SECONDS)
             except TimeoutError:
                 log.warning("stopping with store writes unfinished; their input is replayed")
+            except Exception:  # the checkpoint still goes out; the input is replayed
+                log.exception("the store writes in the background failed")
             await self.checkpoints.checkpoint()
             await self.outputs.flush(30.0)
 
@@ -260,7 +262,7 @@ class PipelineWorker:
         flushes itself). A timer calls this every ``SINK_FLUSH_CHECK_SECONDS``: between
         batches, rows wait ``ENVIROSTREAM_SINK_BATCH_SECONDS``, not up to the housekeeping
         interval more. Returns whether it flushed."""
-        if self.lock.locked() or not self.writes.due():
+        if self.lock.locked() or self.writes.writing() or not self.writes.due():
             return False
         async with self.lock:
             await self.flush_and_commit(force=False)

@@ -18,12 +18,13 @@ from collections.abc import Sequence
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from faust.types import TP
 
 from sinks.base import SinkBatch, StoredWindows, WindowRef
 from streams.readings import LateWindow
 from streams.worker import PipelineWorker
-from tests.unit.streams.test_worker_commits import TOPIC
+from tests.unit.streams.test_worker_commits import TOPIC, MemoryProducer
 from tests.unit.streams.test_worker_sink import FlakySink, batch, make, retune
 
 
@@ -210,3 +211,105 @@ def test_rows_written_are_not_kept_for_a_full_collection_by_the_drivers_cycles()
         assert watched() is None, "the written rows live on in the driver's garbage"
     finally:
         gc.enable()
+
+
+class GatedAckProducer(MemoryProducer):
+    """``flush`` acknowledges what was sent when it was called (as a broker would), then
+    waits for :attr:`release`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.acked = 0  # records acknowledged: the first ``acked`` of ``sent``
+        self.waiting = threading.Event()
+        self.release = threading.Event()
+        self.release.set()
+
+    def flush(self, timeout: float = 0) -> int:
+        acked = len(self.sent)
+        self.waiting.set()
+        assert self.release.wait(10), "the test never released the acknowledgement"
+        self.acked = max(self.acked, acked)
+        return 0  # the queue was empty when the round sent more
+
+
+class StatsSink(RecomputingSink):
+    """Recomputes every window asked for into a statistics row (a correction to send)."""
+
+    def recompute_windows(self, window_ms: int, refs: Sequence[WindowRef]) -> list[dict[str, Any]]:
+        super().recompute_windows(window_ms, refs)
+        stats = dict.fromkeys(("mean", "min", "max", "std", "first", "last"), 1.0)
+        return [
+            {"tenant_id": t, "device_id": d, "capability": c, "window_start": start,
+             "window_end": start + window_ms, "device_type": "MACHINE", "unit": "mm/s",
+             "count": 2, "first_ts": start, "last_ts": start, **stats}
+            for t, d, c, start in refs
+        ]  # fmt: skip
+
+
+def test_a_correction_sent_during_the_commits_wait_for_acks_holds_that_commit() -> None:
+    """The commit takes its offsets before it waits for the outputs' acknowledgement: a
+    round that sends a correction meanwhile must not let the commit pass the late reading
+    whose correction the broker has not acknowledged."""
+    sink = StatsSink()
+    worker, commits = pipelined(sink)
+    producer = GatedAckProducer()
+    worker.outputs.producer = producer  # type: ignore[assignment]
+    worker.corrections.add([LateWindow((TOPIC, 0), 1, "default", "d", "VIBRATION", 0)])
+
+    async def day() -> None:
+        await worker.on_readings(batch(range(3, 6)))
+        await write_started(sink)
+        producer.release.clear()
+        producer.waiting.clear()
+        worker._last_commit = float("-inf")
+        commit = asyncio.create_task(worker.commit())
+        assert await asyncio.to_thread(producer.waiting.wait, 5)  # the commit waits for acks
+        sink.gate.set()  # meanwhile the round stores the rows and sends the correction
+        await worker.writes.settle(5)
+        producer.release.set()
+        await asyncio.wait_for(commit, 5)
+
+    asyncio.run(day())
+    sent = [i for i, (topic, _) in enumerate(producer.sent) if topic.endswith("aggregates")]
+    unacked = [i for i in sent if i >= producer.acked]
+    assert unacked, "the test must send a correction the commit's wait did not acknowledge"
+    assert max(c[TP(TOPIC, 0)] for c in commits) <= 1
+
+
+def test_a_fault_in_the_round_is_raised_once_and_a_stop_still_checkpoints(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    sink = StatsSink()
+    sink.gate.set()
+    worker, _ = pipelined(sink)
+
+    def broken(stats: Any) -> list[dict[str, Any]]:
+        raise RuntimeError("encoder broke")
+
+    worker.corrections.records = broken  # type: ignore[method-assign]
+    worker.corrections.add([LateWindow((TOPIC, 0), 1, "default", "d", "VIBRATION", 0)])
+    checkpoints: list[Any] = []
+    checkpoint = worker.checkpoints.checkpoint
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        checkpoints.append(args)
+        return await checkpoint(*args, **kwargs)
+
+    worker.checkpoints.checkpoint = counted  # type: ignore[method-assign]
+
+    async def day() -> None:
+        await worker.on_readings(batch(range(3, 6)))
+        for _ in range(500):
+            if not worker.writes.writing():
+                break
+            await asyncio.sleep(0.01)
+        assert worker.corrections.hold((TOPIC, 0)) == 1  # not sent: still held
+        await worker.stop()  # the fault is logged; the checkpoint still goes out
+        assert not worker.writes.writing()
+        await worker.writes.settle(1)  # raised once, not again
+
+    caplog.set_level("ERROR", logger="streams.worker")
+    asyncio.run(day())
+    assert checkpoints
+    assert "the store writes in the background failed" in caplog.text
+    assert "encoder broke" in caplog.text
