@@ -11,13 +11,12 @@ See ``streams.detection`` for what the signals look for.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from streams.alert_book import AlertBook
 from streams.alerts import AlertPolicy
 from streams.detect.rules import STATE_CAPABILITIES, value_verdict
-from streams.detect.univariate import SeasonalZScore
 from streams.detection_output import DetectionOutput
 from streams.device_snapshot import (
     CHECKPOINT_VERSION,
@@ -25,6 +24,7 @@ from streams.device_snapshot import (
     decode_device,
     encode_device,
 )
+from streams.signal_states import SignalStates
 from streams.signals import SIGNALS
 from streams.signals.base import (
     DeviceKey,
@@ -32,7 +32,6 @@ from streams.signals.base import (
     Finding,
     ReadingView,
     ScorePoint,
-    SeriesState,
     Signal,
     route_feedback,
     signal_thresholds,
@@ -46,11 +45,6 @@ if TYPE_CHECKING:
     from streams.alerts import AlertState
 
 __all__ = ["CHECKPOINT_VERSION", "DetectionOutput", "DetectionStage"]
-
-
-def baseline_model(cfg: DetectionConfig) -> SeasonalZScore:
-    """A new series' per-reading baseline (its ``SeriesState.detector``)."""
-    return SeasonalZScore(warmup=cfg.warmup, threshold=cfg.threshold, accept_ms=cfg.drift_accept_ms)
 
 
 class DetectionStage:
@@ -77,7 +71,7 @@ class DetectionStage:
         self._on_device = tuple(s.on_device for s in self.signals if s.implements("on_device"))
         self._on_late = tuple(s.on_device for s in self.signals if s.counts_late)
         self._on_reading = tuple(s.on_reading for s in self.signals if s.implements("on_reading"))
-        self._series_signals = tuple(s for s in self.signals if s.implements("on_series"))
+        self.states = SignalStates(self.signals, self.config)
         # one view refilled for every reading (the hooks never keep it): no allocation
         self._view = ReadingView.__new__(ReadingView)
         self.offline = OfflineWatch(self.config)  # silent devices, given the wall clock
@@ -130,7 +124,7 @@ class DetectionStage:
         )
         if dev is None or reason == "device_type_changed":
             dev = self.devices[device] = DeviceState(dtype)  # a new warm-up
-            self._complete(dev)
+            self.states.complete(dev)
         self.dirty[device] = None
         if ts > dev.last_seen:
             dev.last_seen = ts
@@ -150,49 +144,17 @@ class DetectionStage:
             return
         ser = dev.series.get(r.series)
         if ser is None:
-            ser = dev.series[r.series] = self._new_series(dtype, r.capability)
+            ser = dev.series[r.series] = self.states.new_series(dtype, r.capability)
         learn = verdict == "OK" and quality == "GOOD" and ts > ser.last_ts
         hooks = ser.hooks
         if hooks is None:
-            hooks = ser.hooks = self._series_hooks(ser)
+            hooks = ser.hooks = self.states.hooks(ser)
         for on_series in hooks:
             found = on_series(r, dev, ser, learn=learn)
             if found:
                 self._emit(r, found)
         if learn:
             ser.last_ts = ts
-
-    def _new_series(self, device_type: str, capability: str) -> SeriesState:
-        ser = SeriesState(capability, baseline_model(self.config))
-        for sig in self.signals:
-            state = sig.new_series_state(device_type, capability)
-            if state is not None:
-                ser.signals[sig.name] = state
-        return ser
-
-    def _series_hooks(self, ser: SeriesState) -> tuple[Callable[..., Sequence[Finding]], ...]:
-        """The on_series hooks of the signals judging ``ser``: those keeping a state of it
-        and those keeping no series state at all (no state for a series = not judged)."""
-        return tuple(
-            sig.on_series
-            for sig in self._series_signals
-            if sig.name in ser.signals or not sig.implements("new_series_state")
-        )
-
-    def _complete(self, dev: DeviceState) -> None:
-        """Give ``dev`` and its series the state of every signal that keeps one and has
-        none yet (a new device, or a checkpoint written with other signals enabled)."""
-        for sig in self.signals:
-            if sig.name not in dev.signals:
-                state = sig.new_device_state(dev.device_type)
-                if state is not None:
-                    dev.signals[sig.name] = state
-            for ser in dev.series.values():
-                if sig.name not in ser.signals:
-                    part = sig.new_series_state(dev.device_type, ser.capability)
-                    if part is not None:
-                        ser.signals[sig.name] = part
-                        ser.hooks = None  # bound again with this signal
 
     def _emit(self, r: ReadingView, found: Sequence[Finding]) -> None:
         for f in found:
@@ -327,7 +289,7 @@ class DetectionStage:
             except SnapshotRejected as e:
                 self.rejected.append((key, e))
                 continue
-            self._complete(dev)
+            self.states.complete(dev)
             self.devices[device] = dev
             if source is not None:
                 self.device_source[device] = source

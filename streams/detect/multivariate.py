@@ -17,10 +17,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from river import anomaly, stats
 
 from streams.detect.base import Detector, is_finite_features
 from streams.detect.state import (
@@ -36,6 +35,9 @@ from streams.detect.state import (
     read_opt_float,
     read_strs,
 )
+
+if TYPE_CHECKING:
+    from river import stats
 
 __all__ = ["WindowHST", "WindowHSTResiduals", "WindowMahalanobis", "window_features"]
 
@@ -84,6 +86,10 @@ class WindowHST(Detector[dict[str, float]]):
         self.seed = seed
         self.features: tuple[str, ...] = ()
         self._moments: dict[str, stats.Var] = {}
+        # river (with scipy, scikit-learn and pandas under it: ~150 MiB and ~2 s) is
+        # imported by the model that uses it, not by every worker
+        from river import anomaly
+
         self._hst = anomaly.HalfSpaceTrees(
             n_trees=n_trees, height=height, window_size=window_size, seed=seed
         )
@@ -132,6 +138,8 @@ class WindowHST(Detector[dict[str, float]]):
 
     def _learn(self, x: dict[str, float], ts_ms: int) -> None:
         if not self.features:
+            from river import stats
+
             self.features = tuple(sorted(x))
             self._moments = {name: stats.Var() for name in self.features}
         squashed = self._squash(x)

@@ -25,6 +25,7 @@ in the same shape as when it was held in those objects.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 
@@ -124,6 +125,14 @@ class SeasonalZScore(Detector[float]):
                 (k.VAR_SQ, var_fading),
             )
         )
+
+    def copy(self) -> SeasonalZScore:
+        """An independent copy, state included: the stage starts each new series from a
+        copy of one unlearned baseline instead of checking the same parameters again."""
+        new = object.__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        new._s = self._s.copy()
+        return new
 
     @property
     def drifting(self) -> bool:
@@ -241,10 +250,22 @@ class SeasonalZScore(Detector[float]):
             x = float(x)
         elif not math.isfinite(x):
             return math.nan, False, warm
-        score = k.process(self._s, x, ts_ms, learn, n)
+        if type(ts_ms) is int and type(learn) is bool:  # the entry's exact types
+            score = (_entry[0] if _entry else _load_entry())(self._s, x, ts_ms, learn, n)
+        else:
+            score = k.process(self._s, x, ts_ms, learn, n)
         if learn:
             self.n_learned = n + 1
         return score, warm and math.isfinite(score) and score >= self.threshold, warm
+
+
+_entry: list[Callable[[np.ndarray, float, int, bool, int], float]] = []
+"""``k.process`` without numba's per-call dispatch, once loaded (at the first reading)."""
+
+
+def _load_entry() -> Callable[[np.ndarray, float, int, bool, int], float]:
+    _entry.append(k.process_entry())
+    return _entry[0]
 
 
 def _mean_state(s: np.ndarray, at: int) -> State:

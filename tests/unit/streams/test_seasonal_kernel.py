@@ -17,7 +17,9 @@ import math
 import random
 
 import pytest
+from numba.core.errors import TypingError
 
+from streams.detect import seasonal_kernel as k
 from streams.detect.moments import EWMean, EWVar, PageHinkley
 from streams.detect.univariate import SeasonalZScore
 
@@ -230,3 +232,36 @@ def test_a_checkpoint_in_the_python_detectors_shape_loads_and_continues_alike() 
     assert det.to_state() == json.loads(json.dumps(state))
     for step, (x, ts, learn) in enumerate(series[half:]):
         assert repr(det.process(x, ts, learn)[0]) == repr(ref.process(x, ts, learn)), step
+
+
+def _learned_daily_cycle() -> SeasonalZScore:
+    det = SeasonalZScore(warmup=10, threshold=6.0)
+    ts = 1_767_225_600_000
+    for i in range(3 * 24 * 12):  # three days, every 5 minutes
+        det.process(20.0 + 10 * math.sin(2 * math.pi * i / 288), ts + i * 300_000, True)
+    return det
+
+
+def test_a_time_that_is_not_an_int_is_refused_not_truncated() -> None:
+    # the compiled entry takes an int64 time and would truncate a float silently; the
+    # detector sends such a time through numba's dispatch, which refuses to type it
+    det = _learned_daily_cycle()
+    at = 1_767_225_600_000 + 3 * DAY + 1_234_567
+    entry = k.process_entry()
+    assert repr(entry(det._s.copy(), 25.0, at + 0.75, False, det.n_learned)) == repr(
+        det.copy().process(25.0, at, False)[0]
+    )  # what the entry alone would do
+    with pytest.raises(TypingError):
+        det.process(25.0, at + 0.75, False)  # type: ignore[arg-type]
+
+
+def test_a_copy_is_independent_of_its_original() -> None:
+    det = _learned_daily_cycle()
+    before = det.to_state()
+    twin = det.copy()
+    assert twin.to_state() == before
+    for i in range(50):
+        twin.process(90.0, 1_767_225_600_000 + 4 * DAY + i * 60_000, True)
+    assert det.to_state() == before
+    assert twin.n_learned == det.n_learned + 50
+    assert twin.to_state() != before
