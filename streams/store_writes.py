@@ -25,7 +25,7 @@ import numpy as np
 from core.metrics import PipelineMetrics
 from core.records import Source
 from core.settings import Settings
-from sinks.base import BatchingSink, StoredWindows, WindowRef
+from sinks.base import BatchingSink, SinkBatch, StoredWindows, WindowRef
 from streams.corrections import WindowCorrections
 from streams.intake import STORED_TOPICS
 from streams.outage import Outage
@@ -150,16 +150,21 @@ class StoreWrites:
         took = time.monotonic() - started  # the rows are stored (corrections come after)
         if self.outage.succeeded():
             self.metrics.sink_up.set(1)
+        self._stored(batch, table, now_s, took)  # counted even if a correction fails next
         if late and not await self._correct(late):
             return False
         self.corrections.done(late)
+        return True
+
+    def _stored(self, batch: SinkBatch, table: str, now_s: float, took: float) -> None:
+        """Count the rows of ``batch``, stored by a write that took ``took`` s from wall time
+        ``now_s``, and release them (a driver's reference cycle may still hold the batch)."""
         self.metrics.sink_batch_duration.labels(table).observe(took)
         self.metrics.sink_rows.labels(table).inc(batch.rows)
         if (column := EVENT_TIME.get(table)) is not None:  # stored when the write ended
             event_ms = np.asarray(batch.column(column) if batch.rows else [], dtype=float)
             self.metrics.event_to_sink.observe_many(table, now_s + took - event_ms / 1000.0)
         batch.release()
-        return True
 
     async def _correct(self, late: dict[Source, dict[WindowRef, int]]) -> bool:
         """Re-emit the windows late readings changed, recomputed from the stored readings;

@@ -25,7 +25,7 @@ from sinks.base import SinkBatch, StoredWindows, WindowRef
 from streams.readings import LateWindow
 from streams.worker import PipelineWorker
 from tests.unit.streams.test_worker_commits import TOPIC, MemoryProducer
-from tests.unit.streams.test_worker_sink import FlakySink, batch, make, retune
+from tests.unit.streams.test_worker_sink import FlakySink, batch, make, retune, sample
 
 
 class GatedSink(FlakySink):
@@ -313,3 +313,36 @@ def test_a_fault_in_the_round_is_raised_once_and_a_stop_still_checkpoints(
     assert checkpoints
     assert "the store writes in the background failed" in caplog.text
     assert "encoder broke" in caplog.text
+
+
+class FailingRecomputeSink(CyclicSink, StoredWindows):
+    """Stores rows (in a cycle, as the driver does) but cannot recompute windows."""
+
+    def recompute_windows(self, window_ms: int, refs: Sequence[WindowRef]) -> list[dict[str, Any]]:
+        raise ConnectionError("store went away between the insert and the query")
+
+
+def test_rows_stored_before_a_failed_correction_are_counted_and_released() -> None:
+    sink = FailingRecomputeSink()
+    worker, _ = pipelined(sink)
+    worker.corrections.add([LateWindow((TOPIC, 0), 1, "default", "d", "VIBRATION", 0)])
+    row = Row()
+    watched = weakref.ref(row)
+    names = sink.column_names("readings")
+    sink.add("readings", [[row] if n == "reading_id" else [0] for n in names], (TOPIC, 0), 3)
+
+    async def write() -> None:
+        await worker.writes.flush(0.0, force=False)
+        await worker.writes.settle(5)
+
+    gc.disable()
+    try:
+        asyncio.run(write())
+        del row
+        assert watched() is None, "the stored rows live on after the correction failed"
+    finally:
+        gc.enable()
+    stored = sample(worker, "envirostream_sink_rows_total", {"table": "readings"})
+    assert stored == 1  # the insert succeeded: its row is counted
+    assert worker.corrections.pending == 1  # the window waits for the next round
+    assert sink.pending_from((TOPIC, 0)) is None  # the row itself is not written again
