@@ -199,13 +199,13 @@ class ClickHouseSink(BatchingSink, StoredWindows):
                 column_names=list(block.column_names),
                 column_oriented=True,
             )
-            if block is not batch:
-                block.release()  # a copy: the driver's cycle must not keep it (SinkBatch)
             if block.table == AGGREGATES and self.settings.rollups_refresh:
                 # After the insert: the rollups are recomputed from what is now stored. A
                 # failure here fails the write, whose retry inserts (idempotent) and
                 # recomputes again.
                 refresh_rollups(self.client, _window_keys(block))
+            if block is not batch:
+                block.release()  # a copy: the driver's cycle must not keep it (SinkBatch)
 
 
 AGGREGATES = "aggregates"

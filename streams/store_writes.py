@@ -150,7 +150,11 @@ class StoreWrites:
         took = time.monotonic() - started  # the rows are stored (corrections come after)
         if self.outage.succeeded():
             self.metrics.sink_up.set(1)
-        self._stored(batch, table, now_s, took)  # counted even if a correction fails next
+        try:  # counted even if a correction fails next
+            self._stored(batch, table, now_s, took)
+        except BaseException:
+            self.corrections.restore(late)
+            raise
         if late and not await self._correct(late):
             return False
         self.corrections.done(late)

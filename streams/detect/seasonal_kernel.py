@@ -343,7 +343,8 @@ def process_entry() -> Callable[[np.ndarray, float, int, bool, int], float]:
     would be truncated), so the caller passes exactly a C-contiguous float64 array, a
     float, an int, a bool and an int. Loaded from numba's cache on first use (~0.4 s).
     """
-    return process.compile(_PROCESS_ARGS)
+    compile_for = getattr(process, "compile", None)  # absent with NUMBA_DISABLE_JIT=1
+    return process if compile_for is None else compile_for(_PROCESS_ARGS)
 
 
 def compile_all() -> None:

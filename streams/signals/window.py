@@ -14,6 +14,7 @@ accumulates evidence window after window.
 
 from __future__ import annotations
 
+import importlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -178,6 +179,8 @@ class DeviceWindow(Signal):
     def __init__(self, config: DetectionConfig) -> None:
         super().__init__(config)
         self._bucket_ms = config.trend_bucket_ms  # read once: on_device runs for every reading
+        if config.window_model == "hst":  # river loads at start, not at a device's first window
+            importlib.import_module("river.anomaly")
 
     def new_device_state(self, device_type: str) -> WindowState:
         return WindowState()

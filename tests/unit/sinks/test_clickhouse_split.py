@@ -31,6 +31,10 @@ class RecordingClient:
     def __init__(self, max_partitions: int) -> None:
         self.max_partitions = max_partitions
         self.inserts: list[tuple[str, list[list[Any]], list[str]]] = []
+        self.commands: list[dict[str, Any]] = []  # the parameters of every statement
+
+    def command(self, sql: str, parameters: dict[str, Any]) -> None:
+        self.commands.append(dict(parameters))
 
     def insert(self, table: str, columns: list[list[Any]], **kw: Any) -> None:
         ts = columns[kw["column_names"].index(TABLES[table].partition_column)]
@@ -38,7 +42,8 @@ class RecordingClient:
             msg = "TOO_MANY_PARTS"
             raise RuntimeError(msg)
         assert kw["column_oriented"] is True
-        self.inserts.append((table, columns, kw["column_names"]))
+        # a copy: the sink empties a block it cut once the block is stored
+        self.inserts.append((table, [list(c) for c in columns], kw["column_names"]))
 
 
 def test_month_boundaries_are_utc() -> None:
@@ -95,3 +100,22 @@ def test_the_sink_stores_a_block_spanning_years_in_inserts_the_server_accepts() 
     ids = [i for _, cols, n in client.inserts for i in cols[n.index("reading_id")]]
     assert sorted(ids) == sorted(f"r{i}" for i in range(120))
     assert sink.pending_from(("telemetry.readings", 0)) is None
+
+
+def test_windows_stored_in_several_inserts_refresh_the_rollups_of_every_block() -> None:
+    settings = load_settings({}, sink_max_partitions_per_insert=1)
+    client = RecordingClient(max_partitions=1)
+    sink = ClickHouseSink(client, settings, clock=lambda: 0.0)
+    names = sink.column_names("aggregates")
+    starts = monthly_ms(3)  # three months: three inserts
+    columns: list[list[Any]] = [[] for _ in names]
+    for start in starts:
+        row = {"window_start": start, "window_end": start + 60_000, "window_size": "1m"}
+        for c, name in enumerate(names):
+            columns[c].append(row.get(name, "d" if name.endswith("_id") else 0))
+    sink.add("aggregates", columns, ("telemetry.aggregates", 0), first_offset=0)
+    sink.flush("aggregates")
+    assert len(client.inserts) == 3
+    for start in starts:  # each window's hour and day are recomputed
+        covering = [p for p in client.commands if p["lo"] <= start < p["hi"]]
+        assert {p["label"] for p in covering} == {"1h", "1d"}, start
