@@ -38,6 +38,7 @@ from pydantic import SecretStr
 
 from core.errors import EnviroStreamError
 from schemas._registry import SchemaRegistryClient, SchemaRegistryError
+from schemas.flat_encoder import FastEncode, flat_encoder
 from schemas.reading_decoder import FastDecode, reading_decoder
 
 __all__ = [
@@ -66,6 +67,7 @@ SINGLE_OBJECT_MARKER = b"\xc3\x01"
 CONFLUENT_MAGIC = b"\x00"
 _SO_HEADER = 10  # marker + fingerprint
 _CF_HEADER = 5  # magic + schema id
+FLAT_BATCH = 256  # records from which a flat schema is written column-wise (schemas/flat_encoder)
 
 
 # -- errors -----------------------------------------------------------------------------------
@@ -210,6 +212,7 @@ class AvroCodec:
         if registry is None and registry_url:
             registry = SchemaRegistryClient(registry_url)  # no auth file / TLS options
         self._registry = registry
+        self._flat: dict[str, FastEncode | None] = {}  # name -> column-wise encoder, if flat
         self._fast: dict[str, FastDecode] = {}  # name -> specialised decoder of the current
         for name in SCHEMA_NAMES:
             self._set_current(load_schema(name))
@@ -230,6 +233,7 @@ class AvroCodec:
         self._current[name] = schema
         self._parsed[name] = _parse(schema)
         self._headers[name] = SINGLE_OBJECT_MARKER + self.register(schema).to_bytes(8, "little")
+        self._flat[name] = flat_encoder(schema)
         fast = reading_decoder(schema) if name == "UniversalSensorReading" else None
         if fast is not None:
             self._fast[name] = fast
@@ -272,6 +276,14 @@ class AvroCodec:
         """
         parsed = self._reader(name)
         header = self._confluent_header(name) if self._registry else self._headers[name]
+        flat = self._flat.get(name)
+        if (
+            flat is not None
+            and isinstance(records, Sequence)
+            and len(records) >= FLAT_BATCH
+            and (written := flat(records, header)) is not None  # None: fastavro decides
+        ):
+            return written
         out: list[bytes] = []
         append = out.append
         for record in records:
