@@ -10,6 +10,7 @@ commits on its own schedule (docs/design.md, "The worker process").
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -28,7 +29,7 @@ from streams.worker import PipelineWorker
 from topics import ALERTS_FEEDBACK, READINGS
 from topics.kafka_config import aiokafka_kwargs
 
-__all__ = ["INPUT_TOPICS", "consume", "split_by_topic"]
+__all__ = ["COMMIT_TIMEOUT_SECONDS", "INPUT_TOPICS", "bounded_commit", "consume", "split_by_topic"]
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,28 @@ def split_by_topic(batches: dict[Any, list[Any]]) -> dict[str, list[InputRecord]
             for m in messages
         )
     return by_topic
+
+
+COMMIT_TIMEOUT_SECONDS = 5.0
+"""How long an offset commit may take. aiokafka retries a commit until the group's
+coordinator answers, so with the broker away it would wait for the broker's return while the
+worker's lock is held: no flush, no outage reported."""
+
+
+async def bounded_commit(consumer: Any, offsets: dict[TP, int], timeout: float) -> None:
+    """Commit ``offsets`` through ``consumer`` (an ``AIOKafkaConsumer``) within ``timeout``
+    seconds; raises :class:`CommitUnavailableError` when the broker refuses or does not
+    answer in time (the worker counts it as a broker outage and commits the same offsets
+    later)."""
+    request = {TopicPartition(tp.topic, tp.partition): o for tp, o in offsets.items()}
+    try:
+        await asyncio.wait_for(consumer.commit(request), timeout)
+    except TimeoutError as exc:
+        msg = f"offset commit not answered within {timeout:g} s"
+        raise CommitUnavailableError(msg) from exc
+    except KafkaError as exc:  # broker away or group rebalancing: try again later
+        msg = f"offset commit failed: {exc!r}"
+        raise CommitUnavailableError(msg) from exc
 
 
 class _Rebalance(ConsumerRebalanceListener):
@@ -107,13 +130,7 @@ async def consume(
     consumer.subscribe(INPUT_TOPICS, listener=_Rebalance(worker))
 
     async def commit(offsets: dict[TP, int]) -> None:
-        try:
-            await consumer.commit(
-                {TopicPartition(tp.topic, tp.partition): o for tp, o in offsets.items()}
-            )
-        except KafkaError as exc:  # broker away or group rebalancing: try again later
-            msg = f"offset commit failed: {exc!r}"
-            raise CommitUnavailableError(msg) from exc
+        await bounded_commit(consumer, offsets, COMMIT_TIMEOUT_SECONDS)
 
     w.bind_commit(commit)
     await consumer.start()
