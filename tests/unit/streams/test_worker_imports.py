@@ -32,3 +32,24 @@ def test_the_worker_and_its_default_detection_do_not_import_river() -> None:
 def test_the_hst_window_model_still_imports_it_when_chosen() -> None:
     code = "from streams.detect import WindowHST\nWindowHST().learn_one({'a': 1.0}, 0)"
     assert "river" in _loaded_after(code)
+
+
+def test_an_insert_into_the_store_does_not_import_pandas() -> None:
+    # clickhouse-connect checks each insert's data against pandas' DataFrame, importing it
+    code = (
+        "import sinks.client\n"
+        "from clickhouse_connect.datatypes.registry import get_from_name\n"
+        "from clickhouse_connect.driver.insert import InsertContext\n"
+        "ctx = InsertContext('t', ['a'], [get_from_name('Int64')], data=[[1], [2]])\n"
+        "assert ctx.row_count == 2"
+    )
+    assert _loaded_after(code) == []
+
+
+def test_without_the_client_module_the_same_insert_imports_it() -> None:
+    code = (
+        "from clickhouse_connect.datatypes.registry import get_from_name\n"
+        "from clickhouse_connect.driver.insert import InsertContext\n"
+        "InsertContext('t', ['a'], [get_from_name('Int64')], data=[[1], [2]])"
+    )
+    assert "pandas" in _loaded_after(code)
