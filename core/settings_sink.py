@@ -49,7 +49,8 @@ class SinkSettings(BaseSettings):
     sink_pipelined: bool = Field(
         default=True,
         description="Write to the store in the background while the worker goes on with "
-        "its input (one round of inserts at a time; offsets commit only behind stored rows). "
+        "its input (one round of inserts at a time for the readings, one for the other "
+        "tables; offsets commit only behind stored rows). "
         "false: the input waits for every round of inserts.",
     )
     sink_max_buffered_rows: int = Field(

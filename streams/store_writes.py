@@ -10,8 +10,11 @@ worker's lock is held by the caller.
 With ``ENVIROSTREAM_SINK_PIPELINED`` (the default) a round of writes runs in the
 background while the worker goes on with its input: the round takes the due tables' rows
 (:meth:`sinks.base.BatchingSink.begin_flush`), and their input offsets, and the windows to
-correct, stay held until it ends, so a commit meanwhile never passes them. One round at a
-time: a flush asked for while one runs waits for the next call, a forced one waits for it.
+correct, stay held until it ends, so a commit meanwhile never passes them. The tables
+write in two lanes, one round at a time in each: the readings (with the windows they
+correct), and the other tables. So a tick's readings never wait behind the minute's
+aggregates and their rollup refresh. A flush asked for while a lane's round runs leaves
+that lane's tables for the next call; a forced one waits for both lanes, then writes.
 """
 
 from __future__ import annotations
@@ -38,6 +41,11 @@ READINGS_TABLE = "readings"
 EVENT_TIME = {READINGS_TABLE: "ts", **{s.table: s.event_time for s in STORED_TOPICS}}
 
 
+def _lane(table: str) -> int:
+    """The lane of ``table``'s writes: 0 for the readings, 1 for every other table."""
+    return 0 if table == READINGS_TABLE else 1
+
+
 class StoreWrites:
     """Flushes the sink's tables for one worker, through outages of the store."""
 
@@ -60,7 +68,8 @@ class StoreWrites:
             cap=settings.sink_retry_max_seconds,
             waiting="inserts are retried",
         )
-        self._round: asyncio.Task[None] | None = None  # the writes in the background
+        # the writes in the background: one round per lane (_lane), or none
+        self._rounds: dict[int, asyncio.Task[None]] = {}
 
     def due(self) -> Sequence[str]:
         """The tables whose rows reached ``ENVIROSTREAM_SINK_BATCH_ROWS`` or
@@ -71,11 +80,10 @@ class StoreWrites:
     async def flush(self, now_s: float, *, force: bool) -> None:
         """Write the due tables (all when ``force``), unless the store is in its backoff;
         the readings first when windows wait to be corrected. A failure stops the round:
-        the other tables wait for the next attempt. Pipelined, the round runs in the
-        background (none starts while one runs); ``force`` waits for it and writes."""
-        if self.writing():
-            if not force:
-                return
+        the other tables wait for the next attempt. Pipelined, each lane's round runs in
+        the background (none starts in a lane while one runs there); ``force`` waits for
+        both and writes."""
+        if force and self.writing():
             await self.settle()
         self._ended()
         if not (force or self.outage.ready()):
@@ -83,33 +91,42 @@ class StoreWrites:
         due = self.sink.tables if force else self.due()
         if self.corrections.pending and READINGS_TABLE not in due:
             due = [READINGS_TABLE, *due]  # windows to correct wait on that flush
-        if not due:
-            return
         if force or not self.settings.sink_pipelined:
-            await self._write_round(due, now_s)
-        else:
-            self._round = asyncio.create_task(self._write_round(due, now_s))
+            if due:
+                await self._write_round(due, now_s)
+            return
+        for lane in (0, 1):
+            tables = [t for t in due if _lane(t) == lane]
+            if tables and lane not in self._rounds:
+                self._rounds[lane] = asyncio.create_task(self._write_round(tables, now_s))
 
     def writing(self) -> bool:
-        """Whether a round of writes runs in the background."""
-        return self._round is not None and not self._round.done()
+        """Whether a round of writes runs in the background (in either lane)."""
+        return any(not r.done() for r in self._rounds.values())
+
+    def startable(self) -> bool:
+        """Whether a due table's lane has no round running (a flush would write it)."""
+        running = {lane for lane, r in self._rounds.items() if not r.done()}
+        return any(_lane(t) not in running for t in self.due())
 
     async def settle(self, timeout: float | None = None) -> None:
-        """Wait for the round of writes in the background, if any (its rows durable or put
-        back to wait); raises what the round raised (a fault, not a failed write)."""
-        round_ = self._round
-        if round_ is None:
+        """Wait for the rounds of writes in the background, if any (their rows durable or
+        put back to wait); raises what a round raised (a fault, not a failed write)."""
+        rounds = list(self._rounds.values())
+        if not rounds:
             return
         try:
-            await asyncio.wait_for(asyncio.shield(round_), timeout)
+            gathered = asyncio.gather(*rounds, return_exceptions=True)
+            await asyncio.wait_for(asyncio.shield(gathered), timeout)
         finally:
-            if round_.done() and self._round is round_:
-                self._round = None  # what it raised is raised here, once
+            self._ended()  # what a round raised is raised here, once
 
     def _ended(self) -> None:
-        """Forget the ended round; a fault in it (not a failed write) is raised here."""
-        if self._round is not None and self._round.done():
-            round_, self._round = self._round, None
+        """Forget the ended rounds; a fault in one (not a failed write) is raised here."""
+        ended = [(lane, r) for lane, r in self._rounds.items() if r.done()]
+        for lane, _ in ended:
+            del self._rounds[lane]
+        for _, round_ in ended:
             round_.result()
 
     async def _write_round(self, due: Sequence[str], now_s: float) -> None:

@@ -262,7 +262,7 @@ class PipelineWorker:
         flushes itself). A timer calls this every ``SINK_FLUSH_CHECK_SECONDS``: between
         batches, rows wait ``ENVIROSTREAM_SINK_BATCH_SECONDS``, not up to the housekeeping
         interval more. Returns whether it flushed."""
-        if self.lock.locked() or self.writes.writing() or not self.writes.due():
+        if self.lock.locked() or not self.writes.startable():
             return False
         async with self.lock:
             await self.flush_and_commit(force=False)

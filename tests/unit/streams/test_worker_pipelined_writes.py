@@ -339,3 +339,73 @@ def test_rows_stored_before_a_failed_correction_are_counted_and_released() -> No
     assert stored == 1  # the insert succeeded: its row is counted
     assert worker.corrections.pending == 1  # the window waits for the next round
     assert sink.pending_from((TOPIC, 0)) is None  # the row itself is not written again
+
+
+class SlowTableSink(FlakySink):
+    """Writes of :attr:`slow` wait for :attr:`gate`, as the minute's aggregates wait for
+    their insert and rollup refresh; the other tables' writes go straight through."""
+
+    def __init__(self, slow: str) -> None:
+        super().__init__()
+        self.slow = slow
+        self.gate = threading.Event()
+        self.started = threading.Event()
+
+    def write(self, b: SinkBatch) -> None:
+        if b.table == self.slow:
+            self.started.set()
+            assert self.gate.wait(10), "the test never opened the gate"
+        super().write(b)
+
+
+def test_readings_are_written_while_the_aggregates_round_is_still_running() -> None:
+    sink = SlowTableSink("aggregates")
+    worker, commits = pipelined(sink)
+
+    async def day() -> None:
+        sink.add("aggregates", [["d"], [60_000], [3]], (TOPIC, 0), 0)
+        await worker.writes.flush(0.0, force=False)
+        assert await asyncio.to_thread(sink.started.wait, 5), "no aggregates write started"
+        assert worker.writes.writing()
+        # A tick's readings come in: their round starts and ends beside the slow one.
+        await worker.on_readings(batch(range(3)))
+        for _ in range(500):
+            if ids(sink) == ["d@0", "d@1000", "d@2000"]:
+                break
+            await asyncio.sleep(0.01)
+        assert ids(sink) == ["d@0", "d@1000", "d@2000"]
+        assert "aggregates" not in sink.stored
+        # The aggregate row still holds offset 0 of the input: no commit passes it.
+        assert sink.pending_from((TOPIC, 0)) == 0
+        worker._last_commit = float("-inf")
+        await worker.commit()
+        assert all(c.get(TP(TOPIC, 0), 0) == 0 for c in commits)
+        assert not worker.writes.startable()  # nothing due in a free lane
+
+        sink.gate.set()
+        await worker.writes.settle(5)
+        assert sink.stored["aggregates"] == [{"device_id": "d", "window_end": 60_000, "count": 3}]
+        assert sink.pending_from((TOPIC, 0)) is None
+        await worker.flush_and_commit(force=True)
+        assert commits[-1] == {TP(TOPIC, 0): 2}  # reading 2's window is still open
+
+    asyncio.run(day())
+
+
+def test_a_table_is_never_written_by_two_rounds_at_once() -> None:
+    sink = SlowTableSink("readings")
+    worker, _ = pipelined(sink)
+
+    async def day() -> None:
+        await worker.on_readings(batch(range(2)))
+        assert await asyncio.to_thread(sink.started.wait, 5), "no readings write started"
+        await worker.on_readings(batch(range(2, 4)))  # due too, but its lane is busy
+        assert sink.buffered("readings") == 4  # 2 in flight + 2 waiting
+        assert not worker.writes.startable()
+        sink.gate.set()
+        await worker.writes.settle(5)
+        assert ids(sink) == ["d@0", "d@1000"]
+        await worker.flush_and_commit(force=True)
+        assert ids(sink) == [f"d@{i * 1000}" for i in range(4)]
+
+    asyncio.run(day())
